@@ -1,0 +1,41 @@
+# retina — two commands do everything: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROTO_SRC := $(wildcard protos/retina/v1/*.proto)
+
+export YOLO_OFFLINE ?= 1
+export YOLO_AUTOINSTALL ?= 0
+export YOLO_CONFIG_DIR ?= $(CURDIR)/var/ultralytics
+
+.PHONY: setup demo test lint protos check-protos clean
+
+setup: $(STAMP)
+
+# Debian packages for the test RTSP server (GStreamer), installed when we are root on Debian;
+# then the virtual environment with everything the project needs. Idempotent.
+$(STAMP): pyproject.toml constraints.txt
+	@bash scripts/bootstrap-system.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/retina demo
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -ra tests
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Regenerate the gRPC code from protos/ (checked in; tests/test_protos.py checks it is current).
+protos: setup
+	$(BIN)/python -m services.core.protogen
+
+clean:
+	rm -rf var

@@ -1,0 +1,472 @@
+"""The plug-in contract every urban-management rule implements, and the pieces rules share.
+
+An algorithm is a class with a ``manifest`` (name, version, typed parameters, the object families
+it needs) that consumes one :class:`AnalysedFrame` at a time — the shared detection and tracking
+pass of a camera — and emits :class:`IncidentEvent` objects through the new → update → end
+lifecycle of :class:`IncidentLifecycle`. Plug-ins are found through the ``retina.algorithms``
+entry-point group, so a department can install its own package without touching ``services/``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from functools import cache
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, Literal
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENTRY_POINT_GROUP = "retina.algorithms"
+INCIDENT_NAMESPACE = uuid.UUID("6f1c1f9e-2f4e-4d3b-9a57-0c7d1a1e5b21")
+
+EventKind = Literal["new", "update", "end"]
+
+# ---------------------------------------------------------------------------------------------
+# Configuration pieces shared by every algorithm
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_local_time(value: str) -> time:
+    """Parse "HH:MM" into a time; raises ValueError with an actionable message."""
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
+    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+        raise ValueError(f"{value!r} is not a time of day; use HH:MM, e.g. 07:00")
+    return time(int(match[1]), int(match[2]))
+
+
+class ActiveHours(BaseModel):
+    """Local hours in which a rule raises new incidents; ``end`` before ``start`` wraps midnight."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: str
+    end: str
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        parse_local_time(value)
+        return value
+
+    def contains(self, moment: datetime) -> bool:
+        """Whether a timezone-aware moment falls inside the hours (in the moment's own timezone)."""
+        start, end, now = parse_local_time(self.start), parse_local_time(self.end), moment.time()
+        if start == end:
+            return True
+        if start < end:
+            return start <= now < end
+        return now >= start or now < end
+
+
+class Zone(BaseModel):
+    """A named polygon in normalised image coordinates (0..1, origin top-left)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+    polygon: list[tuple[float, float]]
+
+    @field_validator("polygon", mode="before")
+    @classmethod
+    def _points(cls, value: Any) -> Any:
+        # Accept [[x, y], ...] (YAML) and [{x:, y:}, ...] (gRPC, which omits zero coordinates).
+        if isinstance(value, list):
+            return [(p.get("x", 0.0), p.get("y", 0.0)) if isinstance(p, dict) else p for p in value]
+        return value
+
+    @field_validator("polygon")
+    @classmethod
+    def _valid_polygon(cls, points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        if len(points) < 3:
+            raise ValueError("needs at least 3 points")
+        for i, (x, y) in enumerate(points):
+            if not (0 <= x <= 1 and 0 <= y <= 1):
+                raise ValueError(
+                    f"point {i} ({x}, {y}) is outside the image; use normalised coordinates from 0 to 1"
+                )
+        if polygon_area(points) < 1e-6:
+            raise ValueError("has no area (are the points on one line?)")
+        return points
+
+    def contains(self, x: float, y: float) -> bool:
+        """Whether the normalised point lies inside the polygon (ray casting)."""
+        return point_in_polygon(x, y, self.polygon)
+
+
+def polygon_area(points: list[tuple[float, float]]) -> float:
+    """Absolute area of a simple polygon (shoelace formula)."""
+    area = 0.0
+    for (x1, y1), (x2, y2) in zip(points, points[1:] + points[:1], strict=True):
+        area += x1 * y2 - x2 * y1
+    return abs(area) / 2
+
+
+def point_in_polygon(x: float, y: float, points: list[tuple[float, float]]) -> bool:
+    """Ray-casting point-in-polygon test."""
+    inside = False
+    n = len(points)
+    for i in range(n):
+        x1, y1 = points[i]
+        x2, y2 = points[(i + 1) % n]
+        if (y1 > y) != (y2 > y):
+            cross_x = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
+            if x < cross_x:
+                inside = not inside
+    return inside
+
+
+def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Intersection over union of two (x1, y1, x2, y2) boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+class AlgorithmSpec(BaseModel):
+    """One algorithm enabled on a camera, as written in the configuration."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    zones: list[Zone] = Field(default_factory=list)
+    params: dict[str, Any] = Field(default_factory=dict)
+    active_hours: ActiveHours | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        known = available_algorithms()
+        if name not in known:
+            raise ValueError(f"unknown algorithm {name!r} (installed: {', '.join(sorted(known)) or 'none'})")
+        return name
+
+    @field_validator("active_hours", mode="before")
+    @classmethod
+    def _empty_hours(cls, value: Any) -> Any:
+        # An unset ActiveHours arrives from the gRPC Camera message as {} or {start: "", end: ""}.
+        if isinstance(value, dict) and not any(value.values()):
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _unique_zones(self) -> AlgorithmSpec:
+        names = [z.name for z in self.zones]
+        if len(set(names)) != len(names):
+            raise ValueError("zone names must be unique within an algorithm")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# What an algorithm consumes and emits
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrackedObject:
+    """One tracked detection in a frame. ``bbox`` is in pixels (x1, y1, x2, y2)."""
+
+    track_id: int
+    family: str  # "vehicle", "person", or the detector's class name for other classes
+    class_name: str
+    confidence: float
+    bbox: tuple[float, float, float, float]
+
+
+@dataclass
+class AnalysedFrame:
+    """One sampled frame of a camera after the shared detection and tracking pass."""
+
+    camera_id: str
+    timestamp: float  # seconds since the epoch, derived from stream timestamps
+    image: np.ndarray  # BGR
+    objects: list[TrackedObject]
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    def normalise(self, bbox: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        """A pixel box in normalised coordinates, clipped to the image."""
+        w, h = self.width, self.height
+        x1, y1, x2, y2 = bbox
+        return (
+            min(max(x1 / w, 0.0), 1.0),
+            min(max(y1 / h, 0.0), 1.0),
+            min(max(x2 / w, 0.0), 1.0),
+            min(max(y2 / h, 0.0), 1.0),
+        )
+
+
+@dataclass
+class Snapshot:
+    """Evidence for an incident: the frame, the object's pixel box and the zone it was in."""
+
+    image: np.ndarray
+    bbox: tuple[float, float, float, float]
+    zone_polygon: list[tuple[float, float]]
+    timestamp: float
+
+
+@dataclass
+class IncidentEvent:
+    """One lifecycle event of an incident, as an algorithm emits it (the worker adds camera facts)."""
+
+    event: EventKind
+    incident_id: str
+    revision: int
+    algorithm: str
+    algorithm_version: str
+    zone: str
+    started_at: float
+    last_seen_at: float
+    ended_at: float | None
+    dwell_seconds: float
+    bbox: tuple[float, float, float, float]  # normalised
+    confidence: float
+    track_id: int
+    end_reason: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    snapshot: Snapshot | None = None  # set when the evidence is new or better than before
+
+
+@dataclass(frozen=True)
+class AlgorithmManifest:
+    """What a plug-in is: its name, version, parameter schema and the object families it needs."""
+
+    name: str
+    version: str
+    params_model: type[BaseModel]
+    families: frozenset[str]
+    description: str
+    requires_zones: bool = True
+
+
+@dataclass(frozen=True)
+class CameraContext:
+    """The facts about its camera an algorithm may use."""
+
+    camera_id: str
+    timezone: ZoneInfo
+
+
+class Algorithm(ABC):
+    """Base class of every rule. Subclasses set ``manifest`` and implement ``process``."""
+
+    manifest: ClassVar[AlgorithmManifest]
+
+    def __init__(
+        self, camera: CameraContext, zones: list[Zone], params: BaseModel, active_hours: ActiveHours | None
+    ):
+        self.camera = camera
+        self.zones = zones
+        self.params = params
+        self.active_hours = active_hours
+
+    @classmethod
+    def from_spec(cls, camera: CameraContext, spec: AlgorithmSpec) -> Algorithm:
+        """Build the algorithm from a validated spec (parameters are validated again, cheaply)."""
+        params = cls.manifest.params_model.model_validate(spec.params)
+        return cls(camera, spec.zones, params, spec.active_hours)
+
+    def is_active(self, timestamp: float) -> bool:
+        """Whether the rule may open incidents at this moment (its active hours, camera timezone)."""
+        if self.active_hours is None:
+            return True
+        return self.active_hours.contains(datetime.fromtimestamp(timestamp, self.camera.timezone))
+
+    @abstractmethod
+    def process(self, frame: AnalysedFrame) -> list[IncidentEvent]:
+        """Consume one analysed frame; return the incident events it causes (often none)."""
+
+    @abstractmethod
+    def finish(self, timestamp: float, reason: str) -> list[IncidentEvent]:
+        """End every open incident (end of a file, camera removed); return the end events."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Incident lifecycle shared by all algorithms
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _OpenIncident:
+    incident_id: str
+    zone: str
+    track_id: int
+    started_at: float
+    last_seen_at: float
+    bbox: tuple[float, float, float, float]
+    confidence: float
+    best_confidence: float
+    last_emitted_at: float
+    revision: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class IncidentLifecycle:
+    """Opens, updates and ends incidents so each situation is one incident with new/update/end events.
+
+    An update is emitted when ``update_interval_seconds`` of stream time has passed since the last
+    event, or when clearly better evidence (confidence up by ``better_snapshot_margin``) appears.
+    """
+
+    def __init__(
+        self,
+        camera_id: str,
+        manifest: AlgorithmManifest,
+        update_interval_seconds: float,
+        better_snapshot_margin: float = 0.1,
+    ):
+        self.camera_id = camera_id
+        self.manifest = manifest
+        self.update_interval_seconds = update_interval_seconds
+        self.better_snapshot_margin = better_snapshot_margin
+        self._open: dict[Any, _OpenIncident] = {}
+
+    def is_open(self, key: Any) -> bool:
+        return key in self._open
+
+    def open_keys(self) -> list[Any]:
+        return list(self._open)
+
+    def make_id(self, zone: str, track_id: int, started_at: float) -> str:
+        """A stable id for one stay: the same inputs always give the same id."""
+        name = f"{self.camera_id}/{self.manifest.name}/{zone}/{track_id}/{round(started_at * 1000)}"
+        return str(uuid.uuid5(INCIDENT_NAMESPACE, name))
+
+    def open(
+        self,
+        key: Any,
+        *,
+        zone: str,
+        track_id: int,
+        started_at: float,
+        now: float,
+        bbox: tuple[float, float, float, float],
+        confidence: float,
+        snapshot: Snapshot,
+        details: dict[str, Any] | None = None,
+    ) -> IncidentEvent:
+        """Open an incident and return its ``new`` event."""
+        incident = _OpenIncident(
+            incident_id=self.make_id(zone, track_id, started_at),
+            zone=zone,
+            track_id=track_id,
+            started_at=started_at,
+            last_seen_at=now,
+            bbox=bbox,
+            confidence=confidence,
+            best_confidence=confidence,
+            last_emitted_at=now,
+            details=dict(details or {}),
+        )
+        self._open[key] = incident
+        return self._event("new", incident, snapshot=snapshot)
+
+    def observe(
+        self,
+        key: Any,
+        *,
+        now: float,
+        bbox: tuple[float, float, float, float],
+        confidence: float,
+        snapshot: Snapshot | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> IncidentEvent | None:
+        """Record that the situation continues; return an ``update`` event when one is due."""
+        incident = self._open[key]
+        incident.last_seen_at = now
+        incident.bbox = bbox
+        incident.confidence = confidence
+        if details:
+            incident.details.update(details)
+        better = confidence >= incident.best_confidence + self.better_snapshot_margin
+        due = now - incident.last_emitted_at >= self.update_interval_seconds
+        if not (better or due):
+            return None
+        if better:
+            incident.best_confidence = confidence
+        incident.revision += 1
+        incident.last_emitted_at = now
+        return self._event("update", incident, snapshot=snapshot if better else None)
+
+    def close(self, key: Any, *, ended_at: float, reason: str) -> IncidentEvent:
+        """End an incident and return its ``end`` event."""
+        incident = self._open.pop(key)
+        incident.revision += 1
+        return self._event("end", incident, ended_at=ended_at, end_reason=reason)
+
+    def close_all(self, *, ended_at: float, reason: str) -> list[IncidentEvent]:
+        return [self.close(key, ended_at=ended_at, reason=reason) for key in list(self._open)]
+
+    def _event(
+        self,
+        kind: EventKind,
+        incident: _OpenIncident,
+        *,
+        snapshot: Snapshot | None = None,
+        ended_at: float | None = None,
+        end_reason: str | None = None,
+    ) -> IncidentEvent:
+        return IncidentEvent(
+            event=kind,
+            incident_id=incident.incident_id,
+            revision=incident.revision,
+            algorithm=self.manifest.name,
+            algorithm_version=self.manifest.version,
+            zone=incident.zone,
+            started_at=incident.started_at,
+            last_seen_at=incident.last_seen_at,
+            ended_at=ended_at,
+            dwell_seconds=round((ended_at or incident.last_seen_at) - incident.started_at, 3),
+            bbox=incident.bbox,
+            confidence=round(incident.confidence, 4),
+            track_id=incident.track_id,
+            end_reason=end_reason,
+            details=dict(incident.details),
+            snapshot=snapshot,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Discovery
+# ---------------------------------------------------------------------------------------------
+
+
+@cache
+def available_algorithms() -> dict[str, type[Algorithm]]:
+    """Every installed algorithm plug-in, by name (entry-point group ``retina.algorithms``)."""
+    found: dict[str, type[Algorithm]] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        cls = entry.load()
+        if not (isinstance(cls, type) and issubclass(cls, Algorithm)):
+            raise TypeError(f"entry point {entry.name!r} ({entry.value}) is not an Algorithm subclass")
+        found[cls.manifest.name] = cls
+    return found
+
+
+def validate_algorithm_params(spec: AlgorithmSpec) -> list[str]:
+    """Check a spec against its plug-in's manifest; return ``field: message`` lines (empty if valid)."""
+    cls = available_algorithms()[spec.name]
+    errors: list[str] = []
+    try:
+        cls.manifest.params_model.model_validate(spec.params)
+    except ValidationError as exc:
+        for item in exc.errors():
+            path = ".".join(str(p) for p in item["loc"])
+            message = item["msg"].removeprefix("Value error, ")
+            if item["type"] == "extra_forbidden":
+                message = f"unknown parameter for {spec.name} (check the spelling)"
+            errors.append(f"params.{path}: {message}")
+    if cls.manifest.requires_zones and not spec.zones:
+        errors.append(f"zones: {spec.name} needs at least one zone")
+    return errors

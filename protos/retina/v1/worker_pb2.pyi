@@ -1,0 +1,87 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from retina.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CameraState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CAMERA_STATE_UNSPECIFIED: _ClassVar[CameraState]
+    CAMERA_STATE_STARTING: _ClassVar[CameraState]
+    CAMERA_STATE_ONLINE: _ClassVar[CameraState]
+    CAMERA_STATE_OFFLINE: _ClassVar[CameraState]
+    CAMERA_STATE_STALLED: _ClassVar[CameraState]
+    CAMERA_STATE_STOPPED: _ClassVar[CameraState]
+CAMERA_STATE_UNSPECIFIED: CameraState
+CAMERA_STATE_STARTING: CameraState
+CAMERA_STATE_ONLINE: CameraState
+CAMERA_STATE_OFFLINE: CameraState
+CAMERA_STATE_STALLED: CameraState
+CAMERA_STATE_STOPPED: CameraState
+
+class AssignCameraRequest(_message.Message):
+    __slots__ = ("camera",)
+    CAMERA_FIELD_NUMBER: _ClassVar[int]
+    camera: _common_pb2.Camera
+    def __init__(self, camera: _Optional[_Union[_common_pb2.Camera, _Mapping]] = ...) -> None: ...
+
+class AssignCameraResponse(_message.Message):
+    __slots__ = ("status",)
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    status: CameraStatus
+    def __init__(self, status: _Optional[_Union[CameraStatus, _Mapping]] = ...) -> None: ...
+
+class ReleaseCameraRequest(_message.Message):
+    __slots__ = ("camera_id",)
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    camera_id: str
+    def __init__(self, camera_id: _Optional[str] = ...) -> None: ...
+
+class ReleaseCameraResponse(_message.Message):
+    __slots__ = ("released",)
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
+    released: bool
+    def __init__(self, released: _Optional[bool] = ...) -> None: ...
+
+class GetStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CameraStatus(_message.Message):
+    __slots__ = ("camera_id", "state", "reason", "since", "last_frame_at", "frames_decoded", "frames_analysed", "reconnects")
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    LAST_FRAME_AT_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_DECODED_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_ANALYSED_FIELD_NUMBER: _ClassVar[int]
+    RECONNECTS_FIELD_NUMBER: _ClassVar[int]
+    camera_id: str
+    state: CameraState
+    reason: str
+    since: _timestamp_pb2.Timestamp
+    last_frame_at: _timestamp_pb2.Timestamp
+    frames_decoded: int
+    frames_analysed: int
+    reconnects: int
+    def __init__(self, camera_id: _Optional[str] = ..., state: _Optional[_Union[CameraState, str]] = ..., reason: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_frame_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., frames_decoded: _Optional[int] = ..., frames_analysed: _Optional[int] = ..., reconnects: _Optional[int] = ...) -> None: ...
+
+class WorkerStatus(_message.Message):
+    __slots__ = ("worker_id", "model", "cameras", "outbox_pending")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CAMERAS_FIELD_NUMBER: _ClassVar[int]
+    OUTBOX_PENDING_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    model: str
+    cameras: _containers.RepeatedCompositeFieldContainer[CameraStatus]
+    outbox_pending: int
+    def __init__(self, worker_id: _Optional[str] = ..., model: _Optional[str] = ..., cameras: _Optional[_Iterable[_Union[CameraStatus, _Mapping]]] = ..., outbox_pending: _Optional[int] = ...) -> None: ...

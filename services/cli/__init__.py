@@ -1,0 +1,236 @@
+"""The ``retina`` command line: run the cluster, its services, one-off analysis and queries."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from services.core.config import ConfigError, LoadedConfig, load_config
+from services.core.logs import setup_logging
+
+
+def _load(path: str) -> LoadedConfig:
+    """Load a config; report rejected cameras on stderr and carry on with the others."""
+    loaded = load_config(path)
+    for line in loaded.camera_errors:
+        print(f"config error (camera skipped): {line}", file=sys.stderr)
+    return loaded
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    loaded = _load(args.config)
+    print(f"{len(loaded.config.cameras)} camera(s) valid, {len(loaded.camera_errors)} error(s)")
+    return 1 if loaded.camera_errors else 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from services.cli.analyze import analyze
+
+    loaded = _load(args.config)
+    cameras = loaded.config.cameras
+    if args.camera:
+        cameras = [c for c in cameras if c.id == args.camera]
+        if not cameras:
+            raise ConfigError([f"--camera: no valid camera {args.camera!r} in {args.config}"])
+    if not cameras:
+        raise ConfigError([f"{args.config}: no valid camera to take the algorithms and zones from"])
+    media_dir = Path(args.media_dir) if args.media_dir else None
+    return analyze(loaded.config, cameras[0], args.source, args.duration, media_dir)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from services.worker.service import run_worker
+
+    setup_logging("worker", args.log_level)
+    config = _load(args.config).config
+    if args.nats_url:
+        config.nats.url = args.nats_url
+    run_worker(config, Path(args.data_dir), f"127.0.0.1:{args.grpc_port}", args.metrics_port, args.worker_id)
+    return 0
+
+
+def cmd_incidents_serve(args: argparse.Namespace) -> int:
+    from services.incidents.service import run_incident_store
+
+    setup_logging("incidents", args.log_level)
+    run_incident_store(Path(args.data_dir), args.nats_url, f"127.0.0.1:{args.grpc_port}", args.metrics_port)
+    return 0
+
+
+def cmd_incidents_list(args: argparse.Namespace) -> int:
+    import grpc
+    from google.protobuf import json_format
+
+    from retina.v1 import incidents_pb2, incidents_pb2_grpc
+
+    with grpc.insecure_channel(args.address) as channel:
+        reply = incidents_pb2_grpc.IncidentServiceStub(channel).ListIncidents(
+            incidents_pb2.ListIncidentsRequest(camera_id=args.camera, state=args.state, limit=args.limit),
+            timeout=10,
+        )
+    for incident in reply.incidents:
+        if args.json:
+            data = json_format.MessageToDict(incident, preserving_proto_field_name=True)
+            data.pop("message_json", None)
+            print(json.dumps(data, ensure_ascii=False))
+        else:
+            print(
+                f"{incident.started_at.ToDatetime():%Y-%m-%d %H:%M:%S}Z  {incident.state:6}  "
+                f"{incident.dispatch_status:6}  {incident.camera_id:12} {incident.algorithm:16} "
+                f"zone={incident.zone:10} dwell={incident.dwell_seconds:6.1f}s  {incident.id}"
+            )
+    return 0
+
+
+def cmd_incidents_close(args: argparse.Namespace) -> int:
+    import grpc
+
+    from retina.v1 import incidents_pb2, incidents_pb2_grpc
+
+    with grpc.insecure_channel(args.address) as channel:
+        incident = incidents_pb2_grpc.IncidentServiceStub(channel).CloseIncident(
+            incidents_pb2.CloseIncidentRequest(id=args.id, closed_by=args.by, note=args.note), timeout=10
+        )
+    print(f"closed {incident.id} ({incident.camera_id}, {incident.algorithm}) by {incident.closed_by}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import grpc
+
+    from retina.v1 import worker_pb2, worker_pb2_grpc
+
+    with grpc.insecure_channel(args.address) as channel:
+        status = worker_pb2_grpc.WorkerServiceStub(channel).GetStatus(worker_pb2.GetStatusRequest(), timeout=10)
+    print(f"worker {status.worker_id}  model={status.model}  outbox_pending={status.outbox_pending}")
+    for camera in status.cameras:
+        state = worker_pb2.CameraState.Name(camera.state).removeprefix("CAMERA_STATE_").lower()
+        print(
+            f"  {camera.camera_id:14} {state:8} decoded={camera.frames_decoded:<7} "
+            f"analysed={camera.frames_analysed:<6} reconnects={camera.reconnects:<3} {camera.reason}"
+        )
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from services.cli.cluster import ClusterPorts, LocalCluster
+
+    setup_logging("retina-up", args.log_level)
+    loaded = _load(args.config)
+    ports = ClusterPorts(
+        nats=args.nats_port, worker_grpc=args.worker_port, incidents_grpc=args.incidents_port
+    )
+    cluster = LocalCluster(Path(args.config).resolve(), Path(args.data_dir).resolve(), ports)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        cluster.start(loaded.config.cameras)
+        print(
+            f"retina is up: NATS {cluster.nats_url}, worker {cluster.worker_address}, "
+            f"incidents {cluster.incidents_address}; logs in {cluster.data_dir / 'logs'}. Ctrl-C stops.",
+            flush=True,
+        )
+        while not stop.wait(1):
+            failed = cluster.failed()
+            if failed:
+                print(f"process exited unexpectedly: {', '.join(failed)}; stopping", file=sys.stderr)
+                return 1
+    finally:
+        cluster.stop()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from services.cli.demo import run_demo
+
+    return run_demo(Path(args.data_dir))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="retina", description=__doc__)
+    parser.add_argument("--log-level", default=os.environ.get("RETINA_LOG_LEVEL", "INFO"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("up", help="run the whole cluster on this machine")
+    p.add_argument("--config", required=True)
+    p.add_argument("--data-dir", default="var")
+    p.add_argument("--nats-port", type=int, default=4222)
+    p.add_argument("--worker-port", type=int, default=50051)
+    p.add_argument("--incidents-port", type=int, default=50052)
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("analyze", help="analyse one file or stream; print incident events as JSON lines")
+    p.add_argument("source", help="file path or rtsp:// / http(s):// URL")
+    p.add_argument("--config", required=True)
+    p.add_argument("--camera", help="camera whose algorithms and zones apply (default: the first)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (live streams)")
+    p.add_argument("--media-dir", help="write snapshot JPEGs here")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("validate", help="check a configuration file")
+    p.add_argument("--config", required=True)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("worker", help="run an analysis worker (cameras are assigned over gRPC)")
+    p.add_argument("--config", required=True)
+    p.add_argument("--data-dir", default="var/worker")
+    p.add_argument("--nats-url")
+    p.add_argument("--grpc-port", type=int, default=50051)
+    p.add_argument("--metrics-port", type=int, default=9101)
+    p.add_argument("--worker-id")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("status", help="show a worker's cameras and their health")
+    p.add_argument("--address", default="127.0.0.1:50051")
+    p.set_defaults(func=cmd_status)
+
+    incidents = sub.add_parser("incidents", help="the incident store").add_subparsers(dest="action", required=True)
+    p = incidents.add_parser("serve", help="run the incident store service")
+    p.add_argument("--data-dir", default="var/incidents")
+    p.add_argument("--nats-url", default="nats://127.0.0.1:4222")
+    p.add_argument("--grpc-port", type=int, default=50052)
+    p.add_argument("--metrics-port", type=int, default=9102)
+    p.set_defaults(func=cmd_incidents_serve)
+    p = incidents.add_parser("list", help="list incidents, newest first")
+    p.add_argument("--address", default="127.0.0.1:50052")
+    p.add_argument("--camera", default="")
+    p.add_argument("--state", default="", choices=["", "open", "ended"])
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_incidents_list)
+    p = incidents.add_parser("close", help="close an incident out (dispatcher)")
+    p.add_argument("id")
+    p.add_argument("--by", required=True, help="who closes it")
+    p.add_argument("--note", default="")
+    p.add_argument("--address", default="127.0.0.1:50052")
+    p.set_defaults(func=cmd_incidents_close)
+
+    p = sub.add_parser("demo", help="start the cluster on a scene and print incidents as they arrive")
+    p.add_argument("--data-dir", default="var/demo")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(f"config error: {line}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        import grpc
+
+        if isinstance(exc, grpc.RpcError):
+            print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+        raise

@@ -1,0 +1,263 @@
+"""Typed cluster configuration (YAML), validated at load with messages an admin can act on.
+
+Shape::
+
+    detector: {model: /models/yolov8n.onnx}     # or RETINA_MODEL
+    defaults: {analysis_fps: 2, timezone: Asia/Shanghai, department: urban-management}
+    cameras:
+      - id: cam-001
+        url: rtsp://127.0.0.1:8554/cam1
+        algorithms:
+          - name: illegal_parking
+            zones: [{name: curb, polygon: [[0, 0.6], [1, 0.6], [1, 1], [0, 1]]}]
+            params: {dwell_seconds: 60}
+
+Each camera is validated on its own: a broken camera is reported (``cameras[2].url: ...``) and
+skipped, the others run. Errors in the cluster-wide sections stop the load.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from algorithms.base import AlgorithmSpec, validate_algorithm_params
+
+# Camera ids and departments become NATS subject tokens and file names.
+TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class ConfigError(ValueError):
+    """A configuration problem; ``errors`` holds one ``path: message`` line per problem."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GeoLocation(StrictModel):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class DetectorConfig(StrictModel):
+    """The shared detector. Thresholds are low on purpose: int8 models score parked cars 0.15–0.4."""
+
+    model: str | None = Field(default=None, description="Path to the weights (.onnx or .pt); or RETINA_MODEL")
+    imgsz: int | None = Field(default=None, ge=32, le=4096, description="Inference size; None: the model's")
+    confidence: float = Field(default=0.1, gt=0, lt=1, description="Detections below this are dropped")
+    device: str = Field(default="cpu", description="'cpu', 'cuda', 'cuda:0', ...")
+    half: bool = Field(default=False, description="FP16 inference (GPU only)")
+
+    def resolved_model(self) -> str:
+        """The model path from the config or RETINA_MODEL; raises ConfigError when neither is set."""
+        model = self.model or os.environ.get("RETINA_MODEL")
+        if not model:
+            raise ConfigError(["detector.model: not set (give a weights path here or in RETINA_MODEL)"])
+        return model
+
+
+class TrackerConfig(StrictModel):
+    """ByteTrack settings. Scores are the detector's; lost time is in seconds, not frames."""
+
+    high_threshold: float = Field(default=0.2, gt=0, lt=1)
+    low_threshold: float = Field(default=0.1, gt=0, lt=1)
+    new_track_threshold: float = Field(default=0.2, gt=0, lt=1)
+    match_threshold: float = Field(default=0.8, gt=0, le=1)
+    lost_seconds: float = Field(default=5.0, gt=0, description="Keep a lost track this long for re-matching")
+
+
+class IngestConfig(StrictModel):
+    """How sources are opened and watched."""
+
+    open_timeout_seconds: float = Field(default=10.0, gt=0)
+    stall_seconds: float = Field(default=10.0, gt=0, description="No frame for this long: reconnect")
+    backoff_initial_seconds: float = Field(default=1.0, gt=0)
+    backoff_max_seconds: float = Field(default=30.0, gt=0)
+
+
+class NatsConfig(StrictModel):
+    url: str = "nats://127.0.0.1:4222"
+
+
+class CameraDefaults(StrictModel):
+    """Values a camera inherits when it does not set them itself."""
+
+    analysis_fps: float = Field(default=2.0, gt=0, le=30)
+    timezone: str = "UTC"
+    department: str = "urban-management"
+
+
+class CameraConfig(StrictModel):
+    id: str
+    name: str = ""
+    url: str
+    department: str = "urban-management"
+    location: GeoLocation | None = None
+    timezone: str = "UTC"
+    analysis_fps: float = Field(default=2.0, gt=0, le=30)
+    loop: bool = Field(default=False, description="File sources only: replay the file at its end")
+    algorithms: list[AlgorithmSpec] = Field(default_factory=list)
+
+    @field_validator("id", "department")
+    @classmethod
+    def _token(cls, value: str) -> str:
+        if not TOKEN_PATTERN.match(value):
+            raise ValueError("use 1-64 letters, digits, '-' or '_' (it becomes a NATS subject token)")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r} (use an IANA name such as Asia/Shanghai)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _algorithm_params(self) -> CameraConfig:
+        names = [a.name for a in self.algorithms]
+        duplicates = {n for n in names if names.count(n) > 1}
+        if duplicates:
+            raise ValueError(f"algorithm listed twice: {', '.join(sorted(duplicates))}")
+        return self
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class RetinaConfig(StrictModel):
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    nats: NatsConfig = Field(default_factory=NatsConfig)
+    defaults: CameraDefaults = Field(default_factory=CameraDefaults)
+    cameras: list[CameraConfig] = Field(default_factory=list)
+
+
+@dataclass
+class LoadedConfig:
+    """A loaded configuration: the valid cameras, and one error line per rejected camera."""
+
+    config: RetinaConfig
+    camera_errors: list[str] = field(default_factory=list)
+
+
+def format_validation_error(error: ValidationError, prefix: str = "") -> list[str]:
+    """Turn a pydantic error into ``cameras[0].algorithms[0].zones[0].polygon: message`` lines."""
+    lines = []
+    for item in error.errors():
+        path = prefix
+        for part in item["loc"]:
+            if isinstance(part, int):
+                path += f"[{part}]"
+            elif part and not str(part).startswith("function-"):
+                path += f".{part}" if path else str(part)
+        message = item["msg"]
+        for noise in ("Value error, ", "Assertion failed, "):
+            message = message.removeprefix(noise)
+        if item["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling)"
+        lines.append(f"{path}: {message}")
+    return lines
+
+
+def validate_camera(raw: Any, prefix: str, defaults: CameraDefaults) -> CameraConfig:
+    """Validate one camera entry (applying defaults); raises ConfigError naming the camera's fields."""
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{prefix}: expected a mapping with at least 'id' and 'url'"])
+    merged = {**defaults.model_dump(), **raw}
+    try:
+        camera = CameraConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, prefix)) from None
+    errors: list[str] = []
+    for a_index, spec in enumerate(camera.algorithms):
+        errors += [f"{prefix}.algorithms[{a_index}].{line}" for line in validate_algorithm_params(spec)]
+    if errors:
+        raise ConfigError(errors)
+    return camera
+
+
+def parse_config(data: Any, source: str = "config") -> LoadedConfig:
+    """Validate a parsed YAML document. Bad cameras are collected in ``camera_errors`` and skipped."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{source}: expected a mapping with a 'cameras' list"])
+    raw_cameras = data.get("cameras", [])
+    if not isinstance(raw_cameras, list):
+        raise ConfigError(["cameras: expected a list of cameras"])
+    try:
+        config = RetinaConfig.model_validate({**data, "cameras": []})
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+
+    camera_errors: list[str] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_cameras):
+        try:
+            camera = validate_camera(raw, f"cameras[{index}]", config.defaults)
+        except ConfigError as exc:
+            camera_errors += exc.errors
+            continue
+        if camera.id in seen:
+            camera_errors.append(f"cameras[{index}].id: duplicate camera id {camera.id!r}")
+            continue
+        seen.add(camera.id)
+        config.cameras.append(camera)
+    return LoadedConfig(config=config, camera_errors=camera_errors)
+
+
+def load_config(path: str | Path) -> LoadedConfig:
+    """Read and validate a YAML configuration file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML ({exc})"]) from None
+    loaded = parse_config(data, source=str(path))
+    _resolve_relative_paths(loaded.config, path.resolve().parent)
+    return loaded
+
+
+def _resolve_relative_paths(config: RetinaConfig, base: Path) -> None:
+    """File paths in a config file are relative to the file, not to where retina was started."""
+    if config.detector.model and _is_relative_file(config.detector.model):
+        candidate = base / config.detector.model
+        if candidate.exists():
+            config.detector.model = str(candidate.resolve())
+    for camera in config.cameras:
+        if _is_relative_file(camera.url):
+            camera.url = str((base / camera.url).resolve())
+
+
+def _is_relative_file(value: str) -> bool:
+    return "://" not in value and not Path(value).is_absolute()

@@ -1,0 +1,111 @@
+"""A bounded on-disk queue of messages accepted for publication (SQLite, one file per worker).
+
+Every incident event is written here first; a publisher removes it only after JetStream has
+acknowledged it. If NATS is down, events wait on disk, in order, and survive a restart of the
+worker. Publishing uses ``Nats-Msg-Id`` so a re-send after a lost acknowledgement is dropped by the
+server: nothing accepted is lost and nothing is delivered twice.
+
+When the queue is over ``max_bytes``, ``update`` events are refused first (a later update or the end
+event carries the same facts); ``new`` and ``end`` events are still accepted up to twice the limit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    msg_id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    media_name TEXT,
+    media BLOB,
+    size INTEGER NOT NULL,
+    created_at REAL NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    seq: int
+    msg_id: str
+    kind: str
+    subject: str
+    payload: bytes
+    media_name: str | None
+    media: bytes | None
+
+
+class Outbox:
+    """Thread-safe, bounded, durable FIFO of messages waiting for a JetStream acknowledgement."""
+
+    def __init__(self, path: str | Path, max_bytes: int = 512 * 1024 * 1024):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(_SCHEMA)
+        self._bytes = self._db.execute("SELECT COALESCE(SUM(size), 0) FROM outbox").fetchone()[0]
+
+    def append(
+        self,
+        msg_id: str,
+        kind: str,
+        subject: str,
+        payload: bytes,
+        media_name: str | None = None,
+        media: bytes | None = None,
+    ) -> bool:
+        """Durably accept a message; False if refused because the outbox is full (see module doc)."""
+        size = len(payload) + len(media or b"")
+        with self._lock:
+            limit = self.max_bytes if kind == "update" else 2 * self.max_bytes
+            if self._bytes + size > limit:
+                return False
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO outbox (msg_id, kind, subject, payload, media_name, media, size,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (msg_id, kind, subject, payload, media_name, media, size, time.time()),
+            )
+            if cursor.rowcount:
+                self._bytes += size
+            return True
+
+    def peek(self, limit: int = 64) -> list[OutboxItem]:
+        """The oldest waiting messages, in acceptance order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, msg_id, kind, subject, payload, media_name, media FROM outbox ORDER BY seq LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [OutboxItem(*row) for row in rows]
+
+    def remove(self, seq: int) -> None:
+        """Forget a message JetStream has acknowledged."""
+        with self._lock:
+            row = self._db.execute("SELECT size FROM outbox WHERE seq = ?", (seq,)).fetchone()
+            if row:
+                self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+                self._bytes -= row[0]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,195 @@
+"""The incident store service: a durable JetStream consumer into SQLite, and the gRPC query API.
+
+A message is acknowledged only after its event (and snapshot) is committed, so a crash or SIGTERM
+at any point means JetStream redelivers it, and the idempotent store ignores what it already has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from prometheus_client import Counter
+from pydantic import ValidationError
+
+from retina.v1 import common_pb2, incidents_pb2, incidents_pb2_grpc
+from services.core import bus
+from services.core.incident import IncidentMessage
+from services.core.metrics import serve_metrics
+from services.incidents.store import IncidentStore, StoredIncident
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "incident-store"
+EVENTS_STORED = Counter("retina_store_events_total", "Incident events stored", ["event"])
+DUPLICATES = Counter("retina_store_duplicates_total", "Redelivered incident events ignored")
+REJECTED = Counter("retina_store_rejected_total", "Messages that are not valid incidents")
+
+
+def _timestamp(epoch: float | None) -> Timestamp | None:
+    if epoch is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromNanoseconds(int(epoch * 1e9))
+    return stamp
+
+
+def incident_to_proto(row: StoredIncident) -> incidents_pb2.Incident:
+    message = row.message
+    return incidents_pb2.Incident(
+        id=row.id,
+        camera_id=row.camera_id,
+        camera_name=row.camera_name,
+        department=row.department,
+        algorithm=row.algorithm,
+        zone=row.zone,
+        state=row.state,
+        started_at=_timestamp(row.started_at),
+        last_seen_at=_timestamp(row.last_seen_at),
+        ended_at=_timestamp(row.ended_at),
+        dwell_seconds=row.dwell_seconds,
+        bbox=common_pb2.BBox(**message.bbox.model_dump()),
+        confidence=row.confidence,
+        location=common_pb2.GeoLocation(**message.location.model_dump()) if message.location else None,
+        snapshot_path=row.snapshot_path or "",
+        revision=row.revision,
+        end_reason=row.end_reason or "",
+        dispatch_status=row.dispatch_status,
+        closed_by=row.closed_by or "",
+        close_note=row.close_note or "",
+        closed_at=_timestamp(row.closed_at),
+        message_json=row.message_json,
+    )
+
+
+class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
+    def __init__(self, store: IncidentStore):
+        self.store = store
+
+    async def ListIncidents(self, request, context):
+        if request.state not in ("", "open", "ended"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "state: use 'open', 'ended' or leave it empty")
+        rows = self.store.list(
+            camera_id=request.camera_id,
+            department=request.department,
+            algorithm=request.algorithm,
+            state=request.state,
+            since=request.since.ToNanoseconds() / 1e9 if request.HasField("since") else None,
+            limit=request.limit,
+        )
+        return incidents_pb2.ListIncidentsResponse(incidents=[incident_to_proto(r) for r in rows])
+
+    async def GetIncident(self, request, context):
+        row = self.store.get(request.id)
+        if row is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no incident with id {request.id!r}")
+        return incident_to_proto(row)
+
+    async def CloseIncident(self, request, context):
+        if not request.closed_by.strip():
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "closed_by: say who closes the incident")
+        row = self.store.close_out(request.id, request.closed_by, request.note)
+        if row is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no incident with id {request.id!r}")
+        log.info("incident closed out", extra={"incident_id": row.id, "camera_id": row.camera_id})
+        return incident_to_proto(row)
+
+
+async def _consume(store: IncidentStore, nats_url: str, stop: asyncio.Event) -> None:
+    """Pull incident events from JetStream into the store until ``stop`` is set."""
+    nc = await bus.connect(nats_url, "retina-incident-store", stop)
+    js = nc.jetstream()
+    while not stop.is_set():
+        try:
+            await bus.ensure_incident_stream(js)
+            media = await bus.media_store(js)
+            subscription = await js.pull_subscribe(
+                bus.INCIDENT_SUBJECTS,
+                durable=CONSUMER,
+                stream=bus.INCIDENT_STREAM,
+                config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=30),
+            )
+            break
+        except Exception as exc:
+            log.warning("JetStream not ready, retrying", extra={"error": str(exc)})
+            await asyncio.sleep(1)
+    log.info("consuming incidents", extra={"stream": bus.INCIDENT_STREAM, "consumer": CONSUMER})
+    while not stop.is_set():
+        try:
+            messages = await subscription.fetch(32, timeout=1)
+        except TimeoutError:
+            continue
+        except Exception as exc:  # NATS restarting: the client reconnects by itself
+            log.warning("fetch failed, retrying", extra={"error": str(exc) or type(exc).__name__})
+            await asyncio.sleep(1)
+            continue
+        for msg in messages:
+            await _store_one(store, media, msg)
+    await nc.close()  # every fetched message was acked or nak'ed above
+
+
+async def _store_one(store: IncidentStore, media, msg) -> None:
+    try:
+        incident = IncidentMessage.model_validate_json(msg.data)
+    except ValidationError as exc:
+        REJECTED.inc()
+        log.error("not an incident message; dropped", extra={"subject": msg.subject, "error": str(exc)[:500]})
+        await msg.term()
+        return
+    extra = {"camera_id": incident.camera_id, "incident_id": incident.id, "event": incident.event}
+    snapshot = None
+    if incident.snapshot is not None:
+        try:
+            snapshot = (await media.get(incident.snapshot.path)).data
+        except Exception as exc:
+            log.warning("snapshot missing from the object store", extra={**extra, "error": str(exc)})
+    try:
+        stored = await asyncio.to_thread(store.apply, incident, snapshot)
+    except Exception:
+        log.exception("could not store incident event; it will be redelivered", extra=extra)
+        await msg.nak(delay=5)
+        return
+    await msg.ack()
+    if stored:
+        EVENTS_STORED.labels(incident.event).inc()
+        log.info(f"stored incident {incident.event}", extra=extra)
+    else:
+        DUPLICATES.inc()
+
+
+def run_incident_store(data_dir: Path, nats_url: str, grpc_address: str, metrics_port: int) -> None:
+    """Entry point of ``retina incidents serve``: serve until SIGTERM/SIGINT."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        store = IncidentStore(data_dir / "incidents.sqlite", data_dir / "media")
+        serve_metrics(metrics_port)
+        server = grpc.aio.server()
+        incidents_pb2_grpc.add_IncidentServiceServicer_to_server(IncidentServicer(store), server)
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        port = server.add_insecure_port(grpc_address)
+        await server.start()
+        await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        log.info("incident store serving", extra={"grpc_port": port, "data_dir": str(data_dir)})
+        consumer = asyncio.create_task(_consume(store, nats_url, stop))
+        await stop.wait()
+        log.info("incident store stopping")
+        await server.stop(grace=2)
+        try:
+            await asyncio.wait_for(consumer, timeout=10)
+        except (TimeoutError, Exception) as exc:
+            log.warning("consumer did not stop cleanly", extra={"error": str(exc)})
+        store.close()
+        log.info("incident store stopped")
+
+    asyncio.run(main())

@@ -1,0 +1,229 @@
+"""The incident store: incidents and their events in SQLite, evidence JPEGs in a media folder.
+
+Applying an event is idempotent (keyed by ``id:event:revision``) and atomic: the snapshot file is
+written (temp file + rename) before the row that points at it is committed.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.core.incident import IncidentMessage
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY,
+    camera_id TEXT NOT NULL,
+    camera_name TEXT NOT NULL,
+    department TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    zone TEXT NOT NULL,
+    state TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    last_seen_at REAL NOT NULL,
+    ended_at REAL,
+    dwell_seconds REAL NOT NULL,
+    confidence REAL NOT NULL,
+    snapshot_path TEXT,
+    revision INTEGER NOT NULL,
+    end_reason TEXT,
+    dispatch_status TEXT NOT NULL DEFAULT 'new',
+    closed_by TEXT,
+    close_note TEXT,
+    closed_at REAL,
+    message_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incidents_by_time ON incidents (started_at);
+CREATE INDEX IF NOT EXISTS incidents_by_camera ON incidents (camera_id, started_at);
+CREATE TABLE IF NOT EXISTS incident_events (
+    msg_id TEXT PRIMARY KEY,
+    incident_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    received_at REAL NOT NULL
+);
+"""
+
+
+@dataclass
+class StoredIncident:
+    id: str
+    camera_id: str
+    camera_name: str
+    department: str
+    algorithm: str
+    zone: str
+    state: str
+    started_at: float
+    last_seen_at: float
+    ended_at: float | None
+    dwell_seconds: float
+    confidence: float
+    snapshot_path: str | None
+    revision: int
+    end_reason: str | None
+    dispatch_status: str
+    closed_by: str | None
+    close_note: str | None
+    closed_at: float | None
+    message_json: str
+
+    @property
+    def message(self) -> IncidentMessage:
+        return IncidentMessage.model_validate_json(self.message_json)
+
+
+class IncidentStore:
+    """SQLite-backed incident store (one writer; safe to call from several threads)."""
+
+    def __init__(self, db_path: str | Path, media_dir: str | Path):
+        self.db_path = Path(db_path)
+        self.media_dir = Path(media_dir)
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.media_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def apply(self, message: IncidentMessage, snapshot: bytes | None) -> bool:
+        """Record one event; False if this exact event (id, event, revision) was already stored."""
+        snapshot_path = None
+        if snapshot is not None and message.snapshot is not None:
+            snapshot_path = self._write_media(message.snapshot.path, snapshot)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                inserted = self._db.execute(
+                    "INSERT OR IGNORE INTO incident_events (msg_id, incident_id, event, revision, received_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (message.msg_id, message.id, message.event, message.revision, time.time()),
+                ).rowcount
+                if inserted:
+                    self._upsert(message, snapshot_path)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return bool(inserted)
+
+    def _upsert(self, m: IncidentMessage, snapshot_path: str | None) -> None:
+        row = self._db.execute("SELECT revision FROM incidents WHERE id = ?", (m.id,)).fetchone()
+        if row is not None and row[0] > m.revision:
+            return  # an older event arriving late changes nothing but the event log
+        state = "ended" if m.event == "end" else "open"
+        values = (
+            m.camera_id,
+            m.camera_name,
+            m.department,
+            m.algorithm,
+            m.zone,
+            state,
+            m.started_at.timestamp(),
+            m.last_seen_at.timestamp(),
+            m.ended_at.timestamp() if m.ended_at else None,
+            m.dwell_seconds,
+            m.confidence,
+            m.revision,
+            m.end_reason,
+            m.model_dump_json(by_alias=True),
+        )
+        if row is None:
+            self._db.execute(
+                "INSERT INTO incidents (camera_id, camera_name, department, algorithm, zone, state, started_at,"
+                " last_seen_at, ended_at, dwell_seconds, confidence, revision, end_reason, message_json,"
+                " snapshot_path, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*values, snapshot_path, m.id),
+            )
+        else:
+            self._db.execute(
+                "UPDATE incidents SET camera_id=?, camera_name=?, department=?, algorithm=?, zone=?, state=?,"
+                " started_at=?, last_seen_at=?, ended_at=?, dwell_seconds=?, confidence=?, revision=?,"
+                " end_reason=?, message_json=?, snapshot_path=COALESCE(?, snapshot_path) WHERE id=?",
+                (*values, snapshot_path, m.id),
+            )
+
+    def _write_media(self, relative: str, data: bytes) -> str:
+        target = (self.media_dir / relative).resolve()
+        if self.media_dir.resolve() not in target.parents:
+            raise ValueError(f"snapshot path escapes the media folder: {relative!r}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_suffix(".tmp")
+        temporary.write_bytes(data)
+        os.replace(temporary, target)
+        return relative
+
+    def get(self, incident_id: str) -> StoredIncident | None:
+        with self._lock:
+            row = self._db.execute(f"SELECT {_COLUMNS} FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+        return StoredIncident(*row) if row else None
+
+    def list(
+        self,
+        *,
+        camera_id: str = "",
+        department: str = "",
+        algorithm: str = "",
+        state: str = "",
+        since: float | None = None,
+        limit: int = 100,
+    ) -> list[StoredIncident]:
+        """Incidents matching every given filter, newest first."""
+        clauses, args = [], []
+        for column, value in (
+            ("camera_id", camera_id),
+            ("department", department),
+            ("algorithm", algorithm),
+            ("state", state),
+        ):
+            if value:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if since is not None:
+            clauses.append("started_at >= ?")
+            args.append(since)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM incidents {where} ORDER BY started_at DESC LIMIT ?",
+                (*args, max(1, min(limit or 100, 1000))),
+            ).fetchall()
+        return [StoredIncident(*row) for row in rows]
+
+    def close_out(self, incident_id: str, closed_by: str, note: str) -> StoredIncident | None:
+        """A dispatcher closes an incident out; returns it, or None for an unknown id."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE incidents SET dispatch_status='closed', closed_by=?, close_note=?, closed_at=? WHERE id=?",
+                (closed_by, note, time.time(), incident_id),
+            )
+        return self.get(incident_id)
+
+    def event_count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM incident_events").fetchone()[0]
+
+    def events(self) -> list[tuple[str, str, int]]:
+        """Every stored (incident id, event, revision), in arrival order."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT incident_id, event, revision FROM incident_events ORDER BY rowid"
+            ).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+_COLUMNS = ", ".join(
+    [
+        "id", "camera_id", "camera_name", "department", "algorithm", "zone", "state", "started_at",
+        "last_seen_at", "ended_at", "dwell_seconds", "confidence", "snapshot_path", "revision",
+        "end_reason", "dispatch_status", "closed_by", "close_note", "closed_at", "message_json",
+    ]
+)  # fmt: skip

@@ -1,0 +1,136 @@
+"""The shared detector (Ultralytics YOLO) and one ByteTrack tracker per camera."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from algorithms.base import TrackedObject
+from services.core.config import ConfigError, DetectorConfig, TrackerConfig
+from services.worker import metrics
+
+log = logging.getLogger(__name__)
+
+# Class flicker (car ↔ truck) must not break a track: these classes are tracked as one family.
+FAMILY_OF_CLASS = {"car": "vehicle", "truck": "vehicle", "bus": "vehicle", "motorcycle": "vehicle"}
+
+
+def family_of(class_name: str) -> str:
+    return FAMILY_OF_CLASS.get(class_name, class_name)
+
+
+@dataclass
+class Detections:
+    """Detections of one frame, in pixels."""
+
+    xyxy: np.ndarray  # (N, 4) float32
+    conf: np.ndarray  # (N,)
+    cls: np.ndarray  # (N,) detector class ids
+
+    def __len__(self) -> int:
+        return len(self.conf)
+
+
+class Detector:
+    """One model instance; detects on a batch of frames (one call, however many cameras)."""
+
+    def __init__(self, config: DetectorConfig):
+        model_path = config.resolved_model()
+        looks_like_path = os.sep in model_path or Path(model_path).suffix in (".onnx", ".engine")
+        if looks_like_path and not Path(model_path).is_file():
+            raise ConfigError([f"detector.model: no such file {model_path!r}"])
+        if not Path(model_path).is_file() and os.environ.get("YOLO_OFFLINE"):
+            raise ConfigError([f"detector.model: {model_path!r} is not a file and YOLO_OFFLINE is set"])
+        from ultralytics import YOLO  # imported late: it is slow and only the worker needs it
+
+        self.config = config
+        self.model_path = model_path
+        self.model = YOLO(model_path, task="detect")
+        self.names: dict[int, str] = dict(self.model.names)
+        self.families = {i: family_of(n) for i, n in self.names.items()}
+        log.info("detector loaded", extra={"model": model_path, "device": config.device})
+
+    def detect(self, images: list[np.ndarray]) -> list[Detections]:
+        """Run the detector once over a batch of BGR frames."""
+        kwargs = {"conf": self.config.confidence, "device": self.config.device, "verbose": False}
+        if self.config.imgsz:
+            kwargs["imgsz"] = self.config.imgsz
+        if self.config.half:
+            kwargs["half"] = True
+        started = time.perf_counter()
+        results = self.model.predict(images, **kwargs)
+        metrics.INFERENCE_SECONDS.observe(time.perf_counter() - started)
+        metrics.BATCH_SIZE.observe(len(images))
+        out = []
+        for result in results:
+            boxes = result.boxes.cpu().numpy()
+            out.append(Detections(boxes.xyxy.astype(np.float32), boxes.conf, boxes.cls.astype(int)))
+        return out
+
+
+class _TrackerInput:
+    """The minimal Results-like view BYTETracker.update expects (conf, cls, xywh, boolean indexing)."""
+
+    def __init__(self, xyxy: np.ndarray, conf: np.ndarray, cls: np.ndarray):
+        self.xyxy, self.conf, self.cls = xyxy, conf, cls
+
+    @property
+    def xywh(self) -> np.ndarray:
+        xywh = self.xyxy.copy()
+        xywh[:, 2] = self.xyxy[:, 2] - self.xyxy[:, 0]
+        xywh[:, 3] = self.xyxy[:, 3] - self.xyxy[:, 1]
+        xywh[:, 0] = self.xyxy[:, 0] + xywh[:, 2] / 2
+        xywh[:, 1] = self.xyxy[:, 1] + xywh[:, 3] / 2
+        return xywh
+
+    def __getitem__(self, mask: np.ndarray) -> _TrackerInput:
+        return _TrackerInput(self.xyxy[mask], self.conf[mask], self.cls[mask])
+
+    def __len__(self) -> int:
+        return len(self.conf)
+
+
+class CameraTracker:
+    """ByteTrack for one camera. Tracks run per family, so a car seen as a truck keeps its id."""
+
+    def __init__(self, config: TrackerConfig, analysis_fps: float, detector: Detector):
+        from ultralytics.trackers.byte_tracker import BYTETracker
+
+        args = SimpleNamespace(
+            track_high_thresh=config.high_threshold,
+            track_low_thresh=config.low_threshold,
+            new_track_thresh=config.new_track_threshold,
+            match_thresh=config.match_threshold,
+            track_buffer=max(1, round(config.lost_seconds * analysis_fps)),
+            fuse_score=True,
+        )
+        self._tracker = BYTETracker(args)
+        self._names = detector.names
+        self._family_ids = {family: i for i, family in enumerate(sorted(set(detector.families.values())))}
+        self._family_of_class = np.array(
+            [self._family_ids[detector.families[i]] for i in range(max(detector.names) + 1)]
+        )
+
+    def update(self, detections: Detections) -> list[TrackedObject]:
+        """Feed one frame's detections; return the confirmed tracks with their original class."""
+        family_cls = self._family_of_class[detections.cls] if len(detections) else detections.cls
+        tracked = self._tracker.update(_TrackerInput(detections.xyxy, detections.conf, family_cls))
+        objects = []
+        for x1, y1, x2, y2, track_id, score, _family, idx in tracked:
+            class_name = self._names[int(detections.cls[int(idx)])]
+            objects.append(
+                TrackedObject(
+                    track_id=int(track_id),
+                    family=family_of(class_name),
+                    class_name=class_name,
+                    confidence=float(score),
+                    bbox=(float(x1), float(y1), float(x2), float(y2)),
+                )
+            )
+        return objects

@@ -1,0 +1,302 @@
+"""Camera ingest: one decode thread per camera (PyAV), sampled to the analysis rate by timestamp.
+
+A camera's thread opens the source, decodes every frame (H.264 needs them all), converts only the
+frames due at ``analysis_fps`` (by stream timestamp) and hands them to a :class:`FrameBuffer`. On
+any failure it reports the camera ``offline`` or ``stalled`` with a reason and reconnects with
+exponential backoff and jitter; nothing it does can block another camera or the inference loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import av
+import numpy as np
+
+from services.core.config import CameraConfig, IngestConfig
+from services.worker import metrics
+
+log = logging.getLogger(__name__)
+
+LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
+# A live stream whose timestamps drift this far from the wall clock is re-based onto it.
+MAX_LIVE_DRIFT_SECONDS = 5.0
+
+
+class CameraState(StrEnum):
+    STARTING = "starting"
+    ONLINE = "online"
+    OFFLINE = "offline"
+    STALLED = "stalled"
+    STOPPED = "stopped"
+
+
+@dataclass
+class SampledFrame:
+    camera_id: str
+    timestamp: float  # seconds since the epoch, from stream timestamps
+    image: np.ndarray  # BGR
+
+
+@dataclass
+class CameraHealth:
+    """What the worker knows about one camera's source."""
+
+    state: CameraState = CameraState.STARTING
+    reason: str = "starting"
+    since: float = field(default_factory=time.time)
+    last_frame_at: float | None = None
+    frames_decoded: int = 0
+    frames_sampled: int = 0
+    frames_analysed: int = 0
+    reconnects: int = 0
+
+
+StatusCallback = Callable[[str, CameraHealth], None]
+
+
+def is_live(url: str) -> bool:
+    """Network sources are live (reconnect at their end); files end, or loop when asked."""
+    return url.lower().startswith(LIVE_SCHEMES)
+
+
+class FrameBuffer:
+    """Frames handed from one decode thread to the inference loop.
+
+    Live cameras keep only the newest frames (``drop_oldest``): a slow detector analyses fresh
+    frames rather than falling behind. Files analysed as fast as possible block the decoder instead,
+    so no frame of the file is skipped.
+    """
+
+    def __init__(self, camera_id: str, capacity: int, drop_oldest: bool, ready: threading.Event):
+        self.camera_id = camera_id
+        self.drop_oldest = drop_oldest
+        self._frames: deque[SampledFrame] = deque()
+        self._capacity = capacity
+        self._space = threading.Condition()
+        self._ready = ready
+        self.ended = False  # set after the last frame of a source that has ended
+
+    def put(self, frame: SampledFrame, stop: threading.Event) -> None:
+        with self._space:
+            if self.drop_oldest:
+                while len(self._frames) >= self._capacity:
+                    self._frames.popleft()
+                    metrics.FRAMES_DROPPED.labels(self.camera_id).inc()
+            else:
+                while len(self._frames) >= self._capacity and not stop.is_set():
+                    self._space.wait(0.2)
+            self._frames.append(frame)
+        self._ready.set()
+
+    def get(self) -> SampledFrame | None:
+        with self._space:
+            if not self._frames:
+                return None
+            frame = self._frames.popleft()
+            self._space.notify()
+            return frame
+
+    def mark_ended(self) -> None:
+        self.ended = True
+        self._ready.set()
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+
+class _StreamClock:
+    """Maps stream timestamps (pts) onto epoch seconds.
+
+    Files start "now" and advance by their own timestamps, so a 10 s dwell on a file behaves as it
+    would live. Live streams are re-based when their timestamps jump (reconnects, encoder resets).
+    """
+
+    def __init__(self, live: bool, realtime: bool):
+        self.live = live
+        self.realtime = realtime
+        self.base_epoch: float | None = None
+        self.base_pts = 0.0
+        self.last = 0.0
+
+    def restart_segment(self, next_epoch: float | None = None) -> None:
+        """A new session (reconnect) or a loop of the file: the next pts starts a new segment."""
+        self.base_epoch = next_epoch
+
+    def to_epoch(self, pts_seconds: float) -> float:
+        now = time.time()
+        if self.base_epoch is None:
+            # Paced sources continue from "now"; files analysed flat out continue their own timeline.
+            self.base_epoch = max(now, self.last) if (self.realtime or self.last == 0.0) else self.last
+            self.base_pts = pts_seconds
+        t = self.base_epoch + (pts_seconds - self.base_pts)
+        if self.live and abs(t - now) > MAX_LIVE_DRIFT_SECONDS:
+            self.base_epoch, self.base_pts, t = now, pts_seconds, now
+        if t < self.last:  # timestamps never go backwards for the algorithms
+            self.base_epoch, self.base_pts, t = self.last, pts_seconds, self.last
+        self.last = t
+        return t
+
+
+class CameraSource:
+    """Decodes one camera in its own thread and feeds sampled frames to a FrameBuffer."""
+
+    def __init__(
+        self,
+        camera: CameraConfig,
+        ingest: IngestConfig,
+        buffer: FrameBuffer,
+        on_status: StatusCallback,
+        *,
+        realtime: bool,
+        retry_files: bool,
+    ):
+        self.camera = camera
+        self.ingest = ingest
+        self.buffer = buffer
+        self.on_status = on_status
+        self.live = is_live(camera.url)
+        self.realtime = realtime or self.live
+        self.retry_files = retry_files
+        self.health = CameraHealth()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"ingest-{camera.id}", daemon=True)
+        self._clock = _StreamClock(self.live, self.realtime)
+        self._log_extra = {"camera_id": camera.id}
+
+    def start(self) -> None:
+        self._set_state(CameraState.STARTING, "connecting")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    # -- state ------------------------------------------------------------------------------
+
+    def _set_state(self, state: CameraState, reason: str) -> None:
+        changed = state != self.health.state or reason != self.health.reason
+        self.health.state, self.health.reason = state, reason
+        if changed:
+            self.health.since = time.time()
+            metrics.CAMERA_STATE.labels(self.camera.id).state(state.value)
+            level = logging.INFO if state in (CameraState.ONLINE, CameraState.STARTING) else logging.WARNING
+            log.log(level, f"camera {state.value}: {reason}", extra={**self._log_extra, "state": state.value})
+            self.on_status(self.camera.id, self.health)
+
+    # -- the thread -------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = self.ingest.backoff_initial_seconds
+        while not self._stop.is_set():
+            outcome = self._session()
+            if self._stop.is_set():
+                break
+            if outcome == "eof" and not self.live:
+                if self.camera.loop:
+                    self._clock.restart_segment()
+                    backoff = self.ingest.backoff_initial_seconds
+                    continue
+                self._set_state(CameraState.STOPPED, "end of file")
+                break
+            if outcome == "ok_then_failed":
+                backoff = self.ingest.backoff_initial_seconds
+            if not self.live and not self.retry_files:
+                break
+            delay = backoff * random.uniform(0.8, 1.2)
+            self.health.reconnects += 1
+            metrics.RECONNECTS.labels(self.camera.id).inc()
+            log.info("reconnecting", extra={**self._log_extra, "delay_seconds": round(delay, 2)})
+            self._stop.wait(delay)
+            backoff = min(backoff * 2, self.ingest.backoff_max_seconds)
+        if self._stop.is_set():
+            self._set_state(CameraState.STOPPED, "released")
+        self.buffer.mark_ended()
+
+    def _open(self) -> av.container.InputContainer:
+        url = self.camera.url
+        if not self.live and not Path(url).exists():
+            raise FileNotFoundError(f"no such file: {url}")
+        options = {"rtsp_transport": "tcp"} if url.lower().startswith(("rtsp://", "rtsps://")) else {}
+        return av.open(
+            url, options=options, timeout=(self.ingest.open_timeout_seconds, self.ingest.stall_seconds)
+        )
+
+    def _session(self) -> str:
+        """One connection: returns 'eof', 'failed' (never delivered a frame) or 'ok_then_failed'."""
+        delivered = False
+        try:
+            container = self._open()
+        except Exception as exc:  # any open failure is a camera problem, never the worker's
+            self._set_state(CameraState.OFFLINE, f"cannot open {self.camera.url}: {_describe(exc)}")
+            return "failed"
+        self._clock.restart_segment()
+        try:
+            if not container.streams.video:
+                self._set_state(CameraState.OFFLINE, "source has no video stream")
+                return "failed"
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            interval = 1.0 / self.camera.analysis_fps
+            next_due: float | None = None
+            for packet in container.demux(stream):
+                if self._stop.is_set():
+                    return "eof"
+                try:
+                    frames = packet.decode()
+                except av.error.InvalidDataError:
+                    metrics.DECODE_ERRORS.labels(self.camera.id).inc()
+                    continue
+                for frame in frames:
+                    self.health.frames_decoded += 1
+                    metrics.FRAMES_DECODED.labels(self.camera.id).inc()
+                    pts = frame.time if frame.time is not None else self.health.frames_decoded / 25.0
+                    t = self._clock.to_epoch(pts)
+                    if not delivered:
+                        delivered = True
+                        self._set_state(CameraState.ONLINE, "receiving frames")
+                    self.health.last_frame_at = time.time()
+                    if next_due is not None and t + 1e-3 < next_due:
+                        continue
+                    next_due = t + interval if next_due is None or next_due + interval <= t else next_due + interval
+                    if self.realtime and not self.live:  # a file standing in for a camera
+                        delay = t - time.time()
+                        if delay > 0 and self._stop.wait(delay):
+                            return "eof"
+                    self.health.frames_sampled += 1
+                    self.buffer.put(SampledFrame(self.camera.id, t, frame.to_ndarray(format="bgr24")), self._stop)
+            if self.live:
+                self._set_state(CameraState.OFFLINE, "stream ended")
+                return "ok_then_failed" if delivered else "failed"
+            if not delivered:
+                self._set_state(CameraState.OFFLINE, f"no decodable video in {self.camera.url}")
+                return "failed"
+            return "eof"
+        except Exception as exc:
+            silent_for = time.time() - (self.health.last_frame_at or self.health.since)
+            if silent_for >= self.ingest.stall_seconds * 0.9:
+                self._set_state(CameraState.STALLED, f"no frame for {silent_for:.0f} s")
+            else:
+                self._set_state(CameraState.OFFLINE, f"stream error: {_describe(exc)}")
+            return "ok_then_failed" if delivered else "failed"
+        finally:
+            container.close()
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.replace("\n", " ")[:300]

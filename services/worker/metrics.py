@@ -1,0 +1,30 @@
+"""Prometheus metrics of the analysis worker (every series carries the camera id)."""
+
+from prometheus_client import Counter, Enum, Gauge, Histogram
+
+FRAMES_DECODED = Counter("retina_frames_decoded_total", "Frames decoded", ["camera_id"])
+FRAMES_ANALYSED = Counter("retina_frames_analysed_total", "Frames run through detection", ["camera_id"])
+FRAMES_DROPPED = Counter(
+    "retina_frames_dropped_total", "Sampled frames dropped because analysis fell behind", ["camera_id"]
+)
+DECODE_ERRORS = Counter("retina_decode_errors_total", "Packets that failed to decode", ["camera_id"])
+RECONNECTS = Counter("retina_reconnects_total", "Reconnect attempts", ["camera_id"])
+CAMERA_STATE = Enum(
+    "retina_camera_state",
+    "Camera source state",
+    ["camera_id"],
+    states=["starting", "online", "offline", "stalled", "stopped"],
+)
+INFERENCE_SECONDS = Histogram(
+    "retina_inference_seconds",
+    "Detector latency per call",
+    buckets=(0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56),
+)
+BATCH_SIZE = Histogram("retina_inference_batch_size", "Frames per detector call", buckets=(1, 2, 4, 8, 16, 32))
+INCIDENT_EVENTS = Counter(
+    "retina_incident_events_total", "Incident events accepted", ["camera_id", "algorithm", "event"]
+)
+OUTBOX_PENDING = Gauge("retina_outbox_pending", "Incident events waiting for a JetStream ack")
+OUTBOX_REFUSED = Counter("retina_outbox_refused_total", "Incident events refused because the outbox is full")
+PUBLISHED = Counter("retina_published_total", "Incident events acknowledged by JetStream")
+PUBLISH_ERRORS = Counter("retina_publish_errors_total", "Failed publish attempts (retried)")

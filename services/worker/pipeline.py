@@ -1,0 +1,201 @@
+"""The analysis loop: frames from every camera → one detector call → per-camera tracking → rules.
+
+Each camera has its own decode thread (:mod:`services.worker.ingest`), tracker and algorithm
+instances; the detector is shared and called once per round with one frame from each camera that
+has one (so the detector never runs twice on the same frame, whatever the number of rules).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from algorithms.base import Algorithm, AnalysedFrame, CameraContext, IncidentEvent, available_algorithms
+from services.core.config import CameraConfig, IngestConfig, TrackerConfig
+from services.worker import metrics
+from services.worker.detector import CameraTracker, Detector
+from services.worker.ingest import CameraHealth, CameraSource, FrameBuffer, SampledFrame, StatusCallback
+
+log = logging.getLogger(__name__)
+
+EventsCallback = Callable[[CameraConfig, list[IncidentEvent]], None]
+
+
+class CameraPipeline:
+    """Tracking and rules for one camera (everything after the shared detector)."""
+
+    def __init__(self, camera: CameraConfig, tracker_config: TrackerConfig, detector: Detector):
+        self.camera = camera
+        self.tracker = CameraTracker(tracker_config, camera.analysis_fps, detector)
+        context = CameraContext(camera.id, camera.tz())
+        registry = available_algorithms()
+        self.algorithms: list[Algorithm] = [
+            registry[spec.name].from_spec(context, spec) for spec in camera.algorithms
+        ]
+        self.last_timestamp: float | None = None
+
+    def analyse(self, frame: SampledFrame, detections) -> list[IncidentEvent]:
+        objects = self.tracker.update(detections)
+        analysed = AnalysedFrame(self.camera.id, frame.timestamp, frame.image, objects)
+        self.last_timestamp = frame.timestamp
+        events: list[IncidentEvent] = []
+        for algorithm in self.algorithms:
+            events += algorithm.process(analysed)
+        return events
+
+    def finish(self, reason: str) -> list[IncidentEvent]:
+        if self.last_timestamp is None:
+            return []
+        events: list[IncidentEvent] = []
+        for algorithm in self.algorithms:
+            events += algorithm.finish(self.last_timestamp, reason)
+        return events
+
+
+@dataclass
+class _Camera:
+    config: CameraConfig
+    source: CameraSource
+    buffer: FrameBuffer
+    pipeline: CameraPipeline
+    finished: bool = False
+
+
+class Analyzer:
+    """Owns the cameras of one worker and runs the shared detection loop in one thread."""
+
+    def __init__(
+        self,
+        detector: Detector,
+        tracker_config: TrackerConfig,
+        ingest_config: IngestConfig,
+        on_events: EventsCallback,
+        on_status: StatusCallback,
+        *,
+        realtime: bool,
+        retry_files: bool,
+        max_batch: int = 8,
+    ):
+        self.detector = detector
+        self.tracker_config = tracker_config
+        self.ingest_config = ingest_config
+        self.on_events = on_events
+        self.on_status = on_status
+        self.realtime = realtime
+        self.retry_files = retry_files
+        self.max_batch = max_batch
+        self._cameras: dict[str, _Camera] = {}
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._analysis_lock = threading.Lock()  # a camera is never finished while its frame is analysed
+        self._round_robin = 0
+
+    # -- camera management (any thread) ------------------------------------------------------
+
+    def assign(self, camera: CameraConfig) -> CameraHealth:
+        """Start a camera, or restart it with a changed configuration."""
+        with self._lock:
+            existing = self._cameras.get(camera.id)
+        if existing is not None:
+            if existing.config == camera:
+                return existing.source.health
+            self.release(camera.id, reason="reconfigured")
+        pipeline = CameraPipeline(camera, self.tracker_config, self.detector)
+        buffer = FrameBuffer(camera.id, capacity=2, drop_oldest=self.realtime, ready=self._ready)
+        source = CameraSource(
+            camera,
+            self.ingest_config,
+            buffer,
+            self.on_status,
+            realtime=self.realtime,
+            retry_files=self.retry_files,
+        )
+        with self._lock:
+            self._cameras[camera.id] = _Camera(camera, source, buffer, pipeline)
+        source.start()
+        log.info("camera assigned", extra={"camera_id": camera.id, "url": camera.url})
+        return source.health
+
+    def release(self, camera_id: str, reason: str = "camera_removed") -> bool:
+        """Stop a camera; its open incidents end with ``reason``."""
+        with self._lock:
+            entry = self._cameras.pop(camera_id, None)
+        if entry is None:
+            return False
+        entry.source.stop()
+        entry.source.join(timeout=5)
+        with self._analysis_lock:
+            events = [] if entry.finished else entry.pipeline.finish(reason)
+            entry.finished = True
+        if events:
+            self.on_events(entry.config, events)
+        log.info("camera released", extra={"camera_id": camera_id, "reason": reason})
+        return True
+
+    def health(self) -> dict[str, CameraHealth]:
+        with self._lock:
+            return {cid: entry.source.health for cid, entry in self._cameras.items()}
+
+    def all_finished(self) -> bool:
+        """True once every camera's source has ended and its last frame was analysed."""
+        with self._lock:
+            return all(entry.finished for entry in self._cameras.values())
+
+    # -- the loop (its own thread) -----------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Analyse until ``stop`` is set."""
+        while not stop.is_set():
+            self._ready.clear()
+            batch = self._collect()
+            if not batch:
+                self._ready.wait(0.5)
+                continue
+            self._analyse(batch)
+
+    def _collect(self) -> list[tuple[_Camera, SampledFrame]]:
+        with self._lock:
+            cameras = list(self._cameras.values())
+        if not cameras:
+            return []
+        start = self._round_robin % len(cameras)
+        self._round_robin += 1
+        batch = []
+        for entry in cameras[start:] + cameras[:start]:
+            frame = entry.buffer.get()
+            if frame is not None:
+                batch.append((entry, frame))
+            elif entry.buffer.ended and not entry.finished and len(entry.buffer) == 0:
+                entry.finished = True
+                events = entry.pipeline.finish("end_of_stream")
+                if events:
+                    self.on_events(entry.config, events)
+            if len(batch) >= self.max_batch:
+                break
+        return batch
+
+    def _analyse(self, batch: list[tuple[_Camera, SampledFrame]]) -> None:
+        with self._analysis_lock:
+            self._analyse_locked(batch)
+
+    def _analyse_locked(self, batch: list[tuple[_Camera, SampledFrame]]) -> None:
+        try:
+            detections = self.detector.detect([frame.image for _, frame in batch])
+        except Exception:
+            log.exception("detector failed on a batch; frames skipped", extra={"batch": len(batch)})
+            return
+        for (entry, frame), dets in zip(batch, detections, strict=True):
+            if entry.finished:  # released while the detector ran
+                continue
+            camera_id = entry.config.id
+            entry.source.health.frames_analysed += 1
+            metrics.FRAMES_ANALYSED.labels(camera_id).inc()
+            try:
+                events = entry.pipeline.analyse(frame, dets)
+            except Exception:
+                log.exception("analysis failed on a frame", extra={"camera_id": camera_id})
+                continue
+            if events:
+                self.on_events(entry.config, events)

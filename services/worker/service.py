@@ -1,0 +1,304 @@
+"""The analysis worker service: gRPC control (assign/release/status), NATS out, SIGTERM-safe.
+
+Threads: one decode thread per camera, one analysis thread (detector, trackers, rules), and the
+asyncio loop (gRPC server, NATS connection, outbox publisher, camera status). Incident events go
+to the on-disk outbox first and are published from there, so neither a NATS outage nor a SIGTERM
+loses one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import socket
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from algorithms.base import IncidentEvent
+from retina.v1 import worker_pb2, worker_pb2_grpc
+from services.core import bus
+from services.core.config import CameraConfig, ConfigError, RetinaConfig, validate_camera
+from services.core.convert import camera_from_proto
+from services.core.incident import build_message
+from services.core.metrics import serve_metrics
+from services.core.outbox import Outbox
+from services.worker import metrics
+from services.worker.detector import Detector
+from services.worker.ingest import CameraHealth, CameraState
+from services.worker.pipeline import Analyzer
+
+log = logging.getLogger(__name__)
+
+STATUS_REPUBLISH_SECONDS = 15.0
+SHUTDOWN_DRAIN_SECONDS = 10.0
+
+_STATE_TO_PROTO = {
+    CameraState.STARTING: worker_pb2.CAMERA_STATE_STARTING,
+    CameraState.ONLINE: worker_pb2.CAMERA_STATE_ONLINE,
+    CameraState.OFFLINE: worker_pb2.CAMERA_STATE_OFFLINE,
+    CameraState.STALLED: worker_pb2.CAMERA_STATE_STALLED,
+    CameraState.STOPPED: worker_pb2.CAMERA_STATE_STOPPED,
+}
+
+
+def _timestamp(epoch: float | None) -> Timestamp | None:
+    if epoch is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromNanoseconds(int(epoch * 1e9))
+    return stamp
+
+
+def health_to_proto(camera_id: str, health_: CameraHealth) -> worker_pb2.CameraStatus:
+    return worker_pb2.CameraStatus(
+        camera_id=camera_id,
+        state=_STATE_TO_PROTO[health_.state],
+        reason=health_.reason,
+        since=_timestamp(health_.since),
+        last_frame_at=_timestamp(health_.last_frame_at),
+        frames_decoded=health_.frames_decoded,
+        frames_analysed=health_.frames_analysed,
+        reconnects=health_.reconnects,
+    )
+
+
+def health_to_json(camera_id: str, worker_id: str, health_: CameraHealth) -> bytes:
+    def iso(epoch: float | None) -> str | None:
+        return datetime.fromtimestamp(epoch, UTC).isoformat() if epoch else None
+
+    return json.dumps(
+        {
+            "camera_id": camera_id,
+            "worker_id": worker_id,
+            "state": health_.state.value,
+            "reason": health_.reason,
+            "since": iso(health_.since),
+            "last_frame_at": iso(health_.last_frame_at),
+            "frames_decoded": health_.frames_decoded,
+            "frames_analysed": health_.frames_analysed,
+            "reconnects": health_.reconnects,
+        }
+    ).encode()
+
+
+class Worker:
+    """One worker process: owns the detector, the cameras assigned to it and its outbox."""
+
+    def __init__(self, config: RetinaConfig, data_dir: Path, worker_id: str | None = None):
+        self.config = config
+        self.worker_id = worker_id or socket.gethostname()
+        self.data_dir = data_dir
+        self.outbox = Outbox(data_dir / f"outbox-{self.worker_id}.sqlite")
+        self.detector = Detector(config.detector)
+        self.analyzer = Analyzer(
+            self.detector,
+            config.tracker,
+            config.ingest,
+            on_events=self._accept_events,
+            on_status=self._on_status,
+            realtime=True,
+            retry_files=True,
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake_publisher = asyncio.Event()
+        self._stop_analysis = threading.Event()
+        self._nc = None
+        self._js = None
+        self._media = None
+        metrics.OUTBOX_PENDING.set(len(self.outbox))
+
+    # -- called from the analysis and ingest threads -------------------------------------------
+
+    def _accept_events(self, camera: CameraConfig, events: list[IncidentEvent]) -> None:
+        """Durably accept incident events (outbox), then wake the publisher."""
+        for event in events:
+            message, jpeg = build_message(event, camera, bus.MEDIA_BUCKET)
+            accepted = self.outbox.append(
+                message.msg_id,
+                message.event,
+                message.subject,
+                message.to_json(),
+                media_name=message.snapshot.path if message.snapshot else None,
+                media=jpeg,
+            )
+            extra = {"camera_id": camera.id, "incident_id": message.id, "event": message.event}
+            if not accepted:
+                metrics.OUTBOX_REFUSED.inc()
+                log.error("outbox full: incident event refused", extra=extra)
+                continue
+            metrics.INCIDENT_EVENTS.labels(camera.id, message.algorithm, message.event).inc()
+            log.info(f"incident {message.event}", extra={**extra, "dwell_seconds": message.dwell_seconds})
+        metrics.OUTBOX_PENDING.set(len(self.outbox))
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake_publisher.set)
+
+    def _on_status(self, camera_id: str, health_: CameraHealth) -> None:
+        if self._loop is not None:
+            payload = health_to_json(camera_id, self.worker_id, health_)
+            self._loop.call_soon_threadsafe(self._publish_status, camera_id, payload)
+
+    # -- asyncio side --------------------------------------------------------------------------
+
+    def _publish_status(self, camera_id: str, payload: bytes) -> None:
+        if self._nc is not None and self._nc.is_connected:
+            asyncio.ensure_future(self._nc.publish(bus.camera_status_subject(camera_id), payload))
+
+    async def _connect_nats(self, stop: asyncio.Event) -> None:
+        self._nc = await bus.connect(self.config.nats.url, f"retina-worker-{self.worker_id}", stop)
+        self._js = self._nc.jetstream()
+        while not stop.is_set():
+            try:
+                await bus.ensure_incident_stream(self._js)
+                self._media = await bus.media_store(self._js)
+                break
+            except Exception as exc:
+                log.warning("JetStream not ready, retrying", extra={"error": str(exc)})
+                await asyncio.sleep(1)
+        log.info("connected to NATS", extra={"nats_url": self.config.nats.url})
+        self._wake_publisher.set()
+
+    async def _publisher(self, stop: asyncio.Event) -> None:
+        """Publish outbox messages in order; remove each only after JetStream acknowledged it."""
+        backoff = 0.5
+        while True:
+            items = self.outbox.peek(64)
+            if not items or self._media is None:
+                if stop.is_set():
+                    return
+                self._wake_publisher.clear()
+                try:
+                    await asyncio.wait_for(self._wake_publisher.wait(), timeout=1.0)
+                except TimeoutError:
+                    pass
+                continue
+            for item in items:
+                try:
+                    if item.media is not None:
+                        await self._media.put(item.media_name, item.media)
+                    await self._js.publish(
+                        item.subject, item.payload, timeout=5, headers={"Nats-Msg-Id": item.msg_id}
+                    )
+                except Exception as exc:
+                    metrics.PUBLISH_ERRORS.inc()
+                    log.warning(
+                        "publish failed, will retry",
+                        extra={"msg_id": item.msg_id, "error": str(exc) or type(exc).__name__},
+                    )
+                    if stop.is_set():
+                        return
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    break
+                self.outbox.remove(item.seq)
+                metrics.PUBLISHED.inc()
+                metrics.OUTBOX_PENDING.set(len(self.outbox))
+                backoff = 0.5
+
+    async def _status_heartbeat(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            for camera_id, health_ in self.analyzer.health().items():
+                self._publish_status(camera_id, health_to_json(camera_id, self.worker_id, health_))
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=STATUS_REPUBLISH_SECONDS)
+            except TimeoutError:
+                pass
+
+    async def serve(self, grpc_address: str, metrics_port: int, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then shut down cleanly (see module doc)."""
+        self._loop = asyncio.get_running_loop()
+        serve_metrics(metrics_port)
+        server = grpc.aio.server()
+        worker_pb2_grpc.add_WorkerServiceServicer_to_server(_WorkerServicer(self), server)
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        port = server.add_insecure_port(grpc_address)
+        await server.start()
+        await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        await health_servicer.set("retina.v1.WorkerService", health_pb2.HealthCheckResponse.SERVING)
+        log.info("worker serving", extra={"grpc_port": port, "worker_id": self.worker_id})
+
+        analysis = threading.Thread(target=self.analyzer.run, args=(self._stop_analysis,), name="analysis")
+        analysis.start()
+        publisher_stop = asyncio.Event()
+        tasks = [
+            asyncio.create_task(self._connect_nats(stop)),
+            asyncio.create_task(self._status_heartbeat(stop)),
+        ]
+        publisher = asyncio.create_task(self._publisher(publisher_stop))
+        await stop.wait()
+
+        log.info("worker stopping")
+        await health_servicer.enter_graceful_shutdown()
+        await server.stop(grace=2)
+        # Stop the cameras first, then the analysis loop; every event produced so far is in the
+        # outbox (each append is one SQLite transaction), so nothing is half-written.
+        for camera_id in list(self.analyzer.health()):
+            await asyncio.to_thread(self.analyzer.release, camera_id, "shutdown")
+        self._stop_analysis.set()
+        await asyncio.to_thread(analysis.join, 10)
+        publisher_stop.set()
+        self._wake_publisher.set()
+        try:
+            await asyncio.wait_for(publisher, timeout=SHUTDOWN_DRAIN_SECONDS)
+        except TimeoutError:
+            log.warning("NATS unreachable at shutdown; events stay in the outbox", extra={"pending": len(self.outbox)})
+        for task in tasks:
+            task.cancel()
+        if self._nc is not None and self._nc.is_connected:
+            await self._nc.drain()
+        pending = len(self.outbox)
+        self.outbox.close()
+        log.info("worker stopped", extra={"outbox_pending": pending})
+
+
+class _WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
+    def __init__(self, worker: Worker):
+        self.worker = worker
+
+    async def AssignCamera(self, request, context):
+        try:
+            camera = validate_camera(
+                camera_from_proto(request.camera), "camera", self.worker.config.defaults
+            )
+        except ConfigError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        health_ = await asyncio.to_thread(self.worker.analyzer.assign, camera)
+        return worker_pb2.AssignCameraResponse(status=health_to_proto(camera.id, health_))
+
+    async def ReleaseCamera(self, request, context):
+        released = await asyncio.to_thread(self.worker.analyzer.release, request.camera_id)
+        if not released:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"camera {request.camera_id!r} is not assigned here")
+        return worker_pb2.ReleaseCameraResponse(released=True)
+
+    async def GetStatus(self, request, context):
+        return worker_pb2.WorkerStatus(
+            worker_id=self.worker.worker_id,
+            model=self.worker.detector.model_path,
+            cameras=[health_to_proto(cid, h) for cid, h in sorted(self.worker.analyzer.health().items())],
+            outbox_pending=len(self.worker.outbox),
+        )
+
+
+def run_worker(config: RetinaConfig, data_dir: Path, grpc_address: str, metrics_port: int, worker_id: str | None) -> None:
+    """Entry point of ``retina worker``: serve until SIGTERM/SIGINT."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        worker = Worker(config, data_dir, worker_id)
+        started = time.time()
+        await worker.serve(grpc_address, metrics_port, stop)
+        log.info("worker exited", extra={"uptime_seconds": round(time.time() - started, 1)})
+
+    asyncio.run(main())
