@@ -213,4 +213,6 @@ class IllegalParking(Algorithm):
 
     @staticmethod
     def _snapshot(frame: AnalysedFrame, obj: TrackedObject, zone: Zone) -> Snapshot:
-        return Snapshot(image=frame.image, bbox=obj.bbox, zone_polygon=zone.polygon, timestamp=frame.timestamp)
+        return Snapshot(
+            image=frame.image, bbox=obj.bbox, zone_polygon=zone.polygon, timestamp=frame.timestamp
+        )

@@ -65,7 +65,6 @@ def cmd_incidents_serve(args: argparse.Namespace) -> int:
 def cmd_incidents_list(args: argparse.Namespace) -> int:
     import grpc
     from google.protobuf import json_format
-
     from retina.v1 import incidents_pb2, incidents_pb2_grpc
 
     with grpc.insecure_channel(args.address) as channel:
@@ -89,7 +88,6 @@ def cmd_incidents_list(args: argparse.Namespace) -> int:
 
 def cmd_incidents_close(args: argparse.Namespace) -> int:
     import grpc
-
     from retina.v1 import incidents_pb2, incidents_pb2_grpc
 
     with grpc.insecure_channel(args.address) as channel:
@@ -102,11 +100,12 @@ def cmd_incidents_close(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     import grpc
-
     from retina.v1 import worker_pb2, worker_pb2_grpc
 
     with grpc.insecure_channel(args.address) as channel:
-        status = worker_pb2_grpc.WorkerServiceStub(channel).GetStatus(worker_pb2.GetStatusRequest(), timeout=10)
+        status = worker_pb2_grpc.WorkerServiceStub(channel).GetStatus(
+            worker_pb2.GetStatusRequest(), timeout=10
+        )
     print(f"worker {status.worker_id}  model={status.model}  outbox_pending={status.outbox_pending}")
     for camera in status.cameras:
         state = worker_pb2.CameraState.Name(camera.state).removeprefix("CAMERA_STATE_").lower()
@@ -123,14 +122,25 @@ def cmd_up(args: argparse.Namespace) -> int:
     setup_logging("retina-up", args.log_level)
     loaded = _load(args.config)
     ports = ClusterPorts(
-        nats=args.nats_port, worker_grpc=args.worker_port, incidents_grpc=args.incidents_port
+        nats=args.nats_port,
+        nats_monitor=args.nats_monitor_port,
+        worker_grpc=args.worker_port,
+        incidents_grpc=args.incidents_port,
+        worker_metrics=args.worker_metrics_port,
+        incidents_metrics=args.incidents_metrics_port,
     )
     cluster = LocalCluster(Path(args.config).resolve(), Path(args.data_dir).resolve(), ports)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        cluster.start(loaded.config.cameras)
+        try:
+            cluster.start(loaded.config.cameras)
+        except RuntimeError as exc:
+            print(
+                f"error: the cluster did not start: {exc} (see {cluster.data_dir / 'logs'})", file=sys.stderr
+            )
+            return 1
         print(
             f"retina is up: NATS {cluster.nats_url}, worker {cluster.worker_address}, "
             f"incidents {cluster.incidents_address}; logs in {cluster.data_dir / 'logs'}. Ctrl-C stops.",
@@ -163,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nats-port", type=int, default=4222)
     p.add_argument("--worker-port", type=int, default=50051)
     p.add_argument("--incidents-port", type=int, default=50052)
+    p.add_argument("--nats-monitor-port", type=int, default=8222)
+    p.add_argument("--worker-metrics-port", type=int, default=9101)
+    p.add_argument("--incidents-metrics-port", type=int, default=9102)
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("analyze", help="analyse one file or stream; print incident events as JSON lines")
@@ -190,7 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default="127.0.0.1:50051")
     p.set_defaults(func=cmd_status)
 
-    incidents = sub.add_parser("incidents", help="the incident store").add_subparsers(dest="action", required=True)
+    incidents = sub.add_parser("incidents", help="the incident store").add_subparsers(
+        dest="action", required=True
+    )
     p = incidents.add_parser("serve", help="run the incident store service")
     p.add_argument("--data-dir", default="var/incidents")
     p.add_argument("--nats-url", default="nats://127.0.0.1:4222")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from retina.v1 import worker_pb2, worker_pb2_grpc
+
 from services.core.config import CameraConfig
 from services.core.convert import camera_to_proto
 from services.core.processes import free_port, start_nats_server, start_python, stop_process, wait_for_port
@@ -46,7 +46,9 @@ def wait_until_serving(address: str, timeout: float, process: subprocess.Popen |
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if process is not None and process.poll() is not None:
-                raise RuntimeError(f"service at {address} exited with code {process.returncode} while starting")
+                raise RuntimeError(
+                    f"service at {address} exited with code {process.returncode} while starting"
+                )
             try:
                 reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
@@ -138,5 +140,9 @@ class LocalCluster:
         for name in ("worker", "incidents", "nats"):
             process = self.processes.pop(name, None)
             if process is not None:
-                code = stop_process(process, name)
-                log.info("stopped", extra={"process": name, "exit_code": code})
+                try:
+                    code = stop_process(process, name)
+                except Exception:
+                    log.exception("could not stop a process", extra={"service_process": name})
+                    continue
+                log.info("stopped", extra={"service_process": name, "exit_code": code})

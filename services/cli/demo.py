@@ -16,8 +16,8 @@ from pathlib import Path
 
 import grpc
 import yaml
-
 from retina.v1 import incidents_pb2, incidents_pb2_grpc
+
 from services.cli.cluster import ClusterPorts, LocalCluster
 from services.core import bus
 from services.core.config import load_config

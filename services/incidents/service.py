@@ -17,8 +17,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter
 from pydantic import ValidationError
-
 from retina.v1 import common_pb2, incidents_pb2, incidents_pb2_grpc
+
 from services.core import bus
 from services.core.incident import IncidentMessage
 from services.core.metrics import serve_metrics
@@ -74,7 +74,9 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
 
     async def ListIncidents(self, request, context):
         if request.state not in ("", "open", "ended"):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "state: use 'open', 'ended' or leave it empty")
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "state: use 'open', 'ended' or leave it empty"
+            )
         rows = self.store.list(
             camera_id=request.camera_id,
             department=request.department,
@@ -113,7 +115,9 @@ async def _consume(store: IncidentStore, nats_url: str, stop: asyncio.Event) -> 
                 bus.INCIDENT_SUBJECTS,
                 durable=CONSUMER,
                 stream=bus.INCIDENT_STREAM,
-                config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=30),
+                config=ConsumerConfig(
+                    ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=30
+                ),
             )
             break
         except Exception as exc:

@@ -100,8 +100,8 @@ class IncidentStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 inserted = self._db.execute(
-                    "INSERT OR IGNORE INTO incident_events (msg_id, incident_id, event, revision, received_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO incident_events"
+                    " (msg_id, incident_id, event, revision, received_at) VALUES (?, ?, ?, ?, ?)",
                     (message.msg_id, message.id, message.event, message.revision, time.time()),
                 ).rowcount
                 if inserted:
@@ -135,7 +135,8 @@ class IncidentStore:
         )
         if row is None:
             self._db.execute(
-                "INSERT INTO incidents (camera_id, camera_name, department, algorithm, zone, state, started_at,"
+                "INSERT INTO incidents (camera_id, camera_name, department, algorithm, zone, state,"
+                " started_at,"
                 " last_seen_at, ended_at, dwell_seconds, confidence, revision, end_reason, message_json,"
                 " snapshot_path, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*values, snapshot_path, m.id),
@@ -160,7 +161,9 @@ class IncidentStore:
 
     def get(self, incident_id: str) -> StoredIncident | None:
         with self._lock:
-            row = self._db.execute(f"SELECT {_COLUMNS} FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM incidents WHERE id = ?", (incident_id,)
+            ).fetchone()
         return StoredIncident(*row) if row else None
 
     def list(
@@ -199,7 +202,8 @@ class IncidentStore:
         """A dispatcher closes an incident out; returns it, or None for an unknown id."""
         with self._lock:
             self._db.execute(
-                "UPDATE incidents SET dispatch_status='closed', closed_by=?, close_note=?, closed_at=? WHERE id=?",
+                "UPDATE incidents SET dispatch_status='closed', closed_by=?, close_note=?, closed_at=?"
+                " WHERE id=?",
                 (closed_by, note, time.time(), incident_id),
             )
         return self.get(incident_id)

@@ -47,6 +47,8 @@ class Detector:
             raise ConfigError([f"detector.model: no such file {model_path!r}"])
         if not Path(model_path).is_file() and os.environ.get("YOLO_OFFLINE"):
             raise ConfigError([f"detector.model: {model_path!r} is not a file and YOLO_OFFLINE is set"])
+        # Ultralytics logs to stdout, which `retina analyze` keeps for incident JSON lines.
+        os.environ.setdefault("YOLO_VERBOSE", "False")
         from ultralytics import YOLO  # imported late: it is slow and only the worker needs it
 
         self.config = config

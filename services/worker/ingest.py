@@ -272,13 +272,17 @@ class CameraSource:
                     self.health.last_frame_at = time.time()
                     if next_due is not None and t + 1e-3 < next_due:
                         continue
-                    next_due = t + interval if next_due is None or next_due + interval <= t else next_due + interval
+                    next_due = (
+                        t + interval if next_due is None or next_due + interval <= t else next_due + interval
+                    )
                     if self.realtime and not self.live:  # a file standing in for a camera
                         delay = t - time.time()
                         if delay > 0 and self._stop.wait(delay):
                             return "eof"
                     self.health.frames_sampled += 1
-                    self.buffer.put(SampledFrame(self.camera.id, t, frame.to_ndarray(format="bgr24")), self._stop)
+                    self.buffer.put(
+                        SampledFrame(self.camera.id, t, frame.to_ndarray(format="bgr24")), self._stop
+                    )
             if self.live:
                 self._set_state(CameraState.OFFLINE, "stream ended")
                 return "ok_then_failed" if delivered else "failed"

@@ -20,7 +20,9 @@ INFERENCE_SECONDS = Histogram(
     "Detector latency per call",
     buckets=(0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56),
 )
-BATCH_SIZE = Histogram("retina_inference_batch_size", "Frames per detector call", buckets=(1, 2, 4, 8, 16, 32))
+BATCH_SIZE = Histogram(
+    "retina_inference_batch_size", "Frames per detector call", buckets=(1, 2, 4, 8, 16, 32)
+)
 INCIDENT_EVENTS = Counter(
     "retina_incident_events_total", "Incident events accepted", ["camera_id", "algorithm", "event"]
 )

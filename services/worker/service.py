@@ -9,6 +9,7 @@ loses one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -21,9 +22,9 @@ from pathlib import Path
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from retina.v1 import worker_pb2, worker_pb2_grpc
 
 from algorithms.base import IncidentEvent
-from retina.v1 import worker_pb2, worker_pb2_grpc
 from services.core import bus
 from services.core.config import CameraConfig, ConfigError, RetinaConfig, validate_camera
 from services.core.convert import camera_from_proto
@@ -110,6 +111,7 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake_publisher = asyncio.Event()
         self._stop_analysis = threading.Event()
+        self._status_tasks: set[asyncio.Future] = set()
         self._nc = None
         self._js = None
         self._media = None
@@ -129,7 +131,12 @@ class Worker:
                 media_name=message.snapshot.path if message.snapshot else None,
                 media=jpeg,
             )
-            extra = {"camera_id": camera.id, "incident_id": message.id, "event": message.event}
+            extra = {
+                "camera_id": camera.id,
+                "incident_id": message.id,
+                "event": message.event,
+                "msg_id": message.msg_id,
+            }
             if not accepted:
                 metrics.OUTBOX_REFUSED.inc()
                 log.error("outbox full: incident event refused", extra=extra)
@@ -149,7 +156,9 @@ class Worker:
 
     def _publish_status(self, camera_id: str, payload: bytes) -> None:
         if self._nc is not None and self._nc.is_connected:
-            asyncio.ensure_future(self._nc.publish(bus.camera_status_subject(camera_id), payload))
+            task = asyncio.ensure_future(self._nc.publish(bus.camera_status_subject(camera_id), payload))
+            self._status_tasks.add(task)
+            task.add_done_callback(self._status_tasks.discard)
 
     async def _connect_nats(self, stop: asyncio.Event) -> None:
         self._nc = await bus.connect(self.config.nats.url, f"retina-worker-{self.worker_id}", stop)
@@ -174,10 +183,8 @@ class Worker:
                 if stop.is_set():
                     return
                 self._wake_publisher.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake_publisher.wait(), timeout=1.0)
-                except TimeoutError:
-                    pass
                 continue
             for item in items:
                 try:
@@ -206,10 +213,8 @@ class Worker:
         while not stop.is_set():
             for camera_id, health_ in self.analyzer.health().items():
                 self._publish_status(camera_id, health_to_json(camera_id, self.worker_id, health_))
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=STATUS_REPUBLISH_SECONDS)
-            except TimeoutError:
-                pass
 
     async def serve(self, grpc_address: str, metrics_port: int, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then shut down cleanly (see module doc)."""
@@ -249,7 +254,9 @@ class Worker:
         try:
             await asyncio.wait_for(publisher, timeout=SHUTDOWN_DRAIN_SECONDS)
         except TimeoutError:
-            log.warning("NATS unreachable at shutdown; events stay in the outbox", extra={"pending": len(self.outbox)})
+            log.warning(
+                "NATS unreachable at shutdown; events stay in the outbox", extra={"pending": len(self.outbox)}
+            )
         for task in tasks:
             task.cancel()
         if self._nc is not None and self._nc.is_connected:
@@ -265,9 +272,7 @@ class _WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
 
     async def AssignCamera(self, request, context):
         try:
-            camera = validate_camera(
-                camera_from_proto(request.camera), "camera", self.worker.config.defaults
-            )
+            camera = validate_camera(camera_from_proto(request.camera), "camera", self.worker.config.defaults)
         except ConfigError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         health_ = await asyncio.to_thread(self.worker.analyzer.assign, camera)
@@ -276,7 +281,9 @@ class _WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
     async def ReleaseCamera(self, request, context):
         released = await asyncio.to_thread(self.worker.analyzer.release, request.camera_id)
         if not released:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"camera {request.camera_id!r} is not assigned here")
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"camera {request.camera_id!r} is not assigned here"
+            )
         return worker_pb2.ReleaseCameraResponse(released=True)
 
     async def GetStatus(self, request, context):
@@ -288,7 +295,9 @@ class _WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         )
 
 
-def run_worker(config: RetinaConfig, data_dir: Path, grpc_address: str, metrics_port: int, worker_id: str | None) -> None:
+def run_worker(
+    config: RetinaConfig, data_dir: Path, grpc_address: str, metrics_port: int, worker_id: str | None
+) -> None:
     """Entry point of ``retina worker``: serve until SIGTERM/SIGINT."""
 
     async def main() -> None:

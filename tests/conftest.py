@@ -1,0 +1,119 @@
+"""Shared fixtures: real nats-server, real GStreamer RTSP server, the shared footage and model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "0")
+
+from services.core.processes import free_port, start_nats_server, stop_process, wait_for_port
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("RETINA_SHARED_DIR", REPO.parent / "shared"))
+MODEL = SHARED / "models" / "yolov8n_coco_int8.onnx"
+VIDEOS = SHARED / "videos"
+DEBIAN_PYTHON = "/usr/bin/python3"
+
+
+def footage(name: str) -> Path:
+    """A clip from ../shared/videos; the test is skipped (with the reason) where it is absent."""
+    path = VIDEOS / name
+    if not path.exists() or not MODEL.exists():
+        pytest.skip(f"shared footage or model missing ({path}, {MODEL})")
+    return path
+
+
+@pytest.fixture
+def model_path() -> Path:
+    if not MODEL.exists():
+        pytest.skip(f"shared model missing: {MODEL}")
+    return MODEL
+
+
+class NatsServer:
+    """A real nats-server with JetStream that a test may stop and start again on the same port."""
+
+    def __init__(self, store_dir: Path):
+        self.port = free_port()
+        self.store_dir = store_dir
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = start_nats_server(self.port, self.store_dir)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process, "nats")
+            self.process = None
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path / "nats")
+    server.start()
+    yield server
+    server.stop()
+
+
+class RtspServer:
+    """Debian's GStreamer RTSP server serving files at rtsp://127.0.0.1:PORT/<mount>."""
+
+    def __init__(self, mounts: dict[str, Path]):
+        self.port = free_port()
+        self.mounts = mounts
+        self.process: subprocess.Popen | None = None
+
+    def url(self, mount: str) -> str:
+        return f"rtsp://127.0.0.1:{self.port}/{mount}"
+
+    def start(self) -> None:
+        args = [DEBIAN_PYTHON, str(REPO / "tests" / "rtsp_server.py"), str(self.port)]
+        args += [f"/{name}={path}" for name, path in self.mounts.items()]
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        line = self.process.stdout.readline()
+        if "READY" not in line:
+            raise RuntimeError(f"RTSP server did not start: {line}{self.process.stdout.read()}")
+        wait_for_port(self.port, 10)
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None
+
+
+@pytest.fixture
+def rtsp_server_factory() -> Iterator:
+    servers: list[RtspServer] = []
+
+    def make(mounts: dict[str, Path]) -> RtspServer:
+        probe = subprocess.run(
+            [DEBIAN_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"],
+            capture_output=True,
+        )
+        if probe.returncode != 0:
+            pytest.fail(
+                "GStreamer RTSP server missing: run `make setup` as root (scripts/bootstrap-system.sh)"
+            )
+        server = RtspServer(mounts)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.kill()
+
+
+def python_cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "services.cli", *args]
