@@ -15,6 +15,7 @@ second of video per second). Usage:
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import platform
 import threading
@@ -25,9 +26,9 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "0")
 os.environ.setdefault("YOLO_VERBOSE", "False")
 
-from services.core.config import parse_config  # noqa: E402
-from services.worker.detector import Detector  # noqa: E402
-from services.worker.pipeline import Analyzer  # noqa: E402
+from services.core.config import parse_config
+from services.worker.detector import Detector
+from services.worker.pipeline import Analyzer
 
 
 def retina_throughput(video: Path, model: Path, cameras: int, fps: float, seconds: float) -> float:
@@ -106,13 +107,16 @@ def baseline_throughput(video: Path, model: Path, seconds: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--video", type=Path, required=True)
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--cameras", type=int, default=4)
     parser.add_argument("--analysis-fps", type=float, default=2.0)
     parser.add_argument("--seconds", type=float, default=20.0, help="video seconds per camera")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or 'cpu'}; no GPU")
     print(f"video: {args.video.name}; model: {args.model.name}")

@@ -50,7 +50,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     config = _load(args.config).config
     if args.nats_url:
         config.nats.url = args.nats_url
-    run_worker(config, Path(args.data_dir), f"127.0.0.1:{args.grpc_port}", args.metrics_port, args.worker_id)
+    run_worker(config, Path(args.data_dir), args.listen, args.grpc_port, args.metrics_port, args.worker_id)
     return 0
 
 
@@ -58,7 +58,7 @@ def cmd_incidents_serve(args: argparse.Namespace) -> int:
     from services.incidents.service import run_incident_store
 
     setup_logging("incidents", args.log_level)
-    run_incident_store(Path(args.data_dir), args.nats_url, f"127.0.0.1:{args.grpc_port}", args.metrics_port)
+    run_incident_store(Path(args.data_dir), args.nats_url, args.listen, args.grpc_port, args.metrics_port)
     return 0
 
 
@@ -114,6 +114,16 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"analysed={camera.frames_analysed:<6} reconnects={camera.reconnects:<3} {camera.reason}"
         )
     return 0
+
+
+def cmd_assign(args: argparse.Namespace) -> int:
+    from services.cli.cluster import assign_cameras, wait_until_serving
+
+    loaded = _load(args.config)
+    wait_until_serving(args.worker, args.wait)
+    assign_cameras(args.worker, loaded.config.cameras)
+    print(f"assigned {len(loaded.config.cameras)} camera(s) to {args.worker}")
+    return 1 if loaded.camera_errors else 0
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -197,7 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grpc-port", type=int, default=50051)
     p.add_argument("--metrics-port", type=int, default=9101)
     p.add_argument("--worker-id")
+    p.add_argument("--listen", default="127.0.0.1", help="address for gRPC and metrics (0.0.0.0 in a pod)")
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("assign", help="assign a configuration's cameras to a running worker")
+    p.add_argument("--config", required=True)
+    p.add_argument("--worker", default="127.0.0.1:50051", help="the worker's gRPC address")
+    p.add_argument("--wait", type=float, default=120, help="seconds to wait for the worker to serve")
+    p.set_defaults(func=cmd_assign)
 
     p = sub.add_parser("status", help="show a worker's cameras and their health")
     p.add_argument("--address", default="127.0.0.1:50051")
@@ -211,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nats-url", default="nats://127.0.0.1:4222")
     p.add_argument("--grpc-port", type=int, default=50052)
     p.add_argument("--metrics-port", type=int, default=9102)
+    p.add_argument("--listen", default="127.0.0.1", help="address for gRPC and metrics (0.0.0.0 in a pod)")
     p.set_defaults(func=cmd_incidents_serve)
     p = incidents.add_parser("list", help="list incidents, newest first")
     p.add_argument("--address", default="127.0.0.1:50052")

@@ -59,6 +59,15 @@ def wait_until_serving(address: str, timeout: float, process: subprocess.Popen |
     raise RuntimeError(f"service at {address} not serving after {timeout:.0f} s")
 
 
+def assign_cameras(worker_address: str, cameras: list[CameraConfig]) -> None:
+    """Assign cameras to a worker over gRPC (what ``retina assign`` and ``retina up`` do)."""
+    with grpc.insecure_channel(worker_address) as channel:
+        stub = worker_pb2_grpc.WorkerServiceStub(channel)
+        for camera in cameras:
+            stub.AssignCamera(worker_pb2.AssignCameraRequest(camera=camera_to_proto(camera)), timeout=30)
+            log.info("camera assigned", extra={"camera_id": camera.id, "worker": worker_address})
+
+
 @dataclass
 class LocalCluster:
     config_path: Path
@@ -110,11 +119,7 @@ class LocalCluster:
         )  # fmt: skip
         wait_until_serving(self.incidents_address, 60, self.processes["incidents"])
         wait_until_serving(self.worker_address, 120, self.processes["worker"])
-        with grpc.insecure_channel(self.worker_address) as channel:
-            stub = worker_pb2_grpc.WorkerServiceStub(channel)
-            for camera in cameras:
-                stub.AssignCamera(worker_pb2.AssignCameraRequest(camera=camera_to_proto(camera)), timeout=30)
-                log.info("camera assigned", extra={"camera_id": camera.id})
+        assign_cameras(self.worker_address, cameras)
 
     def start_nats(self) -> None:
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)

@@ -134,6 +134,7 @@ def build_message(
             height=height,
             thumbnail_jpeg_base64=base64.b64encode(thumb).decode(),
         )
+    x1, y1, x2, y2 = (round(v, 4) for v in event.bbox)
     message = IncidentMessage(
         id=event.incident_id,
         event=event.event,
@@ -149,7 +150,7 @@ def build_message(
         last_seen_at=_utc(event.last_seen_at),
         ended_at=_utc(event.ended_at) if event.ended_at is not None else None,
         dwell_seconds=event.dwell_seconds,
-        bbox=BBox(x1=event.bbox[0], y1=event.bbox[1], x2=event.bbox[2], y2=event.bbox[3]),
+        bbox=BBox(x1=x1, y1=y1, x2=x2, y2=y2),
         confidence=event.confidence,
         track_id=event.track_id,
         end_reason=event.end_reason,

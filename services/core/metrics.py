@@ -9,7 +9,7 @@ from prometheus_client import start_http_server
 log = logging.getLogger(__name__)
 
 
-def serve_metrics(port: int, host: str = "127.0.0.1") -> int:
+def serve_metrics(port: int, host: str) -> int:
     """Expose /metrics on host:port (port 0 picks a free one); return the bound port."""
     server, _thread = start_http_server(port, addr=host)
     bound = server.server_address[1]

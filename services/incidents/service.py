@@ -167,7 +167,7 @@ async def _store_one(store: IncidentStore, media, msg) -> None:
         DUPLICATES.inc()
 
 
-def run_incident_store(data_dir: Path, nats_url: str, grpc_address: str, metrics_port: int) -> None:
+def run_incident_store(data_dir: Path, nats_url: str, listen: str, grpc_port: int, metrics_port: int) -> None:
     """Entry point of ``retina incidents serve``: serve until SIGTERM/SIGINT."""
 
     async def main() -> None:
@@ -176,12 +176,12 @@ def run_incident_store(data_dir: Path, nats_url: str, grpc_address: str, metrics
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         store = IncidentStore(data_dir / "incidents.sqlite", data_dir / "media")
-        serve_metrics(metrics_port)
+        serve_metrics(metrics_port, listen)
         server = grpc.aio.server()
         incidents_pb2_grpc.add_IncidentServiceServicer_to_server(IncidentServicer(store), server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        port = server.add_insecure_port(grpc_address)
+        port = server.add_insecure_port(f"{listen}:{grpc_port}")
         await server.start()
         await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         log.info("incident store serving", extra={"grpc_port": port, "data_dir": str(data_dir)})

@@ -216,15 +216,15 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=STATUS_REPUBLISH_SECONDS)
 
-    async def serve(self, grpc_address: str, metrics_port: int, stop: asyncio.Event) -> None:
+    async def serve(self, listen: str, grpc_port: int, metrics_port: int, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then shut down cleanly (see module doc)."""
         self._loop = asyncio.get_running_loop()
-        serve_metrics(metrics_port)
+        serve_metrics(metrics_port, listen)
         server = grpc.aio.server()
         worker_pb2_grpc.add_WorkerServiceServicer_to_server(_WorkerServicer(self), server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        port = server.add_insecure_port(grpc_address)
+        port = server.add_insecure_port(f"{listen}:{grpc_port}")
         await server.start()
         await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         await health_servicer.set("retina.v1.WorkerService", health_pb2.HealthCheckResponse.SERVING)
@@ -296,7 +296,12 @@ class _WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
 
 
 def run_worker(
-    config: RetinaConfig, data_dir: Path, grpc_address: str, metrics_port: int, worker_id: str | None
+    config: RetinaConfig,
+    data_dir: Path,
+    listen: str,
+    grpc_port: int,
+    metrics_port: int,
+    worker_id: str | None,
 ) -> None:
     """Entry point of ``retina worker``: serve until SIGTERM/SIGINT."""
 
@@ -307,7 +312,7 @@ def run_worker(
             loop.add_signal_handler(sig, stop.set)
         worker = Worker(config, data_dir, worker_id)
         started = time.time()
-        await worker.serve(grpc_address, metrics_port, stop)
+        await worker.serve(listen, grpc_port, metrics_port, stop)
         log.info("worker exited", extra={"uptime_seconds": round(time.time() - started, 1)})
 
     asyncio.run(main())
