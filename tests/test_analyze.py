@@ -73,7 +73,7 @@ def test_corrupt_file_is_a_clear_error(tmp_path: Path):
         assert "Traceback" not in result.stderr
 
 
-def test_unreachable_stream_is_a_clear_error(tmp_path: Path):
+def test_unreachable_stream_is_a_clear_error(tmp_path: Path, model_path: Path):
     config = write_config(tmp_path, [{"name": "kerb", "polygon": KERB}])
     result = analyze("rtsp://127.0.0.1:9/nothing", "--config", str(config), "--duration", "4", timeout=120)
     assert result.returncode == 1

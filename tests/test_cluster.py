@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -152,6 +153,25 @@ def test_rtsp_camera_goes_offline_and_recovers_without_worker_restart(
         status = worker_status(address)
         assert state_of(status["cam-rtsp"]) == "online"
         assert status["cam-rtsp"].reconnects >= 1
+
+        # A server that keeps the connection open but sends nothing: the camera is "stalled".
+        seen_before = len(watcher.states("cam-rtsp"))
+        os.kill(rtsp.process.pid, signal.SIGSTOP)
+        try:
+            wait_for(
+                lambda: "stalled" in watcher.states("cam-rtsp")[seen_before:],
+                30,
+                "the camera to be reported stalled",
+            )
+        finally:
+            os.kill(rtsp.process.pid, signal.SIGCONT)
+        analysed_while_stalled = worker_status(address)["cam-rtsp"].frames_analysed
+        wait_for(
+            lambda: worker_status(address)["cam-rtsp"].frames_analysed >= analysed_while_stalled + 4,
+            60,
+            "analysis to resume after the stall",
+        )
+        status = worker_status(address)
         assert worker.poll() is None, "the worker process must not restart"
         assert state_of(status["cam-dead"]) == "offline"
         assert "cannot open rtsp://127.0.0.1:9/nothing" in status["cam-dead"].reason

@@ -124,11 +124,12 @@ def run_demo(data_dir: Path) -> int:
             reply = incidents_pb2_grpc.IncidentServiceStub(channel).ListIncidents(
                 incidents_pb2.ListIncidentsRequest(limit=20), timeout=10
             )
+        media = data_dir.resolve() / "incidents" / "media"
         print(f"\nincident store now holds {len(reply.incidents)} incident(s):")
         for incident in reply.incidents:
             print(
                 f"  {incident.camera_id} {incident.algorithm} zone={incident.zone} state={incident.state} "
-                f"dwell={incident.dwell_seconds:.1f}s snapshot=var/.../media/{incident.snapshot_path}"
+                f"dwell={incident.dwell_seconds:.1f}s\n    snapshot: {media / incident.snapshot_path}"
             )
         return 0 if reply.incidents else 1
     finally:
