@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	rm -rf retina.egg-info  # build by-product; stale copies would shadow the installed entry points
 	touch $(STAMP)
 
 demo: setup

@@ -9,6 +9,7 @@ entry-point group, so a department can install its own package without touching 
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from abc import ABC, abstractmethod
@@ -117,6 +118,57 @@ def point_in_polygon(x: float, y: float, points: list[tuple[float, float]]) -> b
             if x < cross_x:
                 inside = not inside
     return inside
+
+
+def anchor_point(bbox: tuple[float, float, float, float]) -> tuple[float, float]:
+    """Where an object stands: the bottom-centre of its box (pixels)."""
+    return ((bbox[0] + bbox[2]) / 2, bbox[3])
+
+
+def box_size(bbox: tuple[float, float, float, float]) -> float:
+    """A box's linear size, sqrt(area), in pixels."""
+    return math.sqrt(max(bbox[2] - bbox[0], 1.0) * max(bbox[3] - bbox[1], 1.0))
+
+
+def union_box(boxes: list[tuple[float, float, float, float]]) -> tuple[float, float, float, float]:
+    """The smallest box holding every box."""
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+
+
+class StillnessTracker:
+    """How long each track has stood still: its anchor within ``max_movement_ratio`` of its size.
+
+    ``update`` returns the moment the current still period began; a larger move restarts it.
+    Tracks unseen for ``forget_seconds`` are forgotten.
+    """
+
+    def __init__(self, max_movement_ratio: float, forget_seconds: float):
+        self.max_movement_ratio = max_movement_ratio
+        self.forget_seconds = forget_seconds
+        self._still: dict[
+            int, tuple[tuple[float, float], float, float, float]
+        ] = {}  # anchor, size, since, seen
+
+    def update(self, track_id: int, bbox: tuple[float, float, float, float], now: float) -> float:
+        x, y = anchor_point(bbox)
+        entry = self._still.get(track_id)
+        if entry is not None:
+            (ax, ay), size, since, _ = entry
+            if math.hypot(x - ax, y - ay) <= self.max_movement_ratio * size:
+                self._still[track_id] = ((ax, ay), size, since, now)
+                return since
+        self._still[track_id] = ((x, y), box_size(bbox), now, now)
+        return now
+
+    def forget_stale(self, now: float) -> None:
+        for track_id, (_, _, _, seen) in list(self._still.items()):
+            if now - seen > self.forget_seconds:
+                del self._still[track_id]
 
 
 def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
@@ -470,3 +522,129 @@ def validate_algorithm_params(spec: AlgorithmSpec) -> list[str]:
     if cls.manifest.requires_zones and not spec.zones:
         errors.append(f"zones: {spec.name} needs at least one zone")
     return errors
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules of the form "a situation that lasts longer than dwell_seconds"
+# ---------------------------------------------------------------------------------------------
+
+
+class DwellParams(BaseModel):
+    """Parameters every dwell-gated rule shares (seconds of stream time)."""
+
+    model_config = ConfigDict(extra="forbid")
+    dwell_seconds: float = Field(
+        default=60.0, gt=0, description="How long the situation lasts before an alert"
+    )
+    grace_seconds: float = Field(
+        default=10.0, ge=0, description="Gaps shorter than this (occlusion, detector misses) do not end it"
+    )
+    update_interval_seconds: float = Field(default=60.0, gt=0, description="Interval of update events")
+    min_box_area_ratio: float = Field(
+        default=0.0003, ge=0, lt=1, description="Ignore objects smaller than this fraction of the frame"
+    )
+
+
+@dataclass
+class Observation:
+    """One situation seen in a frame, as a dwell-gated rule reports it (boxes in pixels)."""
+
+    zone: Zone
+    bbox: tuple[float, float, float, float]
+    confidence: float
+    since: float | None = None  # when it began, if the rule knows it began before this frame
+    track_id: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Episode:
+    started_at: float
+    last_seen_at: float
+    best_confidence: float
+    best_snapshot: Snapshot
+
+
+class DwellRule(Algorithm):
+    """Base of rules that alert when a situation lasts ``dwell_seconds``.
+
+    Subclasses implement :meth:`observe`, returning the situations present in a frame keyed by a
+    stable key (a zone name, a static object's id). This class turns them into one incident per
+    episode: ``new`` once the episode has lasted the dwell (inside active hours), ``update`` as it
+    goes on, ``end`` when it has not been seen for ``grace_seconds``.
+    """
+
+    params: DwellParams
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lifecycle = IncidentLifecycle(
+            self.camera.camera_id, self.manifest, self.params.update_interval_seconds
+        )
+        self._episodes: dict[Any, _Episode] = {}
+
+    @abstractmethod
+    def observe(self, frame: AnalysedFrame) -> dict[Any, Observation]:
+        """The situations present in this frame, by key."""
+
+    def end_reason(self, key: Any) -> str:
+        """Why an episode that is no longer seen ended (shown to dispatchers)."""
+        return "cleared"
+
+    def relevant(self, frame: AnalysedFrame, obj: TrackedObject) -> bool:
+        """Whether an object is large enough to trust (``min_box_area_ratio``)."""
+        x1, y1, x2, y2 = obj.bbox
+        return (x2 - x1) * (y2 - y1) >= self.params.min_box_area_ratio * frame.width * frame.height
+
+    def zone_of(self, frame: AnalysedFrame, bbox: tuple[float, float, float, float]) -> Zone | None:
+        """The first zone holding the box's anchor (bottom-centre)."""
+        x, y = anchor_point(bbox)
+        return next((z for z in self.zones if z.contains(x / frame.width, y / frame.height)), None)
+
+    def process(self, frame: AnalysedFrame) -> list[IncidentEvent]:
+        now = frame.timestamp
+        events: list[IncidentEvent] = []
+        for key, seen in self.observe(frame).items():
+            episode = self._episodes.get(key)
+            if episode is None:
+                snapshot = Snapshot(frame.image, seen.bbox, seen.zone.polygon, now)
+                episode = _Episode(min(seen.since or now, now), now, seen.confidence, snapshot)
+                self._episodes[key] = episode
+            episode.last_seen_at = now
+            better = None
+            if seen.confidence > episode.best_confidence:
+                episode.best_confidence = seen.confidence
+                episode.best_snapshot = better = Snapshot(frame.image, seen.bbox, seen.zone.polygon, now)
+            bbox = frame.normalise(seen.bbox)
+            if self.lifecycle.is_open(key):
+                event = self.lifecycle.observe(
+                    key, now=now, bbox=bbox, confidence=seen.confidence, snapshot=better, details=seen.details
+                )
+                if event:
+                    events.append(event)
+            elif now - episode.started_at >= self.params.dwell_seconds and self.is_active(now):
+                events.append(
+                    self.lifecycle.open(
+                        key,
+                        zone=seen.zone.name,
+                        track_id=seen.track_id,
+                        started_at=episode.started_at,
+                        now=now,
+                        bbox=bbox,
+                        confidence=seen.confidence,
+                        snapshot=episode.best_snapshot,
+                        details=seen.details,
+                    )
+                )
+        for key, episode in list(self._episodes.items()):
+            if now - episode.last_seen_at > self.params.grace_seconds:
+                del self._episodes[key]
+                if self.lifecycle.is_open(key):
+                    events.append(
+                        self.lifecycle.close(key, ended_at=episode.last_seen_at, reason=self.end_reason(key))
+                    )
+        return events
+
+    def finish(self, timestamp: float, reason: str) -> list[IncidentEvent]:
+        self._episodes.clear()
+        return self.lifecycle.close_all(ended_at=timestamp, reason=reason)
