@@ -49,7 +49,7 @@ def test_crowd_alerts_once_and_ends_when_it_disperses():
     timeline += [(53 + t, crowd) for t in range(0, 10)]
     timeline += [(63 + t, crowd[:4]) for t in range(0, 10)]  # disperses
     events = run(algo, timeline)
-    assert [e.event for e in events][0] == "new" and events[-1].event == "end"
+    assert events[0].event == "new" and events[-1].event == "end"
     assert len({e.incident_id for e in events}) == 1
     assert events[0].dwell_seconds == 30 and events[0].details == {"people": 12, "max_people": 10}
     assert events[-1].end_reason == "dispersed"
@@ -116,7 +116,7 @@ def test_bag_left_on_pavement_alerts_then_ends_when_removed():
     assert [e.event for e in events] == ["new", "end"]
     new, end = events
     assert new.zone == "pavement" and 20 <= new.dwell_seconds <= 21
-    x1, y1, x2, y2 = new.bbox
+    x1, _, _, y2 = new.bbox
     assert 0.44 < x1 < 0.48 and 0.8 < y2 < 0.88  # where the bag is
     assert end.end_reason == "removed"
 
