@@ -31,9 +31,10 @@ def compose_bus_scene(path: Path, seconds: int = 24, fps: int = 10) -> None:
     """Write a video of Ultralytics' bundled bus.jpg: a bus standing at the kerb for ``seconds``."""
     import av
     import cv2
-    import ultralytics
 
-    image = cv2.imread(str(Path(ultralytics.__file__).parent / "assets" / "bus.jpg"))
+    from services.cli.scenes import ultralytics_asset
+
+    image = cv2.imread(str(ultralytics_asset("bus.jpg")))
     image = cv2.resize(image, (540, 720))
     with av.open(str(path), "w") as container:
         stream = container.add_stream("mpeg4", rate=fps)

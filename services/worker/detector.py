@@ -47,8 +47,10 @@ class Detector:
             raise ConfigError([f"detector.model: no such file {model_path!r}"])
         if not Path(model_path).is_file() and os.environ.get("YOLO_OFFLINE"):
             raise ConfigError([f"detector.model: {model_path!r} is not a file and YOLO_OFFLINE is set"])
-        # Ultralytics logs to stdout, which `retina analyze` keeps for incident JSON lines.
+        # Ultralytics logs to stdout, which `retina analyze` keeps for incident JSON lines, and
+        # never installs packages behind our back.
         os.environ.setdefault("YOLO_VERBOSE", "False")
+        os.environ.setdefault("YOLO_AUTOINSTALL", "False")
         from ultralytics import YOLO  # imported late: it is slow and only the worker needs it
 
         self.config = config

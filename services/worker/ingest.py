@@ -120,9 +120,10 @@ class _StreamClock:
     would live. Live streams are re-based when their timestamps jump (reconnects, encoder resets).
     """
 
-    def __init__(self, live: bool, realtime: bool):
+    def __init__(self, live: bool, realtime: bool, start_epoch: float | None = None):
         self.live = live
         self.realtime = realtime
+        self.start_epoch = start_epoch
         self.base_epoch: float | None = None
         self.base_pts = 0.0
         self.last = 0.0
@@ -135,7 +136,10 @@ class _StreamClock:
         now = time.time()
         if self.base_epoch is None:
             # Paced sources continue from "now"; files analysed flat out continue their own timeline.
-            self.base_epoch = max(now, self.last) if (self.realtime or self.last == 0.0) else self.last
+            if self.last == 0.0 and self.start_epoch is not None:
+                self.base_epoch = self.start_epoch
+            else:
+                self.base_epoch = max(now, self.last) if (self.realtime or self.last == 0.0) else self.last
             self.base_pts = pts_seconds
         t = self.base_epoch + (pts_seconds - self.base_pts)
         if self.live and abs(t - now) > MAX_LIVE_DRIFT_SECONDS:
@@ -158,6 +162,7 @@ class CameraSource:
         *,
         realtime: bool,
         retry_files: bool,
+        file_start_epoch: float | None = None,
     ):
         self.camera = camera
         self.ingest = ingest
@@ -169,7 +174,7 @@ class CameraSource:
         self.health = CameraHealth()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"ingest-{camera.id}", daemon=True)
-        self._clock = _StreamClock(self.live, self.realtime)
+        self._clock = _StreamClock(self.live, self.realtime, None if self.live else file_start_epoch)
         self._log_extra = {"camera_id": camera.id}
 
     def start(self) -> None:

@@ -77,6 +77,7 @@ class Analyzer:
         realtime: bool,
         retry_files: bool,
         max_batch: int = 8,
+        file_start_epoch: float | None = None,
     ):
         self.detector = detector
         self.tracker_config = tracker_config
@@ -86,6 +87,7 @@ class Analyzer:
         self.realtime = realtime
         self.retry_files = retry_files
         self.max_batch = max_batch
+        self.file_start_epoch = file_start_epoch  # fixed stream-time origin for files (evaluation)
         self._cameras: dict[str, _Camera] = {}
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -111,6 +113,7 @@ class Analyzer:
             self.on_status,
             realtime=self.realtime,
             retry_files=self.retry_files,
+            file_start_epoch=self.file_start_epoch,
         )
         with self._lock:
             self._cameras[camera.id] = _Camera(camera, source, buffer, pipeline)
