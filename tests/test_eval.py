@@ -25,15 +25,16 @@ def test_composer_places_the_crop_only_while_scheduled(tmp_path: Path):
         for frame in container.decode(video=0):
             image = frame.to_ndarray(format="bgr24")
             h, w = image.shape[:2]
-            patch[round(float(frame.time), 1)] = image[h // 2 + 5 : h // 2 + 15, w // 2 + 2 : w // 2 + 12].mean()
+            region = image[h // 2 + 5 : h // 2 + 15, w // 2 + 2 : w // 2 + 12]
+            patch[round(float(frame.time), 1)] = region.mean()
     inside = [v for t, v in patch.items() if 1.1 <= t < 1.9]
     outside = [v for t, v in patch.items() if t < 0.9 or t > 2.1]
     assert inside and outside
-    assert abs(np.mean(inside) - np.mean(outside)) > 20, "the crop did not change the frame where it was placed"
+    assert abs(np.mean(inside) - np.mean(outside)) > 20, "the crop did not change the frame where placed"
 
 
 def test_unknown_crop_is_a_clear_error(tmp_path: Path):
-    with pytest.raises(ValueError, match="overlay crop 'trashbag.png': not a built-in crop"):
+    with pytest.raises(ValueError, match=r"overlay crop 'trashbag\.png': not a built-in crop"):
         load_crop("trashbag.png", tmp_path)
 
 
