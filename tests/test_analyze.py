@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import av
 import pytest
 import yaml
 
@@ -57,6 +58,9 @@ def test_standing_car_in_zone_gives_one_incident_and_lanes_give_none(tmp_path: P
     assert new["bbox"]["x1"] < 0.1 and new["bbox"]["y2"] > 0.7
     snapshot = tmp_path / "media" / new["snapshot"]["path"]
     assert snapshot.read_bytes()[:2] == b"\xff\xd8"
+    with av.open(str(tmp_path / "media" / new["clip"]["path"])) as clip:  # 5 s before to 5 s after the alert
+        frames = list(clip.decode(video=0))
+    assert frames[-1].time - frames[0].time >= 9.5
 
 
 def test_corrupt_file_is_a_clear_error(tmp_path: Path):

@@ -254,6 +254,16 @@ def test_nats_restart_loses_and_duplicates_nothing(tmp_path):
         with sqlite3.connect(db) as conn:
             stored = {row[0] for row in conn.execute("SELECT msg_id FROM incident_events")}
         assert stored == set(msg_ids)
+
+        def clips() -> list[str]:
+            with sqlite3.connect(db) as conn:
+                return [
+                    r[0] for r in conn.execute("SELECT clip_path FROM incidents WHERE clip_path IS NOT NULL")
+                ]
+
+        wait_for(lambda: clips(), 30, "an evidence clip to reach the incident store")
+        media = tmp_path / "var" / "incidents" / "media"
+        assert all((media / path).stat().st_size > 1000 for path in clips())
     finally:
         cluster.stop()
 

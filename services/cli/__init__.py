@@ -58,7 +58,15 @@ def cmd_incidents_serve(args: argparse.Namespace) -> int:
     from services.incidents.service import run_incident_store
 
     setup_logging("incidents", args.log_level)
-    run_incident_store(Path(args.data_dir), args.nats_url, args.listen, args.grpc_port, args.metrics_port)
+    run_incident_store(
+        Path(args.data_dir),
+        args.nats_url,
+        args.listen,
+        args.grpc_port,
+        args.metrics_port,
+        media_max_bytes=int(args.media_max_gb * 1024**3),
+        media_max_age_seconds=args.media_max_age_days * 24 * 3600,
+    )
     return 0
 
 
@@ -238,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grpc-port", type=int, default=50052)
     p.add_argument("--metrics-port", type=int, default=9102)
     p.add_argument("--listen", default="127.0.0.1", help="address for gRPC and metrics (0.0.0.0 in a pod)")
+    p.add_argument("--media-max-gb", type=float, default=50, help="snapshots and clips kept, in GiB")
+    p.add_argument("--media-max-age-days", type=float, default=30, help="media older than this is deleted")
     p.set_defaults(func=cmd_incidents_serve)
     p = incidents.add_parser("list", help="list incidents, newest first")
     p.add_argument("--address", default="127.0.0.1:50052")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from algorithms.base import IncidentEvent
 from services.core.config import CameraConfig, RetinaConfig
-from services.core.incident import build_message
+from services.core.incident import build_message, clip_key
 from services.worker.detector import Detector
 from services.worker.ingest import CameraHealth, CameraState
 from services.worker.pipeline import Analyzer
@@ -36,9 +36,29 @@ def analyze(
     health: dict[str, CameraHealth] = {}
     delivered = threading.Event()
 
+    evidence = config.evidence if media_dir is not None else None
+
+    def on_clip(request, data: bytes | None, reason: str) -> None:
+        if data is None:
+            print(
+                f"camera {request.camera_id}: no evidence clip for {request.incident_id}: {reason}",
+                file=sys.stderr,
+            )
+            return
+        target = media_dir / clip_key(request.camera_id, request.incident_id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
     def on_events(cam: CameraConfig, events: list[IncidentEvent]) -> None:
         for event in events:
-            message, jpeg = build_message(event, cam, LOCAL_MEDIA_BUCKET)
+            window = None
+            if evidence is not None and evidence.enabled and event.event == "new":
+                window = (
+                    event.last_seen_at - evidence.clip_before_seconds,
+                    event.last_seen_at + evidence.clip_after_seconds,
+                )
+                analyzer.request_clip(cam.id, event.incident_id, event.last_seen_at, on_clip)
+            message, jpeg = build_message(event, cam, LOCAL_MEDIA_BUCKET, window)
             if jpeg is not None and media_dir is not None and message.snapshot is not None:
                 target = media_dir / message.snapshot.path
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -63,6 +83,7 @@ def analyze(
         realtime=False,
         retry_files=False,
         max_batch=1,
+        evidence=evidence,
     )
     stop = threading.Event()
     loop = threading.Thread(target=analyzer.run, args=(stop,), name="analysis")

@@ -87,6 +87,17 @@ class IngestConfig(StrictModel):
     backoff_max_seconds: float = Field(default=30.0, gt=0)
 
 
+class EvidenceConfig(StrictModel):
+    """Evidence clips cut around the moment an incident opens (encoded packets, no re-encode)."""
+
+    clip_before_seconds: float = Field(default=5.0, ge=0, le=60, description="Video kept before the alert")
+    clip_after_seconds: float = Field(default=5.0, ge=0, le=60, description="Video recorded after the alert")
+
+    @property
+    def enabled(self) -> bool:
+        return self.clip_before_seconds + self.clip_after_seconds > 0
+
+
 class NatsConfig(StrictModel):
     url: str = "nats://127.0.0.1:4222"
 
@@ -153,6 +164,7 @@ class RetinaConfig(StrictModel):
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
+    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     nats: NatsConfig = Field(default_factory=NatsConfig)
     defaults: CameraDefaults = Field(default_factory=CameraDefaults)
     cameras: list[CameraConfig] = Field(default_factory=list)

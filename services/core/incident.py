@@ -52,6 +52,17 @@ class SnapshotRef(BaseModel):
     thumbnail_jpeg_base64: str = Field(description=f"JPEG, {THUMBNAIL_WIDTH} px wide, base64")
 
 
+class ClipRef(BaseModel):
+    """The evidence clip (MP4, cut from the camera's own stream without re-encoding) around the
+    moment the incident opened. It is uploaded a few seconds after the ``new`` event, once the
+    stream has passed ``end``; ``path`` is where the incident store keeps it."""
+
+    path: str
+    object: str
+    start: datetime
+    end: datetime
+
+
 class IncidentMessage(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
@@ -80,6 +91,7 @@ class IncidentMessage(BaseModel):
     snapshot: SnapshotRef | None = Field(
         default=None, description="Present when this event brings new or better evidence"
     )
+    clip: ClipRef | None = Field(default=None, description="On new events when evidence clips are enabled")
 
     @property
     def msg_id(self) -> str:
@@ -119,8 +131,16 @@ def snapshot_key(camera_id: str, incident_id: str, revision: int) -> str:
     return f"{camera_id}/{incident_id}/{revision}.jpg"
 
 
+def clip_key(camera_id: str, incident_id: str) -> str:
+    """Object name / media path of an incident's evidence clip."""
+    return f"{camera_id}/{incident_id}/clip.mp4"
+
+
 def build_message(
-    event: IncidentEvent, camera: CameraConfig, media_bucket: str
+    event: IncidentEvent,
+    camera: CameraConfig,
+    media_bucket: str,
+    clip_window: tuple[float, float] | None = None,
 ) -> tuple[IncidentMessage, bytes | None]:
     """Turn an algorithm's event into the published message and, if it has evidence, the JPEG bytes."""
     snapshot_ref, jpeg = None, None
@@ -157,6 +177,11 @@ def build_message(
         details=event.details,
         snapshot=snapshot_ref,
     )
+    if clip_window is not None and event.event == "new":
+        key = clip_key(camera.id, event.incident_id)
+        message.clip = ClipRef(
+            path=key, object=f"{media_bucket}/{key}", start=_utc(clip_window[0]), end=_utc(clip_window[1])
+        )
     return message, jpeg
 
 

@@ -7,8 +7,10 @@ at any point means JetStream redelivers it, and the idempotent store ignores wha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+import time
 from pathlib import Path
 
 import grpc
@@ -27,9 +29,13 @@ from services.incidents.store import IncidentStore, StoredIncident
 log = logging.getLogger(__name__)
 
 CONSUMER = "incident-store"
+MEDIA_RETRY_SECONDS = 3.0
+MEDIA_GIVE_UP_SECONDS = 15 * 60
+RETENTION_INTERVAL_SECONDS = 60.0
 EVENTS_STORED = Counter("retina_store_events_total", "Incident events stored", ["event"])
 DUPLICATES = Counter("retina_store_duplicates_total", "Redelivered incident events ignored")
 REJECTED = Counter("retina_store_rejected_total", "Messages that are not valid incidents")
+MEDIA_DELETED = Counter("retina_store_media_deleted_total", "Media files deleted by the retention policy")
 
 
 def _timestamp(epoch: float | None) -> Timestamp | None:
@@ -65,6 +71,7 @@ def incident_to_proto(row: StoredIncident) -> incidents_pb2.Incident:
         close_note=row.close_note or "",
         closed_at=_timestamp(row.closed_at),
         message_json=row.message_json,
+        clip_path=row.clip_path or "",
     )
 
 
@@ -124,6 +131,7 @@ async def _consume(store: IncidentStore, nats_url: str, stop: asyncio.Event) -> 
             log.warning("JetStream not ready, retrying", extra={"error": str(exc)})
             await asyncio.sleep(1)
     log.info("consuming incidents", extra={"stream": bus.INCIDENT_STREAM, "consumer": CONSUMER})
+    fetcher = asyncio.create_task(_fetch_pending_media(store, media, stop))
     while not stop.is_set():
         try:
             messages = await subscription.fetch(32, timeout=1)
@@ -135,7 +143,39 @@ async def _consume(store: IncidentStore, nats_url: str, stop: asyncio.Event) -> 
             continue
         for msg in messages:
             await _store_one(store, media, msg)
+    await fetcher
     await nc.close()  # every fetched message was acked or nak'ed above
+
+
+async def _fetch_pending_media(store: IncidentStore, media, stop: asyncio.Event) -> None:
+    """Fetch evidence clips announced by incidents; workers upload them a few seconds later."""
+    while not stop.is_set():
+        for path, incident_id, first_try in await asyncio.to_thread(store.pending_media):
+            extra = {"incident_id": incident_id, "path": path}
+            try:
+                data = (await media.get(path)).data
+            except Exception:
+                if time.time() - first_try > MEDIA_GIVE_UP_SECONDS:
+                    log.warning("evidence clip never arrived; giving up", extra=extra)
+                    await asyncio.to_thread(store.attach_clip, path, incident_id, None)
+                continue
+            await asyncio.to_thread(store.attach_clip, path, incident_id, data)
+            log.info("evidence clip stored", extra=extra)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=MEDIA_RETRY_SECONDS)
+
+
+async def _enforce_retention(
+    store: IncidentStore, max_bytes: int, max_age: float, stop: asyncio.Event
+) -> None:
+    """Keep the media folder within its size and age limits (oldest first, open incidents kept)."""
+    while not stop.is_set():
+        deleted = await asyncio.to_thread(store.enforce_retention, max_bytes, max_age)
+        if deleted:
+            MEDIA_DELETED.inc(len(deleted))
+            log.info("media retention deleted files", extra={"files": len(deleted), "oldest": deleted[0]})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=RETENTION_INTERVAL_SECONDS)
 
 
 async def _store_one(store: IncidentStore, media, msg) -> None:
@@ -167,7 +207,15 @@ async def _store_one(store: IncidentStore, media, msg) -> None:
         DUPLICATES.inc()
 
 
-def run_incident_store(data_dir: Path, nats_url: str, listen: str, grpc_port: int, metrics_port: int) -> None:
+def run_incident_store(
+    data_dir: Path,
+    nats_url: str,
+    listen: str,
+    grpc_port: int,
+    metrics_port: int,
+    media_max_bytes: int = 50 * 1024**3,
+    media_max_age_seconds: float = 30 * 24 * 3600,
+) -> None:
     """Entry point of ``retina incidents serve``: serve until SIGTERM/SIGINT."""
 
     async def main() -> None:
@@ -186,11 +234,14 @@ def run_incident_store(data_dir: Path, nats_url: str, listen: str, grpc_port: in
         await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         log.info("incident store serving", extra={"grpc_port": port, "data_dir": str(data_dir)})
         consumer = asyncio.create_task(_consume(store, nats_url, stop))
+        retention = asyncio.create_task(
+            _enforce_retention(store, media_max_bytes, media_max_age_seconds, stop)
+        )
         await stop.wait()
         log.info("incident store stopping")
         await server.stop(grace=2)
         try:
-            await asyncio.wait_for(consumer, timeout=10)
+            await asyncio.wait_for(asyncio.gather(consumer, retention), timeout=10)
         except (TimeoutError, Exception) as exc:
             log.warning("consumer did not stop cleanly", extra={"error": str(exc)})
         store.close()

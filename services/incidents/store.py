@@ -36,10 +36,16 @@ CREATE TABLE IF NOT EXISTS incidents (
     closed_by TEXT,
     close_note TEXT,
     closed_at REAL,
-    message_json TEXT NOT NULL
+    message_json TEXT NOT NULL,
+    clip_path TEXT
 );
 CREATE INDEX IF NOT EXISTS incidents_by_time ON incidents (started_at);
 CREATE INDEX IF NOT EXISTS incidents_by_camera ON incidents (camera_id, started_at);
+CREATE TABLE IF NOT EXISTS pending_media (
+    path TEXT PRIMARY KEY,
+    incident_id TEXT NOT NULL,
+    first_try REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS incident_events (
     msg_id TEXT PRIMARY KEY,
     incident_id TEXT NOT NULL,
@@ -72,6 +78,7 @@ class StoredIncident:
     close_note: str | None
     closed_at: float | None
     message_json: str
+    clip_path: str | None
 
     @property
     def message(self) -> IncidentMessage:
@@ -90,6 +97,9 @@ class IncidentStore:
         self._db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(incidents)")}
+        if "clip_path" not in columns:  # stores created before evidence clips
+            self._db.execute("ALTER TABLE incidents ADD COLUMN clip_path TEXT")
 
     def apply(self, message: IncidentMessage, snapshot: bytes | None) -> bool:
         """Record one event; False if this exact event (id, event, revision) was already stored."""
@@ -99,6 +109,11 @@ class IncidentStore:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                if message.clip is not None:
+                    self._db.execute(
+                        "INSERT OR IGNORE INTO pending_media (path, incident_id, first_try) VALUES (?, ?, ?)",
+                        (message.clip.path, message.id, time.time()),
+                    )
                 inserted = self._db.execute(
                     "INSERT OR IGNORE INTO incident_events"
                     " (msg_id, incident_id, event, revision, received_at) VALUES (?, ?, ?, ?, ?)",
@@ -158,6 +173,49 @@ class IncidentStore:
         temporary.write_bytes(data)
         os.replace(temporary, target)
         return relative
+
+    def pending_media(self) -> list[tuple[str, str, float]]:
+        """Media announced by a message but not fetched yet: (path, incident id, first try)."""
+        with self._lock:
+            return self._db.execute("SELECT path, incident_id, first_try FROM pending_media").fetchall()
+
+    def attach_clip(self, path: str, incident_id: str, data: bytes | None) -> None:
+        """Store a fetched clip (or, with None, give up on it) and forget it as pending."""
+        if data is not None:
+            self._write_media(path, data)
+        with self._lock:
+            if data is not None:
+                self._db.execute("UPDATE incidents SET clip_path=? WHERE id=?", (path, incident_id))
+            self._db.execute("DELETE FROM pending_media WHERE path=?", (path,))
+
+    def enforce_retention(
+        self, max_bytes: int, max_age_seconds: float, now: float | None = None
+    ) -> list[str]:
+        """Delete media, oldest first, while over ``max_bytes`` or older than ``max_age_seconds``.
+
+        Media of incidents still open is never deleted. Returns the deleted paths.
+        """
+        now = time.time() if now is None else now
+        with self._lock:
+            open_ids = {r[0] for r in self._db.execute("SELECT id FROM incidents WHERE state='open'")}
+        files = sorted((p for p in self.media_dir.rglob("*") if p.is_file()), key=lambda p: p.stat().st_mtime)
+        total = sum(p.stat().st_size for p in files)
+        deleted = []
+        for path in files:
+            stat = path.stat()
+            if total <= max_bytes and now - stat.st_mtime <= max_age_seconds:
+                continue
+            relative = path.relative_to(self.media_dir).as_posix()
+            parts = relative.split("/")  # <camera>/<incident id>/<file>
+            if len(parts) == 3 and parts[1] in open_ids:
+                continue
+            path.unlink()
+            total -= stat.st_size
+            deleted.append(relative)
+            with self._lock:
+                self._db.execute("UPDATE incidents SET snapshot_path=NULL WHERE snapshot_path=?", (relative,))
+                self._db.execute("UPDATE incidents SET clip_path=NULL WHERE clip_path=?", (relative,))
+        return deleted
 
     def get(self, incident_id: str) -> StoredIncident | None:
         with self._lock:
@@ -228,6 +286,6 @@ _COLUMNS = ", ".join(
     [
         "id", "camera_id", "camera_name", "department", "algorithm", "zone", "state", "started_at",
         "last_seen_at", "ended_at", "dwell_seconds", "confidence", "snapshot_path", "revision",
-        "end_reason", "dispatch_status", "closed_by", "close_note", "closed_at", "message_json",
+        "end_reason", "dispatch_status", "closed_by", "close_note", "closed_at", "message_json", "clip_path",
     ]
 )  # fmt: skip

@@ -23,6 +23,7 @@ import numpy as np
 
 from services.core.config import CameraConfig, IngestConfig
 from services.worker import metrics
+from services.worker.evidence import ClipCutter, ClipRequest
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,12 @@ class _StreamClock:
         self.base_pts = 0.0
         self.last = 0.0
 
+    def peek(self, pts_seconds: float) -> float | None:
+        """The epoch time of a pts in the current segment, without moving the clock."""
+        if self.base_epoch is None:
+            return None
+        return self.base_epoch + (pts_seconds - self.base_pts)
+
     def restart_segment(self, next_epoch: float | None = None) -> None:
         """A new session (reconnect) or a loop of the file: the next pts starts a new segment."""
         self.base_epoch = next_epoch
@@ -163,6 +170,7 @@ class CameraSource:
         realtime: bool,
         retry_files: bool,
         file_start_epoch: float | None = None,
+        clip_ring_seconds: float = 0.0,
     ):
         self.camera = camera
         self.ingest = ingest
@@ -176,6 +184,7 @@ class CameraSource:
         self._thread = threading.Thread(target=self._run, name=f"ingest-{camera.id}", daemon=True)
         self._clock = _StreamClock(self.live, self.realtime, None if self.live else file_start_epoch)
         self._log_extra = {"camera_id": camera.id}
+        self.clips = ClipCutter(clip_ring_seconds) if clip_ring_seconds > 0 else None
 
     def start(self) -> None:
         self._set_state(CameraState.STARTING, "connecting")
@@ -183,6 +192,13 @@ class CameraSource:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def request_clip(self, request: ClipRequest) -> None:
+        """Ask the decode thread for an evidence clip (answered through ``request.on_ready``)."""
+        if self.clips is None:
+            request.on_ready(request, None, "evidence clips are disabled")
+        else:
+            self.clips.request(request)
 
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
@@ -258,6 +274,8 @@ class CameraSource:
             stream.thread_type = "AUTO"
             interval = 1.0 / self.camera.analysis_fps
             next_due: float | None = None
+            if self.clips is not None:
+                self.clips.ring.clear()  # a new session: packets of the old one cannot be remuxed with it
             for packet in container.demux(stream):
                 if self._stop.is_set():
                     return "eof"
@@ -266,6 +284,7 @@ class CameraSource:
                 except av.error.InvalidDataError:
                     metrics.DECODE_ERRORS.labels(self.camera.id).inc()
                     continue
+                self._keep_for_clips(packet, stream)
                 for frame in frames:
                     self.health.frames_decoded += 1
                     metrics.FRAMES_DECODED.labels(self.camera.id).inc()
@@ -303,7 +322,18 @@ class CameraSource:
                 self._set_state(CameraState.OFFLINE, f"stream error: {_describe(exc)}")
             return "ok_then_failed" if delivered else "failed"
         finally:
+            if self.clips is not None and container.streams.video:
+                self.clips.serve(self._clock.last, container.streams.video[0], flush=True)
             container.close()
+
+    def _keep_for_clips(self, packet: av.Packet, stream) -> None:
+        if self.clips is None or packet.pts is None:
+            return
+        t = self._clock.peek(float(packet.pts * packet.time_base))
+        if t is None:
+            return
+        self.clips.ring.add(t, packet)
+        self.clips.serve(self._clock.last, stream)
 
 
 def _describe(exc: Exception) -> str:

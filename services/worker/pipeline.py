@@ -13,9 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from algorithms.base import Algorithm, AnalysedFrame, CameraContext, IncidentEvent, available_algorithms
-from services.core.config import CameraConfig, IngestConfig, TrackerConfig
+from services.core.config import CameraConfig, EvidenceConfig, IngestConfig, TrackerConfig
 from services.worker import metrics
 from services.worker.detector import CameraTracker, Detector
+from services.worker.evidence import ClipRequest
 from services.worker.ingest import CameraHealth, CameraSource, FrameBuffer, SampledFrame, StatusCallback
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class Analyzer:
         retry_files: bool,
         max_batch: int = 8,
         file_start_epoch: float | None = None,
+        evidence: EvidenceConfig | None = None,
     ):
         self.detector = detector
         self.tracker_config = tracker_config
@@ -88,6 +90,7 @@ class Analyzer:
         self.retry_files = retry_files
         self.max_batch = max_batch
         self.file_start_epoch = file_start_epoch  # fixed stream-time origin for files (evaluation)
+        self.evidence = evidence or EvidenceConfig(clip_before_seconds=0, clip_after_seconds=0)
         self._cameras: dict[str, _Camera] = {}
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -114,6 +117,9 @@ class Analyzer:
             realtime=self.realtime,
             retry_files=self.retry_files,
             file_start_epoch=self.file_start_epoch,
+            clip_ring_seconds=self.evidence.clip_before_seconds + self.evidence.clip_after_seconds + 5
+            if self.evidence.enabled
+            else 0.0,
         )
         with self._lock:
             self._cameras[camera.id] = _Camera(camera, source, buffer, pipeline)
@@ -136,6 +142,22 @@ class Analyzer:
             self.on_events(entry.config, events)
         log.info("camera released", extra={"camera_id": camera_id, "reason": reason})
         return True
+
+    def request_clip(self, camera_id: str, incident_id: str, around: float, on_ready) -> None:
+        """Ask a camera's decode thread for the evidence clip around ``around`` (epoch seconds)."""
+        request = ClipRequest(
+            camera_id,
+            incident_id,
+            around - self.evidence.clip_before_seconds,
+            around + self.evidence.clip_after_seconds,
+            on_ready,
+        )
+        with self._lock:
+            entry = self._cameras.get(camera_id)
+        if entry is None:
+            on_ready(request, None, "camera no longer assigned")
+        else:
+            entry.source.request_clip(request)
 
     def health(self) -> dict[str, CameraHealth]:
         with self._lock:

@@ -28,11 +28,12 @@ from algorithms.base import IncidentEvent
 from services.core import bus
 from services.core.config import CameraConfig, ConfigError, RetinaConfig, validate_camera
 from services.core.convert import camera_from_proto
-from services.core.incident import build_message
+from services.core.incident import build_message, clip_key
 from services.core.metrics import serve_metrics
 from services.core.outbox import Outbox
 from services.worker import metrics
 from services.worker.detector import Detector
+from services.worker.evidence import ClipRequest
 from services.worker.ingest import CameraHealth, CameraState
 from services.worker.pipeline import Analyzer
 
@@ -107,6 +108,7 @@ class Worker:
             on_status=self._on_status,
             realtime=True,
             retry_files=True,
+            evidence=config.evidence,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake_publisher = asyncio.Event()
@@ -121,8 +123,15 @@ class Worker:
 
     def _accept_events(self, camera: CameraConfig, events: list[IncidentEvent]) -> None:
         """Durably accept incident events (outbox), then wake the publisher."""
+        evidence = self.config.evidence
         for event in events:
-            message, jpeg = build_message(event, camera, bus.MEDIA_BUCKET)
+            clip_window = None
+            if event.event == "new" and evidence.enabled:
+                moment = event.last_seen_at
+                clip_window = (moment - evidence.clip_before_seconds, moment + evidence.clip_after_seconds)
+            message, jpeg = build_message(event, camera, bus.MEDIA_BUCKET, clip_window)
+            if clip_window is not None:
+                self.analyzer.request_clip(camera.id, message.id, event.last_seen_at, self._clip_ready)
             accepted = self.outbox.append(
                 message.msg_id,
                 message.event,
@@ -144,6 +153,23 @@ class Worker:
             metrics.INCIDENT_EVENTS.labels(camera.id, message.algorithm, message.event).inc()
             log.info(f"incident {message.event}", extra={**extra, "dwell_seconds": message.dwell_seconds})
         metrics.OUTBOX_PENDING.set(len(self.outbox))
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake_publisher.set)
+
+    def _clip_ready(self, request: ClipRequest, data: bytes | None, reason: str) -> None:
+        """An evidence clip was cut (decode thread): queue its upload like any incident message."""
+        extra = {"camera_id": request.camera_id, "incident_id": request.incident_id}
+        if data is None:
+            log.warning(f"no evidence clip: {reason}", extra=extra)
+            return
+        key = clip_key(request.camera_id, request.incident_id)
+        if not self.outbox.append(
+            f"{request.incident_id}:clip", "media", "", b"", media_name=key, media=data
+        ):
+            metrics.OUTBOX_REFUSED.inc()
+            log.error("outbox full: evidence clip refused", extra=extra)
+            return
+        log.info("evidence clip queued", extra={**extra, "bytes": len(data)})
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._wake_publisher.set)
 
@@ -190,9 +216,10 @@ class Worker:
                 try:
                     if item.media is not None:
                         await self._media.put(item.media_name, item.media)
-                    await self._js.publish(
-                        item.subject, item.payload, timeout=5, headers={"Nats-Msg-Id": item.msg_id}
-                    )
+                    if item.subject:  # media-only items (evidence clips) have no message
+                        await self._js.publish(
+                            item.subject, item.payload, timeout=5, headers={"Nats-Msg-Id": item.msg_id}
+                        )
                 except Exception as exc:
                     metrics.PUBLISH_ERRORS.inc()
                     log.warning(
