@@ -41,12 +41,20 @@ def parse_local_time(value: str) -> time:
     return time(int(match[1]), int(match[2]))
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
 class ActiveHours(BaseModel):
-    """Local hours in which a rule raises new incidents; ``end`` before ``start`` wraps midnight."""
+    """Local hours (and optionally weekdays) in which a rule raises new incidents.
+
+    ``end`` before ``start`` wraps past midnight; ``start == end`` means all day. ``days`` limits
+    the rule to those weekdays (of the day the period starts on).
+    """
 
     model_config = ConfigDict(extra="forbid")
     start: str
     end: str
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] | None = None
 
     @field_validator("start", "end")
     @classmethod
@@ -57,11 +65,16 @@ class ActiveHours(BaseModel):
     def contains(self, moment: datetime) -> bool:
         """Whether a timezone-aware moment falls inside the hours (in the moment's own timezone)."""
         start, end, now = parse_local_time(self.start), parse_local_time(self.end), moment.time()
+        weekday = moment.weekday()
         if start == end:
-            return True
-        if start < end:
-            return start <= now < end
-        return now >= start or now < end
+            inside = True
+        elif start < end:
+            inside = start <= now < end
+        else:
+            inside = now >= start or now < end
+            if now < end:  # the small hours belong to the period that began the evening before
+                weekday = (weekday - 1) % 7
+        return inside and (self.days is None or WEEKDAYS[weekday] in self.days)
 
 
 class Zone(BaseModel):
@@ -540,6 +553,11 @@ class DwellParams(BaseModel):
         default=10.0, ge=0, description="Gaps shorter than this (occlusion, detector misses) do not end it"
     )
     update_interval_seconds: float = Field(default=60.0, gt=0, description="Interval of update events")
+    cooldown_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="After an incident in a zone ends, no new one opens there for this long",
+    )
     min_box_area_ratio: float = Field(
         default=0.0003, ge=0, lt=1, description="Ignore objects smaller than this fraction of the frame"
     )
@@ -582,6 +600,7 @@ class DwellRule(Algorithm):
             self.camera.camera_id, self.manifest, self.params.update_interval_seconds
         )
         self._episodes: dict[Any, _Episode] = {}
+        self._zone_quiet_until: dict[str, float] = {}  # per-zone cooldown after an incident ends
 
     @abstractmethod
     def observe(self, frame: AnalysedFrame) -> dict[Any, Observation]:
@@ -622,7 +641,11 @@ class DwellRule(Algorithm):
                 )
                 if event:
                     events.append(event)
-            elif now - episode.started_at >= self.params.dwell_seconds and self.is_active(now):
+            elif (
+                now - episode.started_at >= self.params.dwell_seconds
+                and self.is_active(now)
+                and now >= self._zone_quiet_until.get(seen.zone.name, 0.0)
+            ):
                 events.append(
                     self.lifecycle.open(
                         key,
@@ -640,9 +663,11 @@ class DwellRule(Algorithm):
             if now - episode.last_seen_at > self.params.grace_seconds:
                 del self._episodes[key]
                 if self.lifecycle.is_open(key):
-                    events.append(
-                        self.lifecycle.close(key, ended_at=episode.last_seen_at, reason=self.end_reason(key))
+                    end = self.lifecycle.close(
+                        key, ended_at=episode.last_seen_at, reason=self.end_reason(key)
                     )
+                    self._zone_quiet_until[end.zone] = now + self.params.cooldown_seconds
+                    events.append(end)
         return events
 
     def finish(self, timestamp: float, reason: str) -> list[IncidentEvent]:

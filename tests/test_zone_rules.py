@@ -167,3 +167,39 @@ def test_one_camera_runs_several_rules():
         available_algorithms())]}  # fmt: skip
     loaded = parse_config({"cameras": [cam]})
     assert loaded.camera_errors == [] and len(loaded.config.cameras[0].algorithms) == 4
+
+
+# -- shared pieces: schedules and cooldown --------------------------------------------------------
+
+
+def test_active_hours_with_weekdays_and_overnight_periods():
+    from datetime import datetime
+
+    from algorithms.base import ActiveHours
+
+    tz = ZoneInfo("Asia/Shanghai")
+    weekend_days = ActiveHours(start="07:00", end="22:00", days=["sat", "sun"])
+    assert not weekend_days.contains(datetime(2026, 11, 2, 12, 0, tzinfo=tz))  # Monday noon
+    assert weekend_days.contains(datetime(2026, 11, 7, 12, 0, tzinfo=tz))  # Saturday noon
+    friday_night = ActiveHours(start="22:00", end="07:00", days=["fri"])
+    assert friday_night.contains(datetime(2026, 11, 7, 2, 0, tzinfo=tz))  # Saturday 02:00 is Friday's night
+    assert not friday_night.contains(datetime(2026, 11, 8, 2, 0, tzinfo=tz))
+    assert ActiveHours(start="00:00", end="00:00", days=["mon"]).contains(datetime(2026, 11, 2, 23, 0, tzinfo=tz))
+
+
+def test_zone_cooldown_suppresses_a_quick_second_alert():
+    crowd = [person(i, 30 + i * 45) for i in range(12)]
+
+    def timeline(gap_seconds: int):
+        first = [(t, crowd) for t in range(0, 20)]
+        quiet = [(20 + t, []) for t in range(0, gap_seconds)]
+        second = [(20 + gap_seconds + t, crowd) for t in range(0, 20)]
+        return first + quiet + second
+
+    def news(cooldown: float, gap: int) -> int:
+        algo = make("crowd_gathering", max_people=10, dwell_seconds=10, grace_seconds=2, cooldown_seconds=cooldown)
+        return sum(e.event == "new" for e in run(algo, timeline(gap)))
+
+    assert news(cooldown=0, gap=10) == 2
+    assert news(cooldown=60, gap=10) == 1
+    assert news(cooldown=60, gap=80) == 2

@@ -13,6 +13,7 @@ can be composed on any machine; a scene may also point at its own image files.
 from __future__ import annotations
 
 import importlib.util
+import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,9 +45,20 @@ SCENE_FPS = 10  # composed scenes are written at this rate (the pipeline samples
 EPOCH_ORIGIN = 1_700_000_000.0  # stream time 0 of a composed scene, so truth and results line up
 
 
+class VideoCrop(BaseModel):
+    """A crop taken from a frame of a video (pixels of that frame)."""
+
+    model_config = ConfigDict(extra="forbid")
+    video: str
+    at_seconds: float = Field(ge=0)
+    box: tuple[int, int, int, int]
+
+
 class Overlay(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    crop: str = Field(description="a built-in crop name or an image path")
+    crop: str | VideoCrop = Field(
+        description="a built-in crop name, an image path, or a crop of a video frame"
+    )
     x: float = Field(ge=0, le=1, description="left edge, fraction of the frame width")
     y: float = Field(ge=0, le=1, description="top edge, fraction of the frame height")
     width: float = Field(gt=0, le=1, description="width, fraction of the frame width")
@@ -83,8 +95,15 @@ def ultralytics_asset(name: str) -> Path:
     return Path(spec.origin).parent / "assets" / name
 
 
-def load_crop(name: str, base: Path) -> np.ndarray:
-    """A built-in crop by name, or an image file (relative to the scene file)."""
+def load_crop(name: str | VideoCrop, base: Path) -> np.ndarray:
+    """A built-in crop by name, an image file, or a crop of a video frame (paths relative to ``base``)."""
+    if isinstance(name, VideoCrop):
+        x1, y1, x2, y2 = name.box
+        with av.open(str(base / name.video)) as container:
+            for frame in container.decode(video=0):
+                if frame.time is not None and frame.time >= name.at_seconds:
+                    return frame.to_ndarray(format="bgr24")[y1:y2, x1:x2].copy()
+        raise ValueError(f"overlay crop: {name.video} is shorter than {name.at_seconds} s")
     if name in BUILTIN_CROPS:
         file, (x1, y1, x2, y2) = BUILTIN_CROPS[name]
         image = cv2.imread(str(ultralytics_asset(file)))
@@ -224,6 +243,8 @@ def evaluate(
         overlays = [(o, load_crop(o.crop, base)) for o in scene.overlays]
         composed = work_dir / f"{index:02d}-{scene.name}.mp4"
         compose((base / scene.video).resolve(), composed, overlays, scene.duration_seconds)
+        truth_file = composed.with_suffix(".truth.json")  # the ground truth the scene was built with
+        truth_file.write_text(json.dumps([t.model_dump() for t in scene.truth], indent=2))
         events = run_scene(config, camera, composed)
         found: dict[str, dict[str, tuple[float, float]]] = {}
         for event in events:
