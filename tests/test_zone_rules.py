@@ -184,7 +184,8 @@ def test_active_hours_with_weekdays_and_overnight_periods():
     friday_night = ActiveHours(start="22:00", end="07:00", days=["fri"])
     assert friday_night.contains(datetime(2026, 11, 7, 2, 0, tzinfo=tz))  # Saturday 02:00 is Friday's night
     assert not friday_night.contains(datetime(2026, 11, 8, 2, 0, tzinfo=tz))
-    assert ActiveHours(start="00:00", end="00:00", days=["mon"]).contains(datetime(2026, 11, 2, 23, 0, tzinfo=tz))
+    all_monday = ActiveHours(start="00:00", end="00:00", days=["mon"])
+    assert all_monday.contains(datetime(2026, 11, 2, 23, 0, tzinfo=tz))
 
 
 def test_zone_cooldown_suppresses_a_quick_second_alert():
@@ -197,7 +198,9 @@ def test_zone_cooldown_suppresses_a_quick_second_alert():
         return first + quiet + second
 
     def news(cooldown: float, gap: int) -> int:
-        algo = make("crowd_gathering", max_people=10, dwell_seconds=10, grace_seconds=2, cooldown_seconds=cooldown)
+        algo = make(
+            "crowd_gathering", max_people=10, dwell_seconds=10, grace_seconds=2, cooldown_seconds=cooldown
+        )
         return sum(e.event == "new" for e in run(algo, timeline(gap)))
 
     assert news(cooldown=0, gap=10) == 2
