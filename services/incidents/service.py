@@ -9,13 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from pathlib import Path
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter
 from pydantic import ValidationError
@@ -24,6 +21,7 @@ from retina.v1 import common_pb2, incidents_pb2, incidents_pb2_grpc
 from services.core import bus
 from services.core.incident import IncidentMessage
 from services.core.metrics import serve_metrics
+from services.core.serving import run_until_signalled, start_grpc_server, to_timestamp
 from services.incidents.store import IncidentStore, StoredIncident
 
 log = logging.getLogger(__name__)
@@ -38,14 +36,6 @@ REJECTED = Counter("retina_store_rejected_total", "Messages that are not valid i
 MEDIA_DELETED = Counter("retina_store_media_deleted_total", "Media files deleted by the retention policy")
 
 
-def _timestamp(epoch: float | None) -> Timestamp | None:
-    if epoch is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromNanoseconds(int(epoch * 1e9))
-    return stamp
-
-
 def incident_to_proto(row: StoredIncident) -> incidents_pb2.Incident:
     message = row.message
     return incidents_pb2.Incident(
@@ -56,9 +46,9 @@ def incident_to_proto(row: StoredIncident) -> incidents_pb2.Incident:
         algorithm=row.algorithm,
         zone=row.zone,
         state=row.state,
-        started_at=_timestamp(row.started_at),
-        last_seen_at=_timestamp(row.last_seen_at),
-        ended_at=_timestamp(row.ended_at),
+        started_at=to_timestamp(row.started_at),
+        last_seen_at=to_timestamp(row.last_seen_at),
+        ended_at=to_timestamp(row.ended_at),
         dwell_seconds=row.dwell_seconds,
         bbox=common_pb2.BBox(**message.bbox.model_dump()),
         confidence=row.confidence,
@@ -69,7 +59,7 @@ def incident_to_proto(row: StoredIncident) -> incidents_pb2.Incident:
         dispatch_status=row.dispatch_status,
         closed_by=row.closed_by or "",
         close_note=row.close_note or "",
-        closed_at=_timestamp(row.closed_at),
+        closed_at=to_timestamp(row.closed_at),
         message_json=row.message_json,
         clip_path=row.clip_path or "",
     )
@@ -218,20 +208,15 @@ def run_incident_store(
 ) -> None:
     """Entry point of ``retina incidents serve``: serve until SIGTERM/SIGINT."""
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+    async def main(stop: asyncio.Event) -> None:
         store = IncidentStore(data_dir / "incidents.sqlite", data_dir / "media")
         serve_metrics(metrics_port, listen)
-        server = grpc.aio.server()
-        incidents_pb2_grpc.add_IncidentServiceServicer_to_server(IncidentServicer(store), server)
-        health_servicer = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        port = server.add_insecure_port(f"{listen}:{grpc_port}")
-        await server.start()
-        await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        server, _, port = await start_grpc_server(
+            listen,
+            grpc_port,
+            lambda s: incidents_pb2_grpc.add_IncidentServiceServicer_to_server(IncidentServicer(store), s),
+            "retina.v1.IncidentService",
+        )
         log.info("incident store serving", extra={"grpc_port": port, "data_dir": str(data_dir)})
         consumer = asyncio.create_task(_consume(store, nats_url, stop))
         retention = asyncio.create_task(
@@ -247,4 +232,4 @@ def run_incident_store(
         store.close()
         log.info("incident store stopped")
 
-    asyncio.run(main())
+    run_until_signalled(main)

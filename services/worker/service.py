@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import signal
 import socket
 import threading
 import time
@@ -20,8 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from retina.v1 import worker_pb2, worker_pb2_grpc
 
 from algorithms.base import IncidentEvent
@@ -31,6 +28,7 @@ from services.core.convert import camera_from_proto
 from services.core.incident import build_message, clip_key
 from services.core.metrics import serve_metrics
 from services.core.outbox import Outbox
+from services.core.serving import run_until_signalled, start_grpc_server, to_timestamp
 from services.worker import metrics
 from services.worker.detector import Detector
 from services.worker.evidence import ClipRequest
@@ -51,21 +49,13 @@ _STATE_TO_PROTO = {
 }
 
 
-def _timestamp(epoch: float | None) -> Timestamp | None:
-    if epoch is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromNanoseconds(int(epoch * 1e9))
-    return stamp
-
-
 def health_to_proto(camera_id: str, health_: CameraHealth) -> worker_pb2.CameraStatus:
     return worker_pb2.CameraStatus(
         camera_id=camera_id,
         state=_STATE_TO_PROTO[health_.state],
         reason=health_.reason,
-        since=_timestamp(health_.since),
-        last_frame_at=_timestamp(health_.last_frame_at),
+        since=to_timestamp(health_.since),
+        last_frame_at=to_timestamp(health_.last_frame_at),
         frames_decoded=health_.frames_decoded,
         frames_analysed=health_.frames_analysed,
         reconnects=health_.reconnects,
@@ -247,14 +237,12 @@ class Worker:
         """Run until ``stop`` is set, then shut down cleanly (see module doc)."""
         self._loop = asyncio.get_running_loop()
         serve_metrics(metrics_port, listen)
-        server = grpc.aio.server()
-        worker_pb2_grpc.add_WorkerServiceServicer_to_server(_WorkerServicer(self), server)
-        health_servicer = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        port = server.add_insecure_port(f"{listen}:{grpc_port}")
-        await server.start()
-        await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-        await health_servicer.set("retina.v1.WorkerService", health_pb2.HealthCheckResponse.SERVING)
+        server, health_servicer, port = await start_grpc_server(
+            listen,
+            grpc_port,
+            lambda s: worker_pb2_grpc.add_WorkerServiceServicer_to_server(_WorkerServicer(self), s),
+            "retina.v1.WorkerService",
+        )
         log.info("worker serving", extra={"grpc_port": port, "worker_id": self.worker_id})
 
         analysis = threading.Thread(target=self.analyzer.run, args=(self._stop_analysis,), name="analysis")
@@ -332,14 +320,10 @@ def run_worker(
 ) -> None:
     """Entry point of ``retina worker``: serve until SIGTERM/SIGINT."""
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+    async def main(stop: asyncio.Event) -> None:
         worker = Worker(config, data_dir, worker_id)
         started = time.time()
         await worker.serve(listen, grpc_port, metrics_port, stop)
         log.info("worker exited", extra={"uptime_seconds": round(time.time() - started, 1)})
 
-    asyncio.run(main())
+    run_until_signalled(main)
