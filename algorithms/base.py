@@ -403,9 +403,13 @@ class IncidentLifecycle:
     def open_keys(self) -> list[Any]:
         return list(self._open)
 
-    def make_id(self, zone: str, track_id: int, started_at: float) -> str:
-        """A stable id for one stay: the same inputs always give the same id."""
-        name = f"{self.camera_id}/{self.manifest.name}/{zone}/{track_id}/{round(started_at * 1000)}"
+    def make_id(self, zone: str, track_id: int, started_at: float, opened_at: float) -> str:
+        """A stable id for one situation: the same stream gives the same ids, two situations never
+        share one (a situation that ends and comes back opens at another moment)."""
+        name = (
+            f"{self.camera_id}/{self.manifest.name}/{zone}/{track_id}/"
+            f"{round(started_at * 1000)}/{round(opened_at * 1000)}"
+        )
         return str(uuid.uuid5(INCIDENT_NAMESPACE, name))
 
     def open(
@@ -423,7 +427,7 @@ class IncidentLifecycle:
     ) -> IncidentEvent:
         """Open an incident and return its ``new`` event."""
         incident = _OpenIncident(
-            incident_id=self.make_id(zone, track_id, started_at),
+            incident_id=self.make_id(zone, track_id, started_at, now),
             zone=zone,
             track_id=track_id,
             started_at=started_at,

@@ -102,3 +102,24 @@ def test_finish_ends_open_incidents_and_ids_are_stable():
     (end,) = first.finish(NOON + 20, "end_of_stream")
     assert end.event == "end" and end.end_reason == "end_of_stream"
     assert first.finish(NOON + 21, "end_of_stream") == []
+
+
+def test_a_car_passing_in_front_does_not_take_over_or_end_the_stay():
+    algo = make()
+    parked = [(t * 0.5, [car(1, 100)]) for t in range(0, 30)]  # incident opens at 10 s
+    passing = [(15 + t * 0.5, [car(9, 105 + 45 * t)]) for t in range(0, 4)]  # hides the parked car
+    back = [(17 + t * 0.5, [car(1, 100)]) for t in range(0, 20)]  # the parked car is seen again
+    events = run(algo, parked + passing + back)
+    assert [e.event for e in events].count("new") == 1
+    assert all(e.end_reason != "moved" for e in events)
+    assert len({e.incident_id for e in events}) == 1
+
+
+def test_a_situation_that_ends_and_comes_back_gets_a_new_id():
+    algo = make()
+    first = [(t * 0.5, [car(1, 100)]) for t in range(0, 30)]
+    gone = [(15 + t * 0.5, []) for t in range(0, 10)]  # lost beyond the grace period
+    again = [(20 + t * 0.5, [car(1, 100)]) for t in range(0, 30)]  # same track id, same spot
+    events = run(algo, first + gone + again)
+    news = [e for e in events if e.event == "new"]
+    assert len(news) == 2 and news[0].incident_id != news[1].incident_id

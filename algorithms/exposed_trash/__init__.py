@@ -206,6 +206,7 @@ class ExposedTrash(DwellRule):
                 bbox=box,
                 confidence=round(confidence, 3),
                 since=candidate.first_seen,
+                track_id=candidate.key,
                 details={"area_ratio": round((box[2] - box[0]) * (box[3] - box[1]) / frame_area, 5)},
             )
         self._candidates = [c for c in self._candidates if now - c.last_seen <= self.params.grace_seconds]

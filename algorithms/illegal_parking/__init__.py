@@ -62,6 +62,8 @@ class _Stay:
     confidence: float
     best_confidence: float
     best_snapshot: Snapshot
+    adopted_from: int | None = None  # the track id this stay had before a re-match
+    adopted_at: float = 0.0
 
 
 def _bottom_centre(bbox: tuple[float, float, float, float]) -> tuple[float, float]:
@@ -94,6 +96,7 @@ class IllegalParking(Algorithm):
         events: list[IncidentEvent] = []
         now = frame.timestamp
         min_area = self.params.min_box_area_ratio * frame.width * frame.height
+        visible = {obj.track_id for obj in frame.objects}
         seen: set[int] = set()
         for obj in frame.objects:
             if obj.family != "vehicle":
@@ -102,7 +105,7 @@ class IllegalParking(Algorithm):
             if (x2 - x1) * (y2 - y1) < min_area:
                 continue
             seen.add(obj.track_id)
-            events += self._observe(frame, obj, now)
+            events += self._observe(frame, obj, now, visible)
         for track_id, stay in list(self._stays.items()):
             if track_id not in seen and now - stay.last_seen_at > self.params.lost_grace_seconds:
                 events += self._end_stay(track_id, ended_at=stay.last_seen_at, reason="lost")
@@ -121,23 +124,44 @@ class IllegalParking(Algorithm):
         nx, ny = x / frame.width, y / frame.height
         return next((zone for zone in self.zones if zone.contains(nx, ny)), None)
 
-    def _adopt_lost_stay(self, obj: TrackedObject, now: float) -> None:
-        """Hand the stay of a vehicle the tracker lost to the new track that overlaps it."""
+    def _adopt_lost_stay(self, obj: TrackedObject, now: float, visible: set[int]) -> None:
+        """Hand the stay of a vehicle the tracker lost to a new track standing where it stood.
+
+        Only stays whose track is not visible in this frame qualify, and only when the new track's
+        anchor is within the stay's movement allowance: a car driving past a parked one that it
+        hides for a moment never takes over the parked car's stay.
+        """
         best_id, best_iou = None, self.params.rematch_iou
+        bx, by = _bottom_centre(obj.bbox)
         for track_id, stay in self._stays.items():
-            if stay.last_seen_at >= now:
+            if track_id in visible or stay.last_seen_at >= now:
                 continue  # seen in this frame: not lost
+            if (
+                math.hypot(bx - stay.anchor[0], by - stay.anchor[1])
+                > self.params.max_movement_ratio * stay.size
+            ):
+                continue
             iou = box_iou(stay.bbox, obj.bbox)
             if iou >= best_iou:
                 best_id, best_iou = track_id, iou
         if best_id is not None:
             stay = self._stays.pop(best_id)
+            stay.adopted_from, stay.adopted_at = best_id, now
             stay.track_id = obj.track_id
             self._stays[obj.track_id] = stay
 
-    def _observe(self, frame: AnalysedFrame, obj: TrackedObject, now: float) -> list[IncidentEvent]:
+    def _return_adopted_stay(self, stay: _Stay) -> None:
+        """A track that took over a stay moved off at once: it was a passing vehicle, not the
+        parked one. Give the stay back to its lost track (it waits out the grace period)."""
+        del self._stays[stay.track_id]
+        stay.track_id, stay.adopted_from = stay.adopted_from, None
+        self._stays[stay.track_id] = stay
+
+    def _observe(
+        self, frame: AnalysedFrame, obj: TrackedObject, now: float, visible: set[int]
+    ) -> list[IncidentEvent]:
         if obj.track_id not in self._stays:
-            self._adopt_lost_stay(obj, now)
+            self._adopt_lost_stay(obj, now, visible)
         zone = self._zone_of(frame, obj.bbox)
         stay = self._stays.get(obj.track_id)
         events: list[IncidentEvent] = []
@@ -149,7 +173,15 @@ class IllegalParking(Algorithm):
             bx, by = _bottom_centre(obj.bbox)
             moved = math.hypot(bx - stay.anchor[0], by - stay.anchor[1])
             if moved > self.params.max_movement_ratio * stay.size:
-                events += self._end_stay(obj.track_id, ended_at=now, reason="moved")
+                recently_adopted = now - stay.adopted_at <= self.params.lost_grace_seconds
+                if (
+                    stay.adopted_from is not None
+                    and recently_adopted
+                    and stay.adopted_from not in self._stays
+                ):
+                    self._return_adopted_stay(stay)
+                else:
+                    events += self._end_stay(obj.track_id, ended_at=now, reason="moved")
                 stay = None
         if zone is None:
             return events

@@ -120,6 +120,9 @@ async def _consume(store: IncidentStore, nats_url: str, stop: asyncio.Event) -> 
         except Exception as exc:
             log.warning("JetStream not ready, retrying", extra={"error": str(exc)})
             await asyncio.sleep(1)
+    else:  # stopped before JetStream was ever ready
+        await nc.close()
+        return
     log.info("consuming incidents", extra={"stream": bus.INCIDENT_STREAM, "consumer": CONSUMER})
     fetcher = asyncio.create_task(_fetch_pending_media(store, media, stop))
     while not stop.is_set():

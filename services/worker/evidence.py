@@ -40,7 +40,10 @@ class PacketRing:
         if packet.size == 0:
             return
         self._packets.append((t, packet))
-        if packet.is_keyframe:
+        if t - self._packets[0][0] > 4 * self.seconds:  # a stream with rare or no keyframes
+            while self._packets and t - self._packets[0][0] > self.seconds:
+                self._packets.popleft()
+        elif packet.is_keyframe:
             # Drop whole GOPs that ended before the window: keep from the newest keyframe before it.
             horizon = t - self.seconds
             keyframes = [i for i, (pt, p) in enumerate(self._packets) if p.is_keyframe and pt <= horizon]

@@ -323,7 +323,10 @@ class CameraSource:
             return "ok_then_failed" if delivered else "failed"
         finally:
             if self.clips is not None and container.streams.video:
-                self.clips.serve(self._clock.last, container.streams.video[0], flush=True)
+                try:
+                    self.clips.serve(self._clock.last, container.streams.video[0], flush=True)
+                except Exception:
+                    log.exception("evidence clips could not be served", extra=self._log_extra)
             container.close()
 
     def _keep_for_clips(self, packet: av.Packet, stream) -> None:

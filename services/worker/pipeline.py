@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -95,12 +96,17 @@ class Analyzer:
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._analysis_lock = threading.Lock()  # a camera is never finished while its frame is analysed
+        self._manage_lock = threading.RLock()  # assign/release of cameras happen one at a time
         self._round_robin = 0
 
     # -- camera management (any thread) ------------------------------------------------------
 
     def assign(self, camera: CameraConfig) -> CameraHealth:
         """Start a camera, or restart it with a changed configuration."""
+        with self._manage_lock:
+            return self._assign(camera)
+
+    def _assign(self, camera: CameraConfig) -> CameraHealth:
         with self._lock:
             existing = self._cameras.get(camera.id)
         if existing is not None:
@@ -129,19 +135,51 @@ class Analyzer:
 
     def release(self, camera_id: str, reason: str = "camera_removed") -> bool:
         """Stop a camera; its open incidents end with ``reason``."""
-        with self._lock:
-            entry = self._cameras.pop(camera_id, None)
-        if entry is None:
-            return False
-        entry.source.stop()
-        entry.source.join(timeout=5)
+        return bool(self.release_all(reason, [camera_id]))
+
+    def release_all(
+        self, reason: str, camera_ids: list[str] | None = None, timeout: float = 10.0
+    ) -> list[str]:
+        """Stop cameras (all by default) together, then end their open incidents with ``reason``.
+
+        Every source is told to stop first and all are joined within one ``timeout``, so a camera
+        stuck in a network read cannot hold up the others' end events.
+        """
+        with self._manage_lock:
+            with self._lock:
+                ids = list(self._cameras) if camera_ids is None else camera_ids
+                entries = [e for e in (self._cameras.pop(cid, None) for cid in ids) if e is not None]
+            for entry in entries:
+                entry.source.stop()
+            deadline = time.monotonic() + timeout
+            for entry in entries:
+                entry.source.join(timeout=max(0.0, deadline - time.monotonic()))
+            for entry in entries:
+                self._finish(entry, reason)
+                log.info("camera released", extra={"camera_id": entry.config.id, "reason": reason})
+            return [e.config.id for e in entries]
+
+    def _finish(self, entry: _Camera, reason: str) -> None:
+        """End a camera's open incidents once (never while one of its frames is being analysed)."""
         with self._analysis_lock:
-            events = [] if entry.finished else entry.pipeline.finish(reason)
+            if entry.finished:
+                return
             entry.finished = True
-        if events:
-            self.on_events(entry.config, events)
-        log.info("camera released", extra={"camera_id": camera_id, "reason": reason})
-        return True
+            try:
+                events = entry.pipeline.finish(reason)
+            except Exception:
+                log.exception("ending open incidents failed", extra={"camera_id": entry.config.id})
+                return
+        self._deliver(entry.config, events)
+
+    def _deliver(self, camera: CameraConfig, events: list[IncidentEvent]) -> None:
+        """Hand events to the sink; a failing sink is logged and never stops the analysis loop."""
+        if not events:
+            return
+        try:
+            self.on_events(camera, events)
+        except Exception:
+            log.exception("incident events could not be accepted", extra={"camera_id": camera.id})
 
     def request_clip(self, camera_id: str, incident_id: str, around: float, on_ready) -> None:
         """Ask a camera's decode thread for the evidence clip around ``around`` (epoch seconds)."""
@@ -171,14 +209,18 @@ class Analyzer:
     # -- the loop (its own thread) -----------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Analyse until ``stop`` is set."""
+        """Analyse until ``stop`` is set. Nothing one camera does can end this loop."""
         while not stop.is_set():
             self._ready.clear()
-            batch = self._collect()
-            if not batch:
-                self._ready.wait(0.5)
-                continue
-            self._analyse(batch)
+            try:
+                batch = self._collect()
+                if not batch:
+                    self._ready.wait(0.5)
+                    continue
+                self._analyse(batch)
+            except Exception:
+                log.exception("analysis round failed; continuing")
+                stop.wait(0.5)
 
     def _collect(self) -> list[tuple[_Camera, SampledFrame]]:
         with self._lock:
@@ -193,10 +235,7 @@ class Analyzer:
             if frame is not None:
                 batch.append((entry, frame))
             elif entry.buffer.ended and not entry.finished and len(entry.buffer) == 0:
-                entry.finished = True
-                events = entry.pipeline.finish("end_of_stream")
-                if events:
-                    self.on_events(entry.config, events)
+                self._finish(entry, "end_of_stream")
             if len(batch) >= self.max_batch:
                 break
         return batch
@@ -222,5 +261,4 @@ class Analyzer:
             except Exception:
                 log.exception("analysis failed on a frame", extra={"camera_id": camera_id})
                 continue
-            if events:
-                self.on_events(entry.config, events)
+            self._deliver(entry.config, events)

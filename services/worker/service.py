@@ -260,8 +260,7 @@ class Worker:
         await server.stop(grace=2)
         # Stop the cameras first, then the analysis loop; every event produced so far is in the
         # outbox (each append is one SQLite transaction), so nothing is half-written.
-        for camera_id in list(self.analyzer.health()):
-            await asyncio.to_thread(self.analyzer.release, camera_id, "shutdown")
+        await asyncio.to_thread(self.analyzer.release_all, "shutdown")
         self._stop_analysis.set()
         await asyncio.to_thread(analysis.join, 10)
         publisher_stop.set()
