@@ -423,9 +423,10 @@ class IncidentLifecycle:
         bbox: tuple[float, float, float, float],
         confidence: float,
         snapshot: Snapshot,
+        snapshot_confidence: float | None = None,
         details: dict[str, Any] | None = None,
     ) -> IncidentEvent:
-        """Open an incident and return its ``new`` event."""
+        """Open an incident and return its ``new`` event (``snapshot`` taken at ``snapshot_confidence``)."""
         incident = _OpenIncident(
             incident_id=self.make_id(zone, track_id, started_at, now),
             zone=zone,
@@ -434,7 +435,7 @@ class IncidentLifecycle:
             last_seen_at=now,
             bbox=bbox,
             confidence=confidence,
-            best_confidence=confidence,
+            best_confidence=snapshot_confidence if snapshot_confidence is not None else confidence,
             last_emitted_at=now,
             details=dict(details or {}),
         )
@@ -458,7 +459,8 @@ class IncidentLifecycle:
         incident.confidence = confidence
         if details:
             incident.details.update(details)
-        better = confidence >= incident.best_confidence + self.better_snapshot_margin
+        # Better evidence: the rule offers a new best snapshot, clearly better than the one sent.
+        better = snapshot is not None and confidence >= incident.best_confidence + self.better_snapshot_margin
         due = now - incident.last_emitted_at >= self.update_interval_seconds
         if not (better or due):
             return None
@@ -660,6 +662,7 @@ class DwellRule(Algorithm):
                         bbox=bbox,
                         confidence=seen.confidence,
                         snapshot=episode.best_snapshot,
+                        snapshot_confidence=episode.best_confidence,
                         details=seen.details,
                     )
                 )

@@ -21,6 +21,16 @@ def test_outbox_keeps_order_and_survives_reopen(tmp_path: Path):
     assert again.size_bytes == 26
 
 
+def test_parked_message_leaves_the_queue_but_stays_on_disk(tmp_path: Path):
+    box = Outbox(tmp_path / "o.sqlite")
+    box.append("a:new:0", "new", "s", b"x" * 10)
+    box.append("b:new:0", "new", "s", b"y" * 10)
+    box.park(box.peek(1)[0].seq, "maximum payload exceeded")
+    assert [i.msg_id for i in box.peek()] == ["b:new:0"] and box.size_bytes == 10
+    box.close()
+    assert Outbox(tmp_path / "o.sqlite").parked() == [("a:new:0", "maximum payload exceeded")]
+
+
 def test_full_outbox_refuses_updates_before_new_and_end(tmp_path: Path):
     box = Outbox(tmp_path / "o.sqlite", max_bytes=100)
     assert box.append("a:new:0", "new", "s", b"x" * 90)

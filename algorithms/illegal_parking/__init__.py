@@ -216,6 +216,7 @@ class IllegalParking(Algorithm):
                     bbox=bbox,
                     confidence=obj.confidence,
                     snapshot=stay.best_snapshot,
+                    snapshot_confidence=stay.best_confidence,
                     details={"vehicle_class": obj.class_name},
                 )
             )

@@ -29,6 +29,17 @@ CREATE TABLE IF NOT EXISTS outbox (
     media BLOB,
     size INTEGER NOT NULL,
     created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS parked (
+    seq INTEGER PRIMARY KEY,
+    msg_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    media_name TEXT,
+    media BLOB,
+    reason TEXT NOT NULL,
+    parked_at REAL NOT NULL
 )
 """
 
@@ -55,7 +66,7 @@ class Outbox:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(_SCHEMA)
+        self._db.executescript(_SCHEMA)
         self._bytes = self._db.execute("SELECT COALESCE(SUM(size), 0) FROM outbox").fetchone()[0]
 
     def append(
@@ -99,6 +110,27 @@ class Outbox:
             if row:
                 self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
                 self._bytes -= row[0]
+
+    def park(self, seq: int, reason: str) -> None:
+        """Move a message the server keeps rejecting out of the queue, keeping it (and why) on disk."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT OR REPLACE INTO parked"
+                " (seq, msg_id, kind, subject, payload, media_name, media, reason, parked_at)"
+                " SELECT seq, msg_id, kind, subject, payload, media_name, media, ?, ? FROM outbox WHERE seq = ?",
+                (reason, time.time(), seq),
+            )
+            row = self._db.execute("SELECT size FROM outbox WHERE seq = ?", (seq,)).fetchone()
+            self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+            self._db.execute("COMMIT")
+            if row:
+                self._bytes -= row[0]
+
+    def parked(self) -> list[tuple[str, str]]:
+        """Parked messages: (msg_id, reason)."""
+        with self._lock:
+            return self._db.execute("SELECT msg_id, reason FROM parked ORDER BY seq").fetchall()
 
     def __len__(self) -> int:
         with self._lock:

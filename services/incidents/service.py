@@ -33,6 +33,8 @@ RETENTION_INTERVAL_SECONDS = 60.0
 EVENTS_STORED = Counter("retina_store_events_total", "Incident events stored", ["event"])
 DUPLICATES = Counter("retina_store_duplicates_total", "Redelivered incident events ignored")
 REJECTED = Counter("retina_store_rejected_total", "Messages that are not valid incidents")
+FAILED = Counter("retina_store_failed_total", "Incident events that failed to store repeatedly")
+GIVE_UP_AFTER_DELIVERIES = 5
 MEDIA_DELETED = Counter("retina_store_media_deleted_total", "Media files deleted by the retention policy")
 
 
@@ -189,8 +191,13 @@ async def _store_one(store: IncidentStore, media, msg) -> None:
     try:
         stored = await asyncio.to_thread(store.apply, incident, snapshot)
     except Exception:
-        log.exception("could not store incident event; it will be redelivered", extra=extra)
-        await msg.nak(delay=5)
+        if msg.metadata.num_delivered >= GIVE_UP_AFTER_DELIVERIES:
+            FAILED.inc()
+            log.exception("incident event failed repeatedly; left in the stream, not stored", extra=extra)
+            await msg.term()
+        else:
+            log.exception("could not store incident event; it will be redelivered", extra=extra)
+            await msg.nak(delay=5)
         return
     await msg.ack()
     if stored:

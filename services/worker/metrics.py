@@ -30,3 +30,4 @@ OUTBOX_PENDING = Gauge("retina_outbox_pending", "Incident events waiting for a J
 OUTBOX_REFUSED = Counter("retina_outbox_refused_total", "Incident events refused because the outbox is full")
 PUBLISHED = Counter("retina_published_total", "Incident events acknowledged by JetStream")
 PUBLISH_ERRORS = Counter("retina_publish_errors_total", "Failed publish attempts (retried)")
+PARKED = Counter("retina_outbox_parked_total", "Messages JetStream kept rejecting, parked in the outbox")

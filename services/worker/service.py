@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
+import nats
 from retina.v1 import worker_pb2, worker_pb2_grpc
 
 from algorithms.base import IncidentEvent
@@ -38,6 +39,7 @@ from services.worker.pipeline import Analyzer
 log = logging.getLogger(__name__)
 
 STATUS_REPUBLISH_SECONDS = 15.0
+PARK_AFTER_REJECTIONS = 5
 SHUTDOWN_DRAIN_SECONDS = 10.0
 
 _STATE_TO_PROTO = {
@@ -191,8 +193,14 @@ class Worker:
         self._wake_publisher.set()
 
     async def _publisher(self, stop: asyncio.Event) -> None:
-        """Publish outbox messages in order; remove each only after JetStream acknowledged it."""
+        """Publish outbox messages in order; remove each only after JetStream acknowledged it.
+
+        While NATS is unreachable every message waits. A message that JetStream itself keeps
+        rejecting while connected (after ``PARK_AFTER_REJECTIONS`` tries) is parked in the outbox's
+        ``parked`` table with the reason, so it cannot hold back every later incident.
+        """
         backoff = 0.5
+        rejections: dict[int, int] = {}
         while True:
             items = self.outbox.peek(64)
             if not items or self._media is None:
@@ -212,10 +220,17 @@ class Worker:
                         )
                 except Exception as exc:
                     metrics.PUBLISH_ERRORS.inc()
-                    log.warning(
-                        "publish failed, will retry",
-                        extra={"msg_id": item.msg_id, "error": str(exc) or type(exc).__name__},
-                    )
+                    reason = str(exc) or type(exc).__name__
+                    log.warning("publish failed, will retry", extra={"msg_id": item.msg_id, "error": reason})
+                    if self._nc.is_connected and not isinstance(exc, TimeoutError | nats.errors.TimeoutError):
+                        rejections[item.seq] = rejections.get(item.seq, 0) + 1
+                        if rejections[item.seq] >= PARK_AFTER_REJECTIONS:
+                            self.outbox.park(item.seq, reason)
+                            metrics.PARKED.inc()
+                            log.error(
+                                "JetStream keeps rejecting a message; parked", extra={"msg_id": item.msg_id}
+                            )
+                            continue
                     if stop.is_set():
                         return
                     await asyncio.sleep(backoff)
