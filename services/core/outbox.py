@@ -118,7 +118,8 @@ class Outbox:
             self._db.execute(
                 "INSERT OR REPLACE INTO parked"
                 " (seq, msg_id, kind, subject, payload, media_name, media, reason, parked_at)"
-                " SELECT seq, msg_id, kind, subject, payload, media_name, media, ?, ? FROM outbox WHERE seq = ?",
+                " SELECT seq, msg_id, kind, subject, payload, media_name, media, ?, ?"
+                " FROM outbox WHERE seq = ?",
                 (reason, time.time(), seq),
             )
             row = self._db.execute("SELECT size FROM outbox WHERE seq = ?", (seq,)).fetchone()
