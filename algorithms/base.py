@@ -567,6 +567,9 @@ class DwellParams(BaseModel):
     min_box_area_ratio: float = Field(
         default=0.0003, ge=0, lt=1, description="Ignore objects smaller than this fraction of the frame"
     )
+    max_box_aspect_ratio: float | None = Field(
+        default=None, gt=1, description="Ignore boxes more elongated than this (longer side / shorter side)"
+    )
 
 
 @dataclass
@@ -617,9 +620,13 @@ class DwellRule(Algorithm):
         return "cleared"
 
     def relevant(self, frame: AnalysedFrame, obj: TrackedObject) -> bool:
-        """Whether an object is large enough to trust (``min_box_area_ratio``)."""
-        x1, y1, x2, y2 = obj.bbox
-        return (x2 - x1) * (y2 - y1) >= self.params.min_box_area_ratio * frame.width * frame.height
+        """Whether an object passes the size and shape filters (``min_box_area_ratio``,
+        ``max_box_aspect_ratio``)."""
+        w, h = obj.bbox[2] - obj.bbox[0], obj.bbox[3] - obj.bbox[1]
+        if w * h < self.params.min_box_area_ratio * frame.width * frame.height:
+            return False
+        limit = self.params.max_box_aspect_ratio
+        return limit is None or max(w, h) <= limit * max(min(w, h), 1.0)
 
     def zone_of(self, frame: AnalysedFrame, bbox: tuple[float, float, float, float]) -> Zone | None:
         """The first zone holding the box's anchor (bottom-centre)."""

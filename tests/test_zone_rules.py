@@ -206,3 +206,17 @@ def test_zone_cooldown_suppresses_a_quick_second_alert():
     assert news(cooldown=0, gap=10) == 2
     assert news(cooldown=60, gap=10) == 1
     assert news(cooldown=60, gap=80) == 2
+
+
+def test_size_and_shape_filters_drop_untrustworthy_boxes():
+    sliver = [
+        TrackedObject(i, "person", "person", 0.7, (30 + 45 * i, 300, 34 + 45 * i, 420)) for i in range(12)
+    ]
+    tiny = [
+        TrackedObject(i, "person", "person", 0.7, (30 + 45 * i, 410, 36 + 45 * i, 420)) for i in range(12)
+    ]
+    shaped = make("crowd_gathering", max_people=10, dwell_seconds=5, max_box_aspect_ratio=6)
+    sized = make("crowd_gathering", max_people=10, dwell_seconds=5, min_box_area_ratio=0.001)
+    assert run(shaped, [(t, sliver) for t in range(0, 20)]) == []  # 4 x 120 px: aspect 30
+    assert run(sized, [(t, tiny) for t in range(0, 20)]) == []  # 6 x 10 px: 0.0002 of the frame
+    assert run(make("crowd_gathering", max_people=10, dwell_seconds=5), [(t, sliver) for t in range(0, 20)])
