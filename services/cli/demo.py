@@ -132,6 +132,8 @@ def run_demo(data_dir: Path) -> int:
                 f"  {incident.camera_id} {incident.algorithm} zone={incident.zone} state={incident.state} "
                 f"dwell={incident.dwell_seconds:.1f}s\n    snapshot: {media / incident.snapshot_path}"
             )
+            if incident.clip_path:
+                print(f"    clip:     {media / incident.clip_path}")
         return 0 if reply.incidents else 1
     finally:
         cluster.stop()
