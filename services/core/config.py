@@ -114,7 +114,12 @@ class CameraConfig(StrictModel):
     id: str
     name: str = ""
     url: str
-    department: str = "urban-management"
+    department: str = Field(default="urban-management", description="The owning department")
+    shared_with: list[str] = Field(
+        default_factory=list,
+        description="Other departments that may receive its incidents and search its features; '*': all",
+    )
+    scene_type: str = Field(default="", description="Free-form scene label (road, market, square...)")
     location: GeoLocation | None = None
     timezone: str = "UTC"
     analysis_fps: float = Field(default=2.0, gt=0, le=30)
@@ -127,6 +132,18 @@ class CameraConfig(StrictModel):
         if not TOKEN_PATTERN.match(value):
             raise ValueError("use 1-64 letters, digits, '-' or '_' (it becomes a NATS subject token)")
         return value
+
+    @field_validator("shared_with")
+    @classmethod
+    def _departments(cls, value: list[str]) -> list[str]:
+        for department in value:
+            if department != "*" and not TOKEN_PATTERN.match(department):
+                raise ValueError(f"{department!r}: a department is 1-64 letters, digits, '-' or '_' (or '*')")
+        return sorted(set(value))
+
+    def visible_to(self, department: str) -> bool:
+        """May ``department`` receive this camera's incidents and search its features?"""
+        return department == self.department or department in self.shared_with or "*" in self.shared_with
 
     @field_validator("url")
     @classmethod

@@ -52,7 +52,7 @@ class AlgorithmSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., zones: _Optional[_Iterable[_Union[Zone, _Mapping]]] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., active_hours: _Optional[_Union[ActiveHours, _Mapping]] = ...) -> None: ...
 
 class Camera(_message.Message):
-    __slots__ = ("id", "name", "url", "department", "location", "timezone", "analysis_fps", "algorithms", "loop")
+    __slots__ = ("id", "name", "url", "department", "location", "timezone", "analysis_fps", "algorithms", "loop", "shared_with", "scene_type")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +62,8 @@ class Camera(_message.Message):
     ANALYSIS_FPS_FIELD_NUMBER: _ClassVar[int]
     ALGORITHMS_FIELD_NUMBER: _ClassVar[int]
     LOOP_FIELD_NUMBER: _ClassVar[int]
+    SHARED_WITH_FIELD_NUMBER: _ClassVar[int]
+    SCENE_TYPE_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     url: str
@@ -71,7 +73,9 @@ class Camera(_message.Message):
     analysis_fps: float
     algorithms: _containers.RepeatedCompositeFieldContainer[AlgorithmSpec]
     loop: bool
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., url: _Optional[str] = ..., department: _Optional[str] = ..., location: _Optional[_Union[GeoLocation, _Mapping]] = ..., timezone: _Optional[str] = ..., analysis_fps: _Optional[float] = ..., algorithms: _Optional[_Iterable[_Union[AlgorithmSpec, _Mapping]]] = ..., loop: _Optional[bool] = ...) -> None: ...
+    shared_with: _containers.RepeatedScalarFieldContainer[str]
+    scene_type: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., url: _Optional[str] = ..., department: _Optional[str] = ..., location: _Optional[_Union[GeoLocation, _Mapping]] = ..., timezone: _Optional[str] = ..., analysis_fps: _Optional[float] = ..., algorithms: _Optional[_Iterable[_Union[AlgorithmSpec, _Mapping]]] = ..., loop: _Optional[bool] = ..., shared_with: _Optional[_Iterable[str]] = ..., scene_type: _Optional[str] = ...) -> None: ...
 
 class BBox(_message.Message):
     __slots__ = ("x1", "y1", "x2", "y2")
