@@ -70,6 +70,73 @@ def cmd_incidents_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search_serve(args: argparse.Namespace) -> int:
+    from services.search.service import run_search_service
+
+    setup_logging("search", args.log_level)
+    config = _load(args.config).config
+    if args.nats_url:
+        config.nats.url = args.nats_url
+    run_search_service(
+        config,
+        Path(args.data_dir),
+        args.listen,
+        args.grpc_port,
+        args.http_port,
+        args.metrics_port,
+        args.incidents_address or None,
+    )
+    return 0
+
+
+def cmd_search_rebuild(args: argparse.Namespace) -> int:
+    from services.search.engine import SearchEngine
+
+    setup_logging("search", args.log_level)
+    engine = SearchEngine(Path(args.data_dir), _load(args.config).config)
+    vectors = engine.rebuild()
+    tracks, _ = engine.store.counts()
+    print(f"rebuilt the index from the feature store: {tracks} tracks, {vectors} vectors")
+    return 0
+
+
+def cmd_search_query(args: argparse.Namespace) -> int:
+    import grpc
+    from google.protobuf.timestamp_pb2 import Timestamp
+    from retina.v1 import common_pb2, search_pb2, search_pb2_grpc
+
+    request = search_pb2.SearchRequest(k=args.k, department=args.department)
+    if args.image:
+        request.image = Path(args.image).read_bytes()
+        if args.region:
+            x1, y1, x2, y2 = (float(v) for v in args.region.split(","))
+            request.region.CopyFrom(common_pb2.BBox(x1=x1, y1=y1, x2=x2, y2=y2))
+    elif args.incident:
+        request.incident_id = args.incident
+    else:
+        request.track_id = args.track
+    request.filters.camera_ids.extend(args.camera)
+    request.filters.families.extend(args.family)
+    request.filters.colours.extend(args.colour)
+    for name in ("since", "until"):
+        value = getattr(args, name)
+        if value:
+            stamp = Timestamp()
+            stamp.FromJsonString(value if value.endswith("Z") or "+" in value else value + "Z")
+            (request.filters.start if name == "since" else request.filters.end).CopyFrom(stamp)
+    with grpc.insecure_channel(args.address) as channel:
+        reply = search_pb2_grpc.SearchServiceStub(channel).Search(request, timeout=30)
+    if not reply.matches:
+        print("no match (nothing similar on the cameras this department may search)")
+    for rank, match in enumerate(reply.matches, 1):
+        print(
+            f"{rank:2}. score={match.score:.3f}  {match.camera_id:12} {match.family:9} "
+            f"{match.first_seen.ToDatetime():%Y-%m-%d %H:%M:%S}Z..{match.last_seen.ToDatetime():%H:%M:%S}Z  "
+            f"{','.join(match.colours):12} {match.track_id}  {match.crop_url}"
+        )
+    return 0
+
+
 def cmd_incidents_list(args: argparse.Namespace) -> int:
     import grpc
     from google.protobuf import json_format
@@ -161,7 +228,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             return 1
         print(
             f"retina is up: NATS {cluster.nats_url}, worker {cluster.worker_address}, "
-            f"incidents {cluster.incidents_address}; logs in {cluster.data_dir / 'logs'}. Ctrl-C stops.",
+            f"incidents {cluster.incidents_address}, search {cluster.search_address}; "
+            f"logs in {cluster.data_dir / 'logs'}. Ctrl-C stops.",
             flush=True,
         )
         while not stop.wait(1):
@@ -262,6 +330,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--note", default="")
     p.add_argument("--address", default="127.0.0.1:50052")
     p.set_defaults(func=cmd_incidents_close)
+
+    search = sub.add_parser("search", help="search by image (以图搜图)").add_subparsers(
+        dest="action", required=True
+    )
+    p = search.add_parser("serve", help="run the search service (FEATURES stream → FAISS index, gRPC)")
+    p.add_argument("--config", required=True, help="the cluster config (its features and search sections)")
+    p.add_argument("--data-dir", default="var/search")
+    p.add_argument("--nats-url")
+    p.add_argument("--grpc-port", type=int, default=50053)
+    p.add_argument("--http-port", type=int, default=8090, help="signed crop URLs are served here")
+    p.add_argument("--metrics-port", type=int, default=9103)
+    p.add_argument("--incidents-address", default="127.0.0.1:50052", help="for searches by incident id")
+    p.add_argument("--listen", default="127.0.0.1", help="address for gRPC, crops and metrics")
+    p.set_defaults(func=cmd_search_serve)
+    p = search.add_parser("rebuild", help="rebuild the index files from the feature store (service stopped)")
+    p.add_argument("--config", required=True)
+    p.add_argument("--data-dir", default="var/search")
+    p.set_defaults(func=cmd_search_rebuild)
+    p = search.add_parser("query", help="find where a person or vehicle appeared")
+    query = p.add_mutually_exclusive_group(required=True)
+    query.add_argument("--image", help="a photo (JPEG, PNG...) of the person or vehicle")
+    query.add_argument("--incident", help="the object of this incident")
+    query.add_argument("--track", help="a track id from an earlier result")
+    p.add_argument("--region", help="x1,y1,x2,y2: the part of the photo showing the object (0-1)")
+    p.add_argument("--department", required=True, help="who searches (results follow sharing scopes)")
+    p.add_argument("-k", type=int, default=10, help="results wanted")
+    p.add_argument("--camera", action="append", default=[], help="only this camera (repeatable)")
+    p.add_argument("--family", action="append", default=[], choices=["person", "vehicle", "non_motor"])
+    p.add_argument("--colour", action="append", default=[], help="e.g. white, red (repeatable)")
+    p.add_argument("--since", help="ISO time, e.g. 2026-11-22T08:00:00")
+    p.add_argument("--until", help="ISO time")
+    p.add_argument("--address", default="127.0.0.1:50053")
+    p.set_defaults(func=cmd_search_query)
 
     p = sub.add_parser("eval", help="score algorithms on labelled, composed scenes (precision, recall, F1)")
     p.add_argument("scenes", help="scene file (YAML), e.g. examples/scenes.yaml")

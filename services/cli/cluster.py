@@ -1,8 +1,8 @@
 """``retina up``: the whole cluster on one machine, as local processes.
 
-Starts a real nats-server (JetStream, data under ``DATA_DIR/nats``), the incident store and the
-worker, then assigns the configured cameras to the worker over gRPC. Stops in reverse order on
-SIGTERM/Ctrl-C, so the worker flushes its outbox before NATS goes away.
+Starts a real nats-server (JetStream, data under ``DATA_DIR/nats``), the incident store, the
+search service and the worker, then assigns the configured cameras to the worker over gRPC. Stops
+in reverse order on SIGTERM/Ctrl-C, so the worker flushes its outboxes before NATS goes away.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import grpc
@@ -32,11 +32,14 @@ class ClusterPorts:
     incidents_grpc: int = 50052
     worker_metrics: int = 9101
     incidents_metrics: int = 9102
+    search_grpc: int = 50053
+    search_http: int = 8090
+    search_metrics: int = 9103
 
     @classmethod
     def free(cls) -> ClusterPorts:
         """Free ports for every service (tests, and several clusters on one machine)."""
-        return cls(*(free_port() for _ in range(6)))
+        return cls(*(free_port() for _ in fields(cls)))
 
 
 def wait_until_serving(address: str, timeout: float, process: subprocess.Popen | None = None) -> None:
@@ -87,13 +90,17 @@ class LocalCluster:
     def incidents_address(self) -> str:
         return f"127.0.0.1:{self.ports.incidents_grpc}"
 
+    @property
+    def search_address(self) -> str:
+        return f"127.0.0.1:{self.ports.search_grpc}"
+
     def start(self, cameras: list[CameraConfig]) -> None:
         """Start NATS, the incident store and the worker; assign the cameras."""
         self.start_nats()
         self.start_services(cameras)
 
     def start_services(self, cameras: list[CameraConfig]) -> None:
-        """Start the incident store and the worker (NATS already running); assign the cameras."""
+        """Start the incident store, search and the worker (NATS already running); assign the cameras."""
         logs = self.data_dir / "logs"
         self.processes["incidents"] = start_python(
             [
@@ -104,6 +111,19 @@ class LocalCluster:
                 "--metrics-port", str(self.ports.incidents_metrics),
             ],
             log_file=logs / "incidents.log",
+        )  # fmt: skip
+        self.processes["search"] = start_python(
+            [
+                "search", "serve",
+                "--config", str(self.config_path),
+                "--data-dir", str(self.data_dir / "search"),
+                "--nats-url", self.nats_url,
+                "--grpc-port", str(self.ports.search_grpc),
+                "--http-port", str(self.ports.search_http),
+                "--metrics-port", str(self.ports.search_metrics),
+                "--incidents-address", self.incidents_address,
+            ],
+            log_file=logs / "search.log",
         )  # fmt: skip
         self.processes["worker"] = start_python(
             [
@@ -118,6 +138,7 @@ class LocalCluster:
             log_file=logs / "worker.log",
         )  # fmt: skip
         wait_until_serving(self.incidents_address, 60, self.processes["incidents"])
+        wait_until_serving(self.search_address, 60, self.processes["search"])
         wait_until_serving(self.worker_address, 120, self.processes["worker"])
         assign_cameras(self.worker_address, cameras)
 
@@ -141,8 +162,8 @@ class LocalCluster:
         return [name for name, p in self.processes.items() if p.poll() is not None]
 
     def stop(self) -> None:
-        """Stop in reverse order: worker (flushes its outbox), incident store, NATS."""
-        for name in ("worker", "incidents", "nats"):
+        """Stop in reverse order: worker (flushes its outboxes), search, incident store, NATS."""
+        for name in ("worker", "search", "incidents", "nats"):
             process = self.processes.pop(name, None)
             if process is not None:
                 try:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+from collections.abc import Awaitable, Callable
 
 import nats
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
     DiscardPolicy,
     ObjectStoreConfig,
     RetentionPolicy,
@@ -23,6 +29,9 @@ log = logging.getLogger(__name__)
 
 INCIDENT_STREAM = "INCIDENTS"
 INCIDENT_SUBJECTS = "retina.incidents.>"
+FEATURE_STREAM = "FEATURES"
+FEATURE_SUBJECTS = "retina.features.>"
+FEATURE_MAX_AGE_SECONDS = 31 * 24 * 3600  # the search index can be rebuilt from a month of features
 MEDIA_BUCKET = "retina-media"
 # Long enough that a worker re-sending after a NATS outage is still de-duplicated by the server.
 DUPLICATE_WINDOW_SECONDS = 15 * 60
@@ -60,19 +69,84 @@ async def connect(url: str, name: str, stop: asyncio.Event | None = None) -> Cli
 
 async def ensure_incident_stream(js: JetStreamContext) -> None:
     """Create (or update) the INCIDENTS stream: file storage, long de-duplication window."""
+    await _ensure_stream(js, INCIDENT_STREAM, INCIDENT_SUBJECTS, INCIDENT_MAX_AGE_SECONDS)
+
+
+async def ensure_feature_stream(js: JetStreamContext) -> None:
+    """Create (or update) the FEATURES stream of per-track appearance records (search by image)."""
+    await _ensure_stream(js, FEATURE_STREAM, FEATURE_SUBJECTS, FEATURE_MAX_AGE_SECONDS)
+
+
+async def _ensure_stream(js: JetStreamContext, name: str, subjects: str, max_age: float) -> None:
     config = StreamConfig(
-        name=INCIDENT_STREAM,
-        subjects=[INCIDENT_SUBJECTS],
+        name=name,
+        subjects=[subjects],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         discard=DiscardPolicy.OLD,
-        max_age=INCIDENT_MAX_AGE_SECONDS,
+        max_age=max_age,
         duplicate_window=DUPLICATE_WINDOW_SECONDS,
     )
     try:
         await js.add_stream(config)
     except nats.js.errors.BadRequestError:
         await js.update_stream(config)
+
+
+async def durable_subscription(
+    js: JetStreamContext,
+    stream: str,
+    subjects: str,
+    durable: str,
+    ensure_stream: Callable[[JetStreamContext], Awaitable[None]],
+    stop: asyncio.Event,
+    *,
+    replay: bool = False,
+) -> JetStreamContext.PullSubscription | None:
+    """Bind a durable pull consumer, retrying until JetStream is ready; None if stopped first.
+
+    ``replay`` deletes the consumer first, so the whole stream is delivered again (a consumer whose
+    store was lost rebuilds it this way).
+    """
+    while not stop.is_set():
+        try:
+            await ensure_stream(js)
+            if replay:
+                with contextlib.suppress(nats.js.errors.NotFoundError):
+                    await js.delete_consumer(stream, durable)
+                replay = False
+            return await js.pull_subscribe(
+                subjects,
+                durable=durable,
+                stream=stream,
+                config=ConsumerConfig(
+                    ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=30
+                ),
+            )
+        except Exception as exc:
+            log.warning("JetStream not ready, retrying", extra={"stream": stream, "error": str(exc)})
+            await asyncio.sleep(1)
+    return None
+
+
+async def consume(
+    subscription: JetStreamContext.PullSubscription,
+    handle: Callable[[Msg], Awaitable[None]],
+    stop: asyncio.Event,
+    batch: int = 32,
+) -> None:
+    """Fetch messages and hand each to ``handle`` (which acks, naks or terms it) until ``stop``."""
+    while not stop.is_set():
+        try:
+            messages = await subscription.fetch(batch, timeout=1)
+        except TimeoutError:
+            continue
+        except Exception as exc:  # NATS restarting: the client reconnects by itself
+            log.warning("fetch failed, retrying", extra={"error": str(exc) or type(exc).__name__})
+            await asyncio.sleep(1)
+            continue
+        for msg in messages:
+            await handle(msg)
 
 
 async def media_store(js: JetStreamContext) -> ObjectStore:

@@ -22,7 +22,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -96,6 +96,53 @@ class EvidenceConfig(StrictModel):
     @property
     def enabled(self) -> bool:
         return self.clip_before_seconds + self.clip_after_seconds > 0
+
+
+class FeaturesConfig(StrictModel):
+    """Per-track appearance features for search by image (see services/worker/features.py)."""
+
+    enabled: bool = Field(default=True, description="Publish track features on retina.features.<camera>")
+    embedder: str = Field(
+        default="colour", description="'colour' (measured best here), 'backbone_colour', or a plug-in"
+    )
+    backbone_model: str | None = Field(
+        default=None, description="PyTorch .pt of the detector for backbone_colour; None: the detector's"
+    )
+    colour_weight: float = Field(default=0.5, ge=0, le=1, description="Share of colour in backbone_colour")
+    min_track_seconds: float = Field(default=1.0, ge=0, description="Shorter tracks are not indexed")
+    min_crop_pixels: int = Field(default=32, ge=8, description="Crops with a shorter side are not used")
+    improve_factor: float = Field(default=1.5, gt=1, description="A new crop must be this much better")
+    min_republish_seconds: float = Field(default=5.0, ge=0, description="Least time between two crops")
+    refresh_seconds: float = Field(default=60.0, gt=0, description="Long tracks re-send their times")
+
+    @model_validator(mode="after")
+    def _known_embedder(self) -> FeaturesConfig:
+        from services.core.features import available_embedders
+
+        known = available_embedders()
+        if self.embedder not in known:
+            raise ValueError(f"embedder: unknown {self.embedder!r} (available: {', '.join(sorted(known))})")
+        return self
+
+
+class SearchConfig(StrictModel):
+    """The search service's FAISS index (see services/search)."""
+
+    shard_hours: float = Field(default=24, gt=0, le=24 * 31, description="Time span of one index shard")
+    retention_days: float = Field(default=30, gt=0, description="Shards older than this are dropped")
+    exact_max_vectors: int = Field(
+        default=200_000, ge=1000, description="A shard beyond this size switches to an approximate index"
+    )
+    approximate_index: Literal["hnsw", "ivf"] = Field(default="hnsw", description="Index for big shards")
+    hnsw_m: int = Field(default=32, ge=4, le=128)
+    hnsw_ef_search: int = Field(default=128, ge=8, description="HNSW search breadth: recall vs latency")
+    ivf_nprobe: int = Field(default=32, ge=1, description="IVF lists visited: recall vs latency")
+    max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    max_image_side: int = Field(default=8000, gt=0)
+    crop_url_base: str | None = Field(
+        default=None, description="Public base URL of the crop endpoint; None: the service's own address"
+    )
+    crop_url_ttl_seconds: float = Field(default=3600, gt=0, description="Signed crop URLs expire after this")
 
 
 class NatsConfig(StrictModel):
@@ -182,6 +229,8 @@ class RetinaConfig(StrictModel):
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
     nats: NatsConfig = Field(default_factory=NatsConfig)
     defaults: CameraDefaults = Field(default_factory=CameraDefaults)
     cameras: list[CameraConfig] = Field(default_factory=list)
@@ -283,6 +332,8 @@ def _resolve_relative_paths(config: RetinaConfig, base: Path) -> None:
         candidate = base / config.detector.model
         if candidate.exists():
             config.detector.model = str(candidate.resolve())
+    if config.features.backbone_model and _is_relative_file(config.features.backbone_model):
+        config.features.backbone_model = str((base / config.features.backbone_model).resolve())
     for camera in config.cameras:
         if _is_relative_file(camera.url):
             camera.url = str((base / camera.url).resolve())

@@ -5,9 +5,9 @@ acknowledged it. If NATS is down, events wait on disk, in order, and survive a r
 worker. Publishing uses ``Nats-Msg-Id`` so a re-send after a lost acknowledgement is dropped by the
 server: nothing accepted is lost and nothing is delivered twice.
 
-When the queue is over ``max_bytes``, ``update`` events and evidence clips (``media``) are refused
-first (a later update or the end event carries the same facts); ``new`` and ``end`` events are still
-accepted up to twice the limit.
+When the queue is over ``max_bytes``, ``update`` events, evidence clips (``media``) and track
+features (``feature``) are refused first (a later update or the end event carries the same facts);
+``new`` and ``end`` events are still accepted up to twice the limit.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class Outbox:
         """Durably accept a message; False if refused because the outbox is full (see module doc)."""
         size = len(payload) + len(media or b"")
         with self._lock:
-            limit = self.max_bytes if kind in ("update", "media") else 2 * self.max_bytes
+            limit = self.max_bytes if kind in ("update", "media", "feature") else 2 * self.max_bytes
             if self._bytes + size > limit:
                 return False
             cursor = self._db.execute(

@@ -21,10 +21,18 @@ def to_timestamp(epoch: float | None) -> Timestamp | None:
 
 
 async def start_grpc_server(
-    listen: str, port: int, register: Callable[[grpc.aio.Server], None], service_name: str
+    listen: str,
+    port: int,
+    register: Callable[[grpc.aio.Server], None],
+    service_name: str,
+    max_message_bytes: int | None = None,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
-    """Start a gRPC server with the service ``register`` adds and grpc.health.v1 reporting SERVING."""
-    server = grpc.aio.server()
+    """Start a gRPC server with the service ``register`` adds and grpc.health.v1 reporting SERVING.
+
+    ``max_message_bytes`` raises gRPC's 4 MB limit on requests (photo uploads).
+    """
+    options = [("grpc.max_receive_message_length", max_message_bytes)] if max_message_bytes else None
+    server = grpc.aio.server(options=options)
     register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import grpc
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter
 from pydantic import ValidationError
 from retina.v1 import common_pb2, incidents_pb2, incidents_pb2_grpc
@@ -106,38 +105,16 @@ async def _consume(store: IncidentStore, nats_url: str, stop: asyncio.Event) -> 
     """Pull incident events from JetStream into the store until ``stop`` is set."""
     nc = await bus.connect(nats_url, "retina-incident-store", stop)
     js = nc.jetstream()
-    while not stop.is_set():
-        try:
-            await bus.ensure_incident_stream(js)
-            media = await bus.media_store(js)
-            subscription = await js.pull_subscribe(
-                bus.INCIDENT_SUBJECTS,
-                durable=CONSUMER,
-                stream=bus.INCIDENT_STREAM,
-                config=ConsumerConfig(
-                    ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=30
-                ),
-            )
-            break
-        except Exception as exc:
-            log.warning("JetStream not ready, retrying", extra={"error": str(exc)})
-            await asyncio.sleep(1)
-    else:  # stopped before JetStream was ever ready
+    subscription = await bus.durable_subscription(
+        js, bus.INCIDENT_STREAM, bus.INCIDENT_SUBJECTS, CONSUMER, bus.ensure_incident_stream, stop
+    )
+    if subscription is None:  # stopped before JetStream was ever ready
         await nc.close()
         return
+    media = await bus.media_store(js)
     log.info("consuming incidents", extra={"stream": bus.INCIDENT_STREAM, "consumer": CONSUMER})
     fetcher = asyncio.create_task(_fetch_pending_media(store, media, stop))
-    while not stop.is_set():
-        try:
-            messages = await subscription.fetch(32, timeout=1)
-        except TimeoutError:
-            continue
-        except Exception as exc:  # NATS restarting: the client reconnects by itself
-            log.warning("fetch failed, retrying", extra={"error": str(exc) or type(exc).__name__})
-            await asyncio.sleep(1)
-            continue
-        for msg in messages:
-            await _store_one(store, media, msg)
+    await bus.consume(subscription, lambda msg: _store_one(store, media, msg), stop)
     await fetcher
     await nc.close()  # every fetched message was acked or nak'ed above
 

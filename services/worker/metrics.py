@@ -26,8 +26,13 @@ BATCH_SIZE = Histogram(
 INCIDENT_EVENTS = Counter(
     "retina_incident_events_total", "Incident events accepted", ["camera_id", "algorithm", "event"]
 )
-OUTBOX_PENDING = Gauge("retina_outbox_pending", "Incident events waiting for a JetStream ack")
-OUTBOX_REFUSED = Counter("retina_outbox_refused_total", "Incident events refused because the outbox is full")
-PUBLISHED = Counter("retina_published_total", "Incident events acknowledged by JetStream")
-PUBLISH_ERRORS = Counter("retina_publish_errors_total", "Failed publish attempts (retried)")
-PARKED = Counter("retina_outbox_parked_total", "Messages JetStream kept rejecting, parked in the outbox")
+# The worker has two outboxes ("incidents", "features"); these series carry its name.
+OUTBOX_PENDING = Gauge("retina_outbox_pending", "Messages waiting for a JetStream ack", ["outbox"])
+OUTBOX_REFUSED = Counter("retina_outbox_refused_total", "Messages refused: the outbox is full", ["outbox"])
+PUBLISHED = Counter("retina_published_total", "Messages acknowledged by JetStream", ["outbox"])
+PUBLISH_ERRORS = Counter("retina_publish_errors_total", "Failed publish attempts (retried)", ["outbox"])
+PARKED = Counter("retina_outbox_parked_total", "Messages JetStream kept rejecting, parked", ["outbox"])
+FEATURE_RECORDS = Counter("retina_feature_records_total", "Track feature records produced", ["camera_id"])
+FEATURES_DROPPED = Counter(
+    "retina_features_dropped_total", "Feature records dropped: embedding fell behind", ["camera_id"]
+)

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from algorithms.base import Algorithm, AnalysedFrame, CameraContext, IncidentEvent, available_algorithms
-from services.core.config import CameraConfig, EvidenceConfig, IngestConfig, TrackerConfig
+from services.core.config import CameraConfig, EvidenceConfig, FeaturesConfig, IngestConfig, TrackerConfig
 from services.worker import metrics
 from services.worker.detector import CameraTracker, Detector
 from services.worker.evidence import ClipRequest
+from services.worker.features import FeatureExtractor, FeatureJob, TrackFeatures
 from services.worker.ingest import CameraHealth, CameraSource, FrameBuffer, SampledFrame, StatusCallback
 
 log = logging.getLogger(__name__)
@@ -28,9 +29,16 @@ EventsCallback = Callable[[CameraConfig, list[IncidentEvent]], None]
 class CameraPipeline:
     """Tracking and rules for one camera (everything after the shared detector)."""
 
-    def __init__(self, camera: CameraConfig, tracker_config: TrackerConfig, detector: Detector):
+    def __init__(
+        self,
+        camera: CameraConfig,
+        tracker_config: TrackerConfig,
+        detector: Detector,
+        features: TrackFeatures | None = None,
+    ):
         self.camera = camera
         self.tracker = CameraTracker(tracker_config, camera.analysis_fps, detector)
+        self.features = features
         context = CameraContext(camera.id, camera.tz())
         registry = available_algorithms()
         self.algorithms: list[Algorithm] = [
@@ -38,22 +46,25 @@ class CameraPipeline:
         ]
         self.last_timestamp: float | None = None
 
-    def analyse(self, frame: SampledFrame, detections) -> list[IncidentEvent]:
+    def analyse(self, frame: SampledFrame, detections) -> tuple[list[IncidentEvent], list[FeatureJob]]:
+        """Track and run the rules on one frame: incident events, and the track features now due."""
         objects = self.tracker.update(detections)
         analysed = AnalysedFrame(self.camera.id, frame.timestamp, frame.image, objects)
         self.last_timestamp = frame.timestamp
         events: list[IncidentEvent] = []
         for algorithm in self.algorithms:
             events += algorithm.process(analysed)
-        return events
+        jobs = self.features.observe(analysed) if self.features is not None else []
+        return events, jobs
 
-    def finish(self, reason: str) -> list[IncidentEvent]:
+    def finish(self, reason: str) -> tuple[list[IncidentEvent], list[FeatureJob]]:
+        """End open incidents (with ``reason``) and open tracks."""
         if self.last_timestamp is None:
-            return []
+            return [], []
         events: list[IncidentEvent] = []
         for algorithm in self.algorithms:
             events += algorithm.finish(self.last_timestamp, reason)
-        return events
+        return events, self.features.finish() if self.features is not None else []
 
 
 @dataclass
@@ -81,6 +92,8 @@ class Analyzer:
         max_batch: int = 8,
         file_start_epoch: float | None = None,
         evidence: EvidenceConfig | None = None,
+        features: FeatureExtractor | None = None,
+        features_config: FeaturesConfig | None = None,
     ):
         self.detector = detector
         self.tracker_config = tracker_config
@@ -92,6 +105,8 @@ class Analyzer:
         self.max_batch = max_batch
         self.file_start_epoch = file_start_epoch  # fixed stream-time origin for files (evaluation)
         self.evidence = evidence or EvidenceConfig(clip_before_seconds=0, clip_after_seconds=0)
+        self.features = features
+        self.features_config = features_config
         self._cameras: dict[str, _Camera] = {}
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -113,7 +128,12 @@ class Analyzer:
             if existing.config == camera:
                 return existing.source.health
             self.release(camera.id, reason="reconfigured")
-        pipeline = CameraPipeline(camera, self.tracker_config, self.detector)
+        track_features = None
+        if self.features is not None and self.features_config is not None:
+            track_features = TrackFeatures(
+                camera, self.features_config, self.features.embedder.key, self.tracker_config.lost_seconds
+            )
+        pipeline = CameraPipeline(camera, self.tracker_config, self.detector, track_features)
         buffer = FrameBuffer(camera.id, capacity=2, drop_oldest=self.realtime, ready=self._ready)
         source = CameraSource(
             camera,
@@ -166,14 +186,17 @@ class Analyzer:
                 return
             entry.finished = True
             try:
-                events = entry.pipeline.finish(reason)
+                events, jobs = entry.pipeline.finish(reason)
             except Exception:
                 log.exception("ending open incidents failed", extra={"camera_id": entry.config.id})
                 return
-        self._deliver(entry.config, events)
+        self._deliver(entry.config, events, jobs)
 
-    def _deliver(self, camera: CameraConfig, events: list[IncidentEvent]) -> None:
-        """Hand events to the sink; a failing sink is logged and never stops the analysis loop."""
+    def _deliver(self, camera: CameraConfig, events: list[IncidentEvent], jobs: list[FeatureJob]) -> None:
+        """Hand events to the sink and feature jobs to the extractor; a failing sink is logged and
+        never stops the analysis loop."""
+        if jobs and self.features is not None:
+            self.features.submit(jobs)
         if not events:
             return
         try:
@@ -257,8 +280,8 @@ class Analyzer:
             entry.source.health.frames_analysed += 1
             metrics.FRAMES_ANALYSED.labels(camera_id).inc()
             try:
-                events = entry.pipeline.analyse(frame, dets)
+                events, jobs = entry.pipeline.analyse(frame, dets)
             except Exception:
                 log.exception("analysis failed on a frame", extra={"camera_id": camera_id})
                 continue
-            self._deliver(entry.config, events)
+            self._deliver(entry.config, events, jobs)

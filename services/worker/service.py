@@ -1,9 +1,10 @@
 """The analysis worker service: gRPC control (assign/release/status), NATS out, SIGTERM-safe.
 
 Threads: one decode thread per camera, one analysis thread (detector, trackers, rules), and the
-asyncio loop (gRPC server, NATS connection, outbox publisher, camera status). Incident events go
-to the on-disk outbox first and are published from there, so neither a NATS outage nor a SIGTERM
-loses one.
+asyncio loop (gRPC server, NATS connection, outbox publishers, camera status), plus the feature
+thread that embeds track crops. Incident events go to the on-disk outbox first and are published
+from there, so neither a NATS outage nor a SIGTERM loses one; track features have an outbox of
+their own so they never crowd incidents out.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
-import nats
 from retina.v1 import worker_pb2, worker_pb2_grpc
 
 from algorithms.base import IncidentEvent
 from services.core import bus
 from services.core.config import CameraConfig, ConfigError, RetinaConfig, validate_camera
 from services.core.convert import camera_from_proto
+from services.core.features import FeatureRecord, make_embedder
 from services.core.incident import build_message, clip_key
 from services.core.metrics import serve_metrics
 from services.core.outbox import Outbox
@@ -33,13 +34,14 @@ from services.core.serving import run_until_signalled, start_grpc_server, to_tim
 from services.worker import metrics
 from services.worker.detector import Detector
 from services.worker.evidence import ClipRequest
+from services.worker.features import FeatureExtractor
 from services.worker.ingest import CameraHealth, CameraState
 from services.worker.pipeline import Analyzer
+from services.worker.publisher import OutboxPublisher
 
 log = logging.getLogger(__name__)
 
 STATUS_REPUBLISH_SECONDS = 15.0
-PARK_AFTER_REJECTIONS = 5
 SHUTDOWN_DRAIN_SECONDS = 10.0
 
 _STATE_TO_PROTO = {
@@ -91,7 +93,15 @@ class Worker:
         self.worker_id = worker_id or socket.gethostname()
         self.data_dir = data_dir
         self.outbox = Outbox(data_dir / f"outbox-{self.worker_id}.sqlite")
+        self.incidents = OutboxPublisher(self.outbox, "incidents")
         self.detector = Detector(config.detector)
+        self.features: FeatureExtractor | None = None
+        self.feature_publisher: OutboxPublisher | None = None
+        if config.features.enabled:
+            embedder = make_embedder(config.features, config.detector)
+            feature_outbox = Outbox(data_dir / f"features-{self.worker_id}.sqlite", max_bytes=256 * 1024**2)
+            self.feature_publisher = OutboxPublisher(feature_outbox, "features")
+            self.features = FeatureExtractor(embedder, self._accept_features)
         self.analyzer = Analyzer(
             self.detector,
             config.tracker,
@@ -101,15 +111,13 @@ class Worker:
             realtime=True,
             retry_files=True,
             evidence=config.evidence,
+            features=self.features,
+            features_config=config.features,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake_publisher = asyncio.Event()
         self._stop_analysis = threading.Event()
         self._status_tasks: set[asyncio.Future] = set()
         self._nc = None
-        self._js = None
-        self._media = None
-        metrics.OUTBOX_PENDING.set(len(self.outbox))
 
     # -- called from the analysis and ingest threads -------------------------------------------
 
@@ -139,14 +147,21 @@ class Worker:
                 "msg_id": message.msg_id,
             }
             if not accepted:
-                metrics.OUTBOX_REFUSED.inc()
+                metrics.OUTBOX_REFUSED.labels("incidents").inc()
                 log.error("outbox full: incident event refused", extra=extra)
                 continue
             metrics.INCIDENT_EVENTS.labels(camera.id, message.algorithm, message.event).inc()
             log.info(f"incident {message.event}", extra={**extra, "dwell_seconds": message.dwell_seconds})
-        metrics.OUTBOX_PENDING.set(len(self.outbox))
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake_publisher.set)
+        self.incidents.wake()
+
+    def _accept_features(self, records: list[FeatureRecord]) -> None:
+        """Queue track feature records (feature thread) for the FEATURES stream."""
+        outbox = self.feature_publisher.outbox
+        for record in records:
+            if not outbox.append(record.msg_id, "feature", record.subject, record.to_json()):
+                metrics.OUTBOX_REFUSED.labels("features").inc()
+                log.warning("feature outbox full: record refused", extra={"camera_id": record.camera_id})
+        self.feature_publisher.wake()
 
     def _clip_ready(self, request: ClipRequest, data: bytes | None, reason: str) -> None:
         """An evidence clip was cut (decode thread): queue its upload like any incident message."""
@@ -158,12 +173,11 @@ class Worker:
         if not self.outbox.append(
             f"{request.incident_id}:clip", "media", "", b"", media_name=key, media=data
         ):
-            metrics.OUTBOX_REFUSED.inc()
+            metrics.OUTBOX_REFUSED.labels("incidents").inc()
             log.error("outbox full: evidence clip refused", extra=extra)
             return
         log.info("evidence clip queued", extra={**extra, "bytes": len(data)})
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake_publisher.set)
+        self.incidents.wake()
 
     def _on_status(self, camera_id: str, health_: CameraHealth) -> None:
         if self._loop is not None:
@@ -180,66 +194,22 @@ class Worker:
 
     async def _connect_nats(self, stop: asyncio.Event) -> None:
         self._nc = await bus.connect(self.config.nats.url, f"retina-worker-{self.worker_id}", stop)
-        self._js = self._nc.jetstream()
+        js = self._nc.jetstream()
         while not stop.is_set():
             try:
-                await bus.ensure_incident_stream(self._js)
-                self._media = await bus.media_store(self._js)
+                await bus.ensure_incident_stream(js)
+                await bus.ensure_feature_stream(js)
+                media = await bus.media_store(js)
                 break
             except Exception as exc:
                 log.warning("JetStream not ready, retrying", extra={"error": str(exc)})
                 await asyncio.sleep(1)
+        else:
+            return
         log.info("connected to NATS", extra={"nats_url": self.config.nats.url})
-        self._wake_publisher.set()
-
-    async def _publisher(self, stop: asyncio.Event) -> None:
-        """Publish outbox messages in order; remove each only after JetStream acknowledged it.
-
-        While NATS is unreachable every message waits. A message that JetStream itself keeps
-        rejecting while connected (after ``PARK_AFTER_REJECTIONS`` tries) is parked in the outbox's
-        ``parked`` table with the reason, so it cannot hold back every later incident.
-        """
-        backoff = 0.5
-        rejections: dict[int, int] = {}
-        while True:
-            items = self.outbox.peek(64)
-            if not items or self._media is None:
-                if stop.is_set():
-                    return
-                self._wake_publisher.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake_publisher.wait(), timeout=1.0)
-                continue
-            for item in items:
-                try:
-                    if item.media is not None:
-                        await self._media.put(item.media_name, item.media)
-                    if item.subject:  # media-only items (evidence clips) have no message
-                        await self._js.publish(
-                            item.subject, item.payload, timeout=5, headers={"Nats-Msg-Id": item.msg_id}
-                        )
-                except Exception as exc:
-                    metrics.PUBLISH_ERRORS.inc()
-                    reason = str(exc) or type(exc).__name__
-                    log.warning("publish failed, will retry", extra={"msg_id": item.msg_id, "error": reason})
-                    if self._nc.is_connected and not isinstance(exc, TimeoutError | nats.errors.TimeoutError):
-                        rejections[item.seq] = rejections.get(item.seq, 0) + 1
-                        if rejections[item.seq] >= PARK_AFTER_REJECTIONS:
-                            self.outbox.park(item.seq, reason)
-                            metrics.PARKED.inc()
-                            log.error(
-                                "JetStream keeps rejecting a message; parked", extra={"msg_id": item.msg_id}
-                            )
-                            continue
-                    if stop.is_set():
-                        return
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
-                    break
-                self.outbox.remove(item.seq)
-                metrics.PUBLISHED.inc()
-                metrics.OUTBOX_PENDING.set(len(self.outbox))
-                backoff = 0.5
+        self.incidents.connected(self._nc, js, media)
+        if self.feature_publisher is not None:
+            self.feature_publisher.connected(self._nc, js, None)
 
     async def _status_heartbeat(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -262,12 +232,15 @@ class Worker:
 
         analysis = threading.Thread(target=self.analyzer.run, args=(self._stop_analysis,), name="analysis")
         analysis.start()
+        if self.features is not None:
+            self.features.start()
         publisher_stop = asyncio.Event()
         tasks = [
             asyncio.create_task(self._connect_nats(stop)),
             asyncio.create_task(self._status_heartbeat(stop)),
         ]
-        publisher = asyncio.create_task(self._publisher(publisher_stop))
+        publishers = [p for p in (self.incidents, self.feature_publisher) if p is not None]
+        publishing = asyncio.gather(*(asyncio.create_task(p.run(publisher_stop)) for p in publishers))
         await stop.wait()
 
         log.info("worker stopping")
@@ -278,20 +251,25 @@ class Worker:
         await asyncio.to_thread(self.analyzer.release_all, "shutdown")
         self._stop_analysis.set()
         await asyncio.to_thread(analysis.join, 10)
+        if self.features is not None:
+            await asyncio.to_thread(self.features.stop)  # the tracks' last records join the outbox
         publisher_stop.set()
-        self._wake_publisher.set()
+        for publisher in publishers:
+            publisher.wake()
         try:
-            await asyncio.wait_for(publisher, timeout=SHUTDOWN_DRAIN_SECONDS)
+            await asyncio.wait_for(publishing, timeout=SHUTDOWN_DRAIN_SECONDS)
         except TimeoutError:
+            pending = {p.name: len(p.outbox) for p in publishers}
             log.warning(
-                "NATS unreachable at shutdown; events stay in the outbox", extra={"pending": len(self.outbox)}
+                "NATS unreachable at shutdown; messages stay in the outbox", extra={"pending": pending}
             )
         for task in tasks:
             task.cancel()
         if self._nc is not None and self._nc.is_connected:
             await self._nc.drain()
         pending = len(self.outbox)
-        self.outbox.close()
+        for publisher in publishers:
+            publisher.outbox.close()
         log.info("worker stopped", extra={"outbox_pending": pending})
 
 

@@ -1,0 +1,322 @@
+"""Appearance features of tracked objects (schema ``retina.feature/1``) for search by image.
+
+A worker publishes one :class:`FeatureRecord` per track when the track is established, again when a
+clearly better crop appears, and a last time when the track ends (``last_seen``). Records carry the
+crop JPEG and the embedding inline, so the ``FEATURES`` stream alone is enough to rebuild the search
+index. Records of the same track share ``id``; ``crop_revision`` changes only when the crop (and so
+the embedding) changes — records between two crop changes carry no crop, only times.
+
+Embedders are plug-ins (entry-point group ``retina.embedders``): the worker embeds gallery crops and
+the search service embeds query photos with the same one, named in every record.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+from abc import ABC, abstractmethod
+from datetime import UTC, datetime
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, Field
+
+from services.core.config import ConfigError
+
+if TYPE_CHECKING:
+    from services.core.config import DetectorConfig, FeaturesConfig
+
+log = logging.getLogger(__name__)
+
+SCHEMA_ID = "retina.feature/1"
+SUBJECT_PREFIX = "retina.features"
+CROP_MAX_SIDE = 256  # stored crops are downscaled to this (pixels, longest side)
+
+SearchFamily = Literal["person", "vehicle", "non_motor"]
+# Detector class → search family; classes not listed are not indexed.
+SEARCH_FAMILY_OF_CLASS: dict[str, SearchFamily] = {
+    "person": "person",
+    "car": "vehicle",
+    "truck": "vehicle",
+    "bus": "vehicle",
+    "motorcycle": "non_motor",  # mostly e-bikes and scooters on Chinese streets (非机动车)
+    "bicycle": "non_motor",
+}
+
+# Named colours a dispatcher can filter by. Hue ranges are OpenCV's (0-180).
+COLOUR_NAMES = (
+    "black", "white", "grey", "red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink", "brown",
+)  # fmt: skip
+
+
+class FeatureRecord(BaseModel):
+    """One published appearance record of a track (message on ``retina.features.<camera_id>``)."""
+
+    schema_id: Literal["retina.feature/1"] = Field(default=SCHEMA_ID, alias="schema")
+    id: str = Field(description="The track: camera id, first-seen time in ms, tracker id")
+    revision: int = Field(ge=0, description="Grows by one with every record of the track")
+    crop_revision: int = Field(ge=0, description="Grows when the crop (and embedding) changes")
+    camera_id: str
+    department: str
+    shared_with: list[str] = Field(default_factory=list)
+    track_id: int
+    family: SearchFamily
+    class_name: str
+    first_seen: datetime
+    last_seen: datetime
+    ended: bool = Field(default=False, description="True on the track's last record")
+    crop_seen_at: datetime | None = Field(default=None, description="When the crop was taken")
+    bbox: tuple[float, float, float, float] | None = Field(
+        default=None, description="Normalised box of the crop in its frame (x1, y1, x2, y2)"
+    )
+    crop_width: int = 0
+    crop_height: int = 0
+    quality: float = 0.0
+    colours: list[str] = Field(default_factory=list, description="Dominant colours, most first")
+    embedder: str = Field(description="name@version of the embedder that produced the embedding")
+    embedding_base64: str | None = Field(default=None, description="float32 little-endian, L2-normalised")
+    crop_jpeg_base64: str | None = None
+
+    model_config = {"populate_by_name": True}
+
+    @property
+    def msg_id(self) -> str:
+        return f"{self.id}:{self.revision}"
+
+    @property
+    def subject(self) -> str:
+        return f"{SUBJECT_PREFIX}.{self.camera_id}"
+
+    def embedding(self) -> np.ndarray | None:
+        if self.embedding_base64 is None:
+            return None
+        return np.frombuffer(base64.b64decode(self.embedding_base64), dtype="<f4").copy()
+
+    def crop_jpeg(self) -> bytes | None:
+        return base64.b64decode(self.crop_jpeg_base64) if self.crop_jpeg_base64 else None
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+
+def track_key(camera_id: str, first_seen: float, track_id: int) -> str:
+    """The stable id of a track: tracker ids restart with the worker, so the start time is part of it."""
+    return f"{camera_id}:{round(first_seen * 1000)}:{track_id}"
+
+
+def utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def encode_embedding(vector: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
+
+
+def encode_crop(crop: np.ndarray, quality: int = 85) -> bytes:
+    """JPEG of a crop, downscaled so its longest side is at most :data:`CROP_MAX_SIDE`."""
+    h, w = crop.shape[:2]
+    scale = min(1.0, CROP_MAX_SIDE / max(h, w))
+    if scale < 1.0:
+        crop = cv2.resize(crop, (max(1, round(w * scale)), max(1, round(h * scale))), cv2.INTER_AREA)
+    ok, jpeg = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return jpeg.tobytes()
+
+
+# -- crop quality and colours ----------------------------------------------------------------------
+
+
+def crop_quality(
+    image: np.ndarray,
+    bbox: tuple[float, float, float, float],
+    others: list[tuple[float, float, float, float]],
+    confidence: float,
+) -> float:
+    """How good a crop is for recognising the object: large, sharp, unoccluded, not cut by the frame.
+
+    The score is comparable between crops of the same track only (it is not a probability).
+    """
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = _clip_box(bbox, w, h)
+    area = (x2 - x1) * (y2 - y1)
+    if area <= 0:
+        return 0.0
+    gray = cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY)
+    sharpness = float(cv2.Laplacian(gray, cv2.CV_32F).var())
+    sharpness_factor = sharpness / (sharpness + 100.0)  # saturates: 100 is a typical in-focus value
+    occluded = max((_overlap_fraction((x1, y1, x2, y2), o) for o in others), default=0.0)
+    touches_edge = x1 <= 1 or y1 <= 1 or x2 >= w - 1 or y2 >= h - 1
+    edge_factor = 0.5 if touches_edge else 1.0
+    return float(np.sqrt(area) * sharpness_factor * (1.0 - occluded) * edge_factor * confidence)
+
+
+def _clip_box(bbox: tuple[float, float, float, float], w: int, h: int) -> tuple[int, int, int, int]:
+    x1, y1, x2, y2 = bbox
+    return max(0, int(x1)), max(0, int(y1)), min(w, round(x2)), min(h, round(y2))
+
+
+def _overlap_fraction(box: tuple[int, int, int, int], other: tuple[float, float, float, float]) -> float:
+    """Fraction of ``box`` covered by ``other``."""
+    ix = max(0.0, min(box[2], other[2]) - max(box[0], other[0]))
+    iy = max(0.0, min(box[3], other[3]) - max(box[1], other[1]))
+    area = max(1.0, (box[2] - box[0]) * (box[3] - box[1]))
+    return ix * iy / area
+
+
+def crop_of(image: np.ndarray, bbox: tuple[float, float, float, float]) -> np.ndarray:
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = _clip_box(bbox, w, h)
+    return image[y1:y2, x1:x2].copy()
+
+
+def dominant_colours(crop: np.ndarray, min_share: float = 0.2, max_colours: int = 2) -> list[str]:
+    """Named colours covering at least ``min_share`` of the crop's central region, most first."""
+    h, w = crop.shape[:2]
+    centre = crop[h // 6 : h - h // 6 or h, w // 6 : w - w // 6 or w]  # less background
+    if centre.size == 0:
+        return []
+    hsv = cv2.cvtColor(centre, cv2.COLOR_BGR2HSV).reshape(-1, 3).astype(np.int32)
+    hue, sat, val = hsv[:, 0], hsv[:, 1], hsv[:, 2]
+    names = np.full(len(hsv), "", dtype=object)
+    chromatic = (sat >= 60) & (val >= 50)
+    names[val < 50] = "black"
+    names[(~chromatic) & (val >= 50) & (val < 170)] = "grey"
+    names[(~chromatic) & (val >= 170)] = "white"
+    for name, low, high in (
+        ("red", 0, 8), ("orange", 8, 20), ("yellow", 20, 34), ("green", 34, 80), ("cyan", 80, 100),
+        ("blue", 100, 130), ("purple", 130, 150), ("pink", 150, 170), ("red", 170, 181),
+    ):  # fmt: skip
+        names[chromatic & (hue >= low) & (hue < high)] = name
+    # Dark, weakly saturated oranges and reds read as brown.
+    names[chromatic & (hue < 20) & (val < 140)] = "brown"
+    values, counts = np.unique(names, return_counts=True)
+    order = np.argsort(-counts)
+    shares = [(str(values[i]), counts[i] / len(names)) for i in order]
+    return [name for name, share in shares if share >= min_share][:max_colours]
+
+
+# -- embedders -------------------------------------------------------------------------------------
+
+
+class Embedder(ABC):
+    """Turns object crops into L2-normalised vectors; similar objects get a high inner product."""
+
+    name: str
+    version: str
+
+    @property
+    def key(self) -> str:
+        """``name@version``: records embedded with another key cannot be compared."""
+        return f"{self.name}@{self.version}"
+
+    @classmethod
+    def from_config(cls, features: FeaturesConfig, detector: DetectorConfig) -> Embedder:
+        """Build the embedder the configuration asks for (plug-ins override this to read their params)."""
+        return cls()
+
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """Length of the vectors."""
+
+    @abstractmethod
+    def embed(self, crops: list[np.ndarray]) -> np.ndarray:
+        """One row per BGR crop, float32, L2-normalised."""
+
+
+def normalise_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)
+
+
+class ColourEmbedder(Embedder):
+    """HSV colour histogram (8×8×4 bins, square-rooted): cheap, needs no model, strong on vehicles."""
+
+    name = "colour"
+    version = "1"
+    BINS = (8, 8, 4)
+
+    @property
+    def dim(self) -> int:
+        return int(np.prod(self.BINS))
+
+    def embed(self, crops: list[np.ndarray]) -> np.ndarray:
+        rows = []
+        for crop in crops:
+            hsv = cv2.cvtColor(crop, cv2.COLOR_BGR2HSV)
+            hist = cv2.calcHist([hsv], [0, 1, 2], None, list(self.BINS), [0, 180, 0, 256, 0, 256]).ravel()
+            rows.append(np.sqrt(hist / max(float(hist.sum()), 1e-6)))
+        return normalise_rows(np.array(rows, np.float32).reshape(len(crops), self.dim))
+
+
+class BackboneColourEmbedder(Embedder):
+    """The detector's own pooled backbone features (Ultralytics ``embed``) joined with the colour
+    histogram. Needs the detector as a PyTorch ``.pt`` checkpoint; ``colour_weight`` sets the share of
+    the colour part in the inner product."""
+
+    name = "backbone_colour"
+    version = "1"
+    IMAGE_SIZE = 128
+
+    @classmethod
+    def from_config(cls, features: FeaturesConfig, detector: DetectorConfig) -> Embedder:
+        model = features.backbone_model or detector.model or os.environ.get("RETINA_MODEL") or ""
+        if not model.endswith(".pt"):
+            raise ConfigError(
+                [
+                    "features.backbone_model: the backbone_colour embedder needs the detector as a PyTorch"
+                    f" .pt checkpoint (the detector is {model!r}); set it, or use features.embedder: colour"
+                ]
+            )
+        if not Path(model).is_file():
+            raise ConfigError([f"features.backbone_model: no such file {model!r}"])
+        return cls(model, features.colour_weight, detector.device)
+
+    def __init__(self, model_path: str, colour_weight: float = 0.5, device: str = "cpu"):
+        from ultralytics import YOLO
+
+        self._model = YOLO(model_path, task="detect")
+        self._device = device
+        self._colour = ColourEmbedder()
+        self._colour_weight = colour_weight
+        self._backbone_dim = int(self.backbone_features([np.zeros((32, 32, 3), np.uint8)]).shape[1])
+        self.version = f"1-{self._backbone_dim}-w{colour_weight:g}"
+
+    @property
+    def dim(self) -> int:
+        return self._backbone_dim + self._colour.dim
+
+    def backbone_features(self, crops: list[np.ndarray]) -> np.ndarray:
+        """The detector's pooled backbone features of each crop, L2-normalised (no colour part)."""
+        size = self.IMAGE_SIZE
+        batch = [cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in crops]
+        vectors = self._model.embed(batch, imgsz=size, device=self._device, verbose=False)
+        return normalise_rows(np.stack([v.detach().cpu().numpy().ravel() for v in vectors]))
+
+    def embed(self, crops: list[np.ndarray]) -> np.ndarray:
+        if not crops:
+            return np.zeros((0, self.dim), np.float32)
+        w = self._colour_weight
+        parts = [np.sqrt(1 - w) * self.backbone_features(crops), np.sqrt(w) * self._colour.embed(crops)]
+        return normalise_rows(np.hstack(parts))
+
+
+def make_embedder(features: FeaturesConfig, detector: DetectorConfig) -> Embedder:
+    """The configured embedder; raises ConfigError naming ``features.*`` when it cannot be built."""
+    return available_embedders()[features.embedder].from_config(features, detector)
+
+
+def available_embedders() -> dict[str, type[Embedder]]:
+    """Built-in embedders plus those installed under the ``retina.embedders`` entry-point group."""
+    found: dict[str, type[Embedder]] = {"colour": ColourEmbedder, "backbone_colour": BackboneColourEmbedder}
+    for entry in entry_points(group="retina.embedders"):
+        try:
+            found[entry.name] = entry.load()
+        except Exception:
+            log.exception("embedder plug-in failed to load", extra={"embedder": entry.name})
+    return found

@@ -1,0 +1,225 @@
+"""Search by image without the networking: feature records in, ranked tracks out.
+
+:class:`SearchEngine` ties the feature store, the sharded FAISS index and the embedder together.
+Queries are restricted to the cameras the requesting department may search and to the filters;
+results are grouped per track (one parked car is one result, not one per crop).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import PIL.Image
+
+from services.core.config import ConfigError, RetinaConfig
+from services.core.features import FeatureRecord, make_embedder
+from services.search.index import LoadReport, ShardedIndex
+from services.search.store import AppliedRecord, FeatureStore, Filters, StoredTrack
+
+log = logging.getLogger(__name__)
+
+EXACT_SEARCH_LIMIT = 20_000  # filtered sets up to this size are scored exactly, without the index
+MAX_RESULTS = 100
+
+
+class SearchInputError(ValueError):
+    """A bad query (names the field); maps to INVALID_ARGUMENT."""
+
+
+class NotFoundError(LookupError):
+    """An unknown incident or track; maps to NOT_FOUND."""
+
+
+class EmptyIndexError(RuntimeError):
+    """Nothing indexed yet; maps to FAILED_PRECONDITION."""
+
+
+class WrongEmbedderError(ValueError):
+    """A record embedded by another embedder than this index's; it cannot be compared."""
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    track: StoredTrack
+    score: float
+
+
+class SearchEngine:
+    """The feature store, the index and the embedder of one search service."""
+
+    def __init__(self, data_dir: Path, config: RetinaConfig):
+        self.config = config
+        self.embedder = make_embedder(config.features, config.detector)
+        self.store = FeatureStore(
+            data_dir / "features.sqlite", data_dir / "crops", config.search.shard_hours * 3600
+        )
+        stored_embedder = self.store.get_meta("embedder")
+        if stored_embedder is None:
+            self.store.set_meta("embedder", self.embedder.key)
+        elif stored_embedder != self.embedder.key:
+            raise ConfigError(
+                [
+                    f"features.embedder: the search store in {data_dir} holds {stored_embedder} vectors but"
+                    f" the configuration gives {self.embedder.key}; set it back, or start with an empty"
+                    " --data-dir to re-index the FEATURES stream"
+                ]
+            )
+        self.index = ShardedIndex(data_dir / "index", self.embedder.dim, self.embedder.key, config.search)
+
+    def load(self) -> LoadReport:
+        """Load the index from disk, rebuilding any shard that is missing or does not match the store."""
+        return self.index.load(self.store)
+
+    def rebuild(self) -> int:
+        """Rebuild every shard from the store (``retina search rebuild``); return the vector count."""
+        for start in self.index.shard_starts():
+            self.index.drop(start)
+        total = sum(self.index.rebuild_shard(self.store, start) for start in self.store.shards())
+        self.index.save()
+        return total
+
+    # -- ingest --------------------------------------------------------------------------------
+
+    def apply(self, record: FeatureRecord) -> AppliedRecord:
+        """Store one record and index its vector, if it brings one."""
+        if record.embedder != self.embedder.key:
+            raise WrongEmbedderError(
+                f"record {record.msg_id} was embedded with {record.embedder}, this index uses"
+                f" {self.embedder.key} (set features.embedder the same on workers and search)"
+            )
+        applied = self.store.apply(record)
+        if applied.vector_id is not None:
+            self.index.add(applied.shard, applied.vector_id, applied.vector)
+        return applied
+
+    def drop_expired(self, now: float | None = None) -> list[int]:
+        """Retention: drop shards older than ``search.retention_days``."""
+        cutoff = (now or time.time()) - self.config.search.retention_days * 86400
+        dropped = self.store.drop_shards_before(cutoff)
+        for start in dropped:
+            self.index.drop(start)
+        return dropped
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def embed_image(self, data: bytes, region: tuple[float, float, float, float] | None) -> np.ndarray:
+        """Validate and embed a query photo (or the ``region`` of it that shows the object)."""
+        limits = self.config.search
+        if not data:
+            raise SearchInputError("image: empty")
+        if len(data) > limits.max_image_bytes:
+            raise SearchInputError(
+                f"image: {len(data) / 2**20:.1f} MB is over the {limits.max_image_bytes / 2**20:.0f} MB limit"
+            )
+        try:  # the header alone: size is checked before anything is decoded
+            with PIL.Image.open(io.BytesIO(data)) as header:
+                w, h = header.size
+        except (PIL.UnidentifiedImageError, OSError):
+            raise SearchInputError("image: not a picture (send JPEG, PNG, BMP, TIFF or WebP bytes)") from None
+        if max(h, w) > limits.max_image_side:
+            raise SearchInputError(f"image: {w}x{h} px is over the {limits.max_image_side} px limit")
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SearchInputError("image: the picture is damaged and cannot be decoded")
+        if region is not None:
+            x1, y1, x2, y2 = region
+            if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):
+                raise SearchInputError("region: needs 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1")
+            image = image[int(y1 * h) : max(int(y1 * h) + 1, round(y2 * h)),
+                          int(x1 * w) : max(int(x1 * w) + 1, round(x2 * w))]  # fmt: skip
+        if min(image.shape[:2]) < 8:
+            raise SearchInputError("image: the object is too small (less than 8 px a side)")
+        return self.embedder.embed([image])
+
+    def track_query(self, track_key: str, department: str) -> tuple[np.ndarray, StoredTrack]:
+        """The vectors of an indexed track, if the department may see its camera."""
+        track = self.store.track(track_key)
+        if track is None or track.camera_id not in self.store.visible_cameras(department):
+            raise NotFoundError(f"track_id: no track {track_key!r} visible to department {department!r}")
+        vectors = self.store.track_vectors(track_key)
+        if len(vectors) == 0:
+            raise NotFoundError(f"track_id: track {track_key!r} has no appearance indexed yet")
+        return vectors, track
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        department: str,
+        filters: Filters,
+        exclude_track: str | None = None,
+    ) -> list[SearchHit]:
+        """The ``k`` tracks most like the queries, one hit per track, within the department's scope."""
+        if self.index.ntotal == 0:
+            raise EmptyIndexError("the index is empty: no track features have been received yet")
+        visible = self.store.visible_cameras(department)
+        cameras = visible & filters.camera_ids if filters.camera_ids else visible
+        if not cameras:
+            return []
+        candidates = self.store.candidate_ids(cameras, filters, EXACT_SEARCH_LIMIT)
+        if candidates is not None:
+            ids, vectors = self.store.vectors(candidates)
+            if len(ids) == 0:
+                return []
+            scores = (vectors @ queries.T).max(axis=1)
+            order = np.argsort(-scores)
+            ranked = [(int(ids[i]), float(scores[i])) for i in order]
+            return self._group(ranked, k, exclude_track, None, None)
+        # Too many candidates to list: search the index and filter its hits, widening until enough.
+        shards = self._shards_for(filters)
+        wanted = k * 20
+        while True:
+            ranked = self.index.search(queries, wanted, shards)
+            hits = self._group(ranked, k, exclude_track, cameras, filters)
+            if len(hits) >= k or len(ranked) < wanted:
+                return hits
+            wanted *= 4
+
+    def _shards_for(self, filters: Filters) -> list[int] | None:
+        if filters.end is None:
+            return None
+        return [s for s in self.index.shard_starts() if s <= filters.end]
+
+    def _group(
+        self,
+        ranked: list[tuple[int, float]],
+        k: int,
+        exclude_track: str | None,
+        cameras: set[str] | None,
+        filters: Filters | None,
+    ) -> list[SearchHit]:
+        """One hit per track, best first; ``cameras``/``filters`` re-checked when given (index path)."""
+        hits: list[SearchHit] = []
+        seen: set[str] = set()
+        for start in range(0, len(ranked), 512):
+            chunk = ranked[start : start + 512]
+            tracks = self.store.tracks_of_vectors([vector_id for vector_id, _ in chunk])
+            for vector_id, score in chunk:
+                track = tracks.get(vector_id)
+                if track is None or track.key in seen or track.key == exclude_track:
+                    continue
+                if cameras is not None and not _passes(track, cameras, filters):
+                    continue
+                seen.add(track.key)
+                hits.append(SearchHit(track, score))
+                if len(hits) >= k:
+                    return hits
+        return hits
+
+
+def _passes(track: StoredTrack, cameras: set[str], filters: Filters) -> bool:
+    if track.camera_id not in cameras:
+        return False
+    if filters.start is not None and track.last_seen < filters.start:
+        return False
+    if filters.end is not None and track.first_seen > filters.end:
+        return False
+    if filters.families and track.family not in filters.families:
+        return False
+    return not filters.colours or bool(filters.colours & set(track.colours))

@@ -1,0 +1,388 @@
+"""The search service: FEATURES stream → feature store + FAISS index; gRPC Search; signed crop URLs.
+
+A feature record is acknowledged only after it is committed to the store, so the index is always
+recoverable: at start each index shard is checked against the store and rebuilt if needed, and an
+empty store replays the whole FEATURES stream. Crops are served over HTTP at URLs signed with an
+HMAC and an expiry, so a link handed to one department does not open every crop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+import grpc
+from prometheus_client import Counter, Gauge, Histogram
+from pydantic import ValidationError
+from retina.v1 import common_pb2, incidents_pb2, incidents_pb2_grpc, search_pb2, search_pb2_grpc
+
+from services.core import bus
+from services.core.config import RetinaConfig
+from services.core.features import FeatureRecord
+from services.core.incident import IncidentMessage
+from services.core.metrics import serve_metrics
+from services.core.serving import run_until_signalled, start_grpc_server, to_timestamp
+from services.search.engine import (
+    MAX_RESULTS,
+    EmptyIndexError,
+    NotFoundError,
+    SearchEngine,
+    SearchHit,
+    SearchInputError,
+    WrongEmbedderError,
+)
+from services.search.store import Filters
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "search-index"
+SAVE_INTERVAL_SECONDS = 30.0
+RETENTION_INTERVAL_SECONDS = 600.0
+GIVE_UP_AFTER_DELIVERIES = 5
+LOST_TRACK_SECONDS = 10.0  # an incident's vehicle may have been tracked a little before or after it
+
+RECORDS = Counter("retina_search_records_total", "Feature records applied", ["camera_id", "result"])
+INDEXED_VECTORS = Gauge("retina_search_indexed_vectors", "Vectors in the FAISS index")
+QUERIES = Counter("retina_search_queries_total", "Search requests", ["query", "outcome"])
+QUERY_SECONDS = Histogram(
+    "retina_search_query_seconds", "Search latency", buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5)
+)
+SHARDS_DROPPED = Counter("retina_search_shards_dropped_total", "Index shards dropped by retention")
+
+
+class CropUrls:
+    """Signs and checks crop URLs: ``<base>/crops/<path>?expires=<epoch>&signature=<hmac>``."""
+
+    def __init__(self, secret: bytes, base_url: str, ttl_seconds: float):
+        self.secret = secret
+        self.base_url = base_url.rstrip("/")
+        self.ttl_seconds = ttl_seconds
+
+    def _signature(self, path: str, expires: int) -> str:
+        return hmac.new(self.secret, f"{path}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+    def sign(self, path: str, now: float | None = None) -> str:
+        expires = int((now or time.time()) + self.ttl_seconds)
+        signature = self._signature(path, expires)
+        return f"{self.base_url}/crops/{quote(path)}?expires={expires}&signature={signature}"
+
+    def verify(self, path: str, expires: str, signature: str) -> bool:
+        try:
+            expiry = int(expires)
+        except ValueError:
+            return False
+        return expiry >= time.time() and hmac.compare_digest(signature, self._signature(path, expiry))
+
+
+def load_or_create_secret(data_dir: Path) -> bytes:
+    """The URL-signing secret: RETINA_CROP_URL_SECRET, else one generated once in the data folder."""
+    from_env = os.environ.get("RETINA_CROP_URL_SECRET")
+    if from_env:
+        return from_env.encode()
+    path = data_dir / "crop-url.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+def serve_crops(crop_dir: Path, urls: CropUrls, host: str, port: int) -> ThreadingHTTPServer:
+    """Serve crop JPEGs at signed URLs (403 for a bad or expired signature) in a daemon thread."""
+    root = crop_dir.resolve()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            query = parse_qs(parts.query)
+            path = unquote(parts.path.removeprefix("/crops/"))
+            if not parts.path.startswith("/crops/"):
+                self.send_error(404)
+                return
+            if not urls.verify(path, query.get("expires", [""])[0], query.get("signature", [""])[0]):
+                self.send_error(403, "bad or expired signature")
+                return
+            target = (root / path).resolve()
+            if not target.is_relative_to(root) or not target.is_file():
+                self.send_error(404)
+                return
+            data = target.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "private, max-age=300")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args) -> None:  # access logs stay out of the service log
+            return
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, name="crops-http", daemon=True).start()
+    return server
+
+
+class SearchServicer(search_pb2_grpc.SearchServiceServicer):
+    def __init__(self, engine: SearchEngine, urls: CropUrls, incidents_address: str | None):
+        self.engine = engine
+        self.urls = urls
+        self.incidents_address = incidents_address
+        self.records_applied = 0
+
+    async def Search(self, request, context):
+        kind = request.WhichOneof("query") or "none"
+        started = time.perf_counter()
+        try:
+            response = await self._search(request, context)
+        except SearchInputError as exc:
+            QUERIES.labels(kind, "invalid").inc()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except NotFoundError as exc:
+            QUERIES.labels(kind, "not_found").inc()
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except EmptyIndexError as exc:
+            QUERIES.labels(kind, "empty").inc()
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        QUERIES.labels(kind, "ok").inc()
+        QUERY_SECONDS.observe(time.perf_counter() - started)
+        return response
+
+    async def _search(self, request, context) -> search_pb2.SearchResponse:
+        department = request.department.strip()
+        if not department:
+            raise SearchInputError(
+                "department: say which department searches (results follow its sharing scope)"
+            )
+        if request.k > MAX_RESULTS:
+            raise SearchInputError(f"k: at most {MAX_RESULTS}")
+        filters = _filters(request.filters)
+        kind = request.WhichOneof("query")
+        exclude = None
+        if kind == "image":
+            region = None
+            if request.HasField("region"):
+                r = request.region
+                region = (r.x1, r.y1, r.x2, r.y2)
+            queries = await asyncio.to_thread(self.engine.embed_image, request.image, region)
+        elif kind == "track_id":
+            queries, track = self.engine.track_query(request.track_id, department)
+            exclude = track.key
+        elif kind == "incident_id":
+            track = await self._incident_track(request.incident_id)
+            queries, _ = self.engine.track_query(track, department)
+            exclude = track
+        else:
+            raise SearchInputError("query: give an image, an incident_id or a track_id")
+        hits = await asyncio.to_thread(
+            self.engine.search, queries, request.k or 10, department, filters, exclude
+        )
+        return search_pb2.SearchResponse(
+            matches=[self._match(hit) for hit in hits], embedder=self.engine.embedder.key
+        )
+
+    async def _incident_track(self, incident_id: str) -> str:
+        """The track key of an incident's object, through the incident store."""
+        if not self.incidents_address:
+            raise NotFoundError("incident_id: this search service was started without --incidents-address")
+        async with grpc.aio.insecure_channel(self.incidents_address) as channel:
+            stub = incidents_pb2_grpc.IncidentServiceStub(channel)
+            try:
+                incident = await stub.GetIncident(
+                    incidents_pb2.GetIncidentRequest(id=incident_id), timeout=10
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.NOT_FOUND:
+                    raise NotFoundError(f"incident_id: no incident {incident_id!r}") from None
+                raise
+        message = IncidentMessage.model_validate_json(incident.message_json)
+        track = self.engine.store.find_track(
+            message.camera_id,
+            message.track_id,
+            message.started_at.timestamp() - LOST_TRACK_SECONDS,
+            message.last_seen_at.timestamp() + LOST_TRACK_SECONDS,
+        )
+        if track is None:
+            raise NotFoundError(
+                f"incident_id: the object of incident {incident_id!r} has no indexed appearance"
+            )
+        return track.key
+
+    def _match(self, hit: SearchHit) -> search_pb2.Match:
+        track = hit.track
+        bbox = (
+            common_pb2.BBox(**dict(zip(("x1", "y1", "x2", "y2"), track.bbox, strict=True)))
+            if track.bbox
+            else None
+        )
+        return search_pb2.Match(
+            track_id=track.key,
+            camera_id=track.camera_id,
+            score=hit.score,
+            first_seen=to_timestamp(track.first_seen),
+            last_seen=to_timestamp(track.last_seen),
+            family=track.family,
+            class_name=track.class_name,
+            colours=track.colours,
+            crop_url=self.urls.sign(track.crop_path) if track.crop_path else "",
+            crop_seen_at=to_timestamp(track.crop_seen_at),
+            bbox=bbox,
+        )
+
+    async def GetIndexStats(self, request, context):
+        tracks, vectors = await asyncio.to_thread(self.engine.store.counts)
+        return search_pb2.IndexStats(
+            tracks=tracks,
+            vectors=vectors,
+            shards=[
+                search_pb2.ShardStats(start=to_timestamp(start), kind=kind, vectors=count)
+                for start, kind, count in self.engine.index.stats()
+            ],
+            embedder=self.engine.embedder.key,
+            records_applied=self.records_applied,
+        )
+
+
+def _filters(message: search_pb2.SearchFilters) -> Filters:
+    families = set(message.families)
+    unknown = families - {"person", "vehicle", "non_motor"}
+    if unknown:
+        raise SearchInputError(
+            f"filters.families: unknown {sorted(unknown)} (use person, vehicle, non_motor)"
+        )
+    start = message.start.ToNanoseconds() / 1e9 if message.HasField("start") else None
+    end = message.end.ToNanoseconds() / 1e9 if message.HasField("end") else None
+    if start is not None and end is not None and end < start:
+        raise SearchInputError("filters.end: before filters.start")
+    return Filters(frozenset(message.camera_ids), start, end, frozenset(families), frozenset(message.colours))
+
+
+async def _apply_record(engine: SearchEngine, servicer: SearchServicer, msg) -> None:
+    """Store and index one record; ack only once it is committed."""
+    try:
+        record = FeatureRecord.model_validate_json(msg.data)
+    except ValidationError as exc:
+        RECORDS.labels("unknown", "rejected").inc()
+        log.error("not a feature record; dropped", extra={"subject": msg.subject, "error": str(exc)[:300]})
+        await msg.term()
+        return
+    extra = {"camera_id": record.camera_id, "track": record.id, "revision": record.revision}
+    try:
+        applied = await asyncio.to_thread(engine.apply, record)
+    except WrongEmbedderError as exc:
+        RECORDS.labels(record.camera_id, "wrong_embedder").inc()
+        log.error(str(exc), extra=extra)
+        await msg.term()
+        return
+    except Exception:
+        if msg.metadata.num_delivered >= GIVE_UP_AFTER_DELIVERIES:
+            RECORDS.labels(record.camera_id, "failed").inc()
+            log.exception("feature record failed repeatedly; left in the stream", extra=extra)
+            await msg.term()
+        else:
+            log.exception("could not store feature record; it will be redelivered", extra=extra)
+            await msg.nak(delay=5)
+        return
+    await msg.ack()
+    servicer.records_applied += 1
+    RECORDS.labels(record.camera_id, "duplicate" if applied.duplicate else "applied").inc()
+    INDEXED_VECTORS.set(engine.index.ntotal)
+
+
+async def _consume(
+    engine: SearchEngine, servicer: SearchServicer, nats_url: str, stop: asyncio.Event
+) -> None:
+    nc = await bus.connect(nats_url, "retina-search", stop)
+    js = nc.jetstream()
+    replay = engine.store.counts()[0] == 0  # an empty store (new or lost) re-reads the whole stream
+    subscription = await bus.durable_subscription(
+        js, bus.FEATURE_STREAM, bus.FEATURE_SUBJECTS, CONSUMER, bus.ensure_feature_stream, stop, replay=replay
+    )
+    if subscription is not None:
+        log.info("consuming features", extra={"stream": bus.FEATURE_STREAM, "replay": replay})
+        await bus.consume(subscription, lambda msg: _apply_record(engine, servicer, msg), stop)
+    await nc.close()
+
+
+async def _every(interval: float, action, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        try:
+            await asyncio.to_thread(action)
+        except Exception:
+            log.exception("periodic task failed; retrying next time")
+
+
+def run_search_service(
+    config: RetinaConfig,
+    data_dir: Path,
+    listen: str,
+    grpc_port: int,
+    http_port: int,
+    metrics_port: int,
+    incidents_address: str | None,
+) -> None:
+    """Entry point of ``retina search serve``: serve until SIGTERM/SIGINT."""
+
+    async def main(stop: asyncio.Event) -> None:
+        engine = SearchEngine(data_dir, config)
+        report = await asyncio.to_thread(engine.load)
+        INDEXED_VECTORS.set(engine.index.ntotal)
+        log.info(
+            "index loaded",
+            extra={
+                "vectors": engine.index.ntotal,
+                "shards": len(report.loaded),
+                "rebuilt": len(report.rebuilt),
+            },
+        )
+        serve_metrics(metrics_port, listen)
+        urls = CropUrls(load_or_create_secret(data_dir), "", config.search.crop_url_ttl_seconds)
+        http = serve_crops(engine.store.crop_dir, urls, listen, http_port)
+        base_url = config.search.crop_url_base or f"http://{listen}:{http.server_address[1]}"
+        urls.base_url = base_url.rstrip("/")
+        servicer = SearchServicer(engine, urls, incidents_address)
+        server, _, port = await start_grpc_server(
+            listen, grpc_port, lambda s: search_pb2_grpc.add_SearchServiceServicer_to_server(servicer, s),
+            "retina.v1.SearchService", max_message_bytes=2 * config.search.max_image_bytes,
+        )  # fmt: skip
+        log.info(
+            "search serving",
+            extra={"grpc_port": port, "crop_url_base": base_url, "embedder": engine.embedder.key},
+        )
+
+        def drop_expired() -> None:
+            dropped = engine.drop_expired()
+            if dropped:
+                SHARDS_DROPPED.inc(len(dropped))
+                log.info("retention dropped index shards", extra={"shards": dropped})
+
+        tasks = [
+            asyncio.create_task(_consume(engine, servicer, config.nats.url, stop)),
+            asyncio.create_task(_every(SAVE_INTERVAL_SECONDS, engine.index.save, stop)),
+            asyncio.create_task(_every(RETENTION_INTERVAL_SECONDS, drop_expired, stop)),
+        ]
+        await stop.wait()
+        log.info("search stopping")
+        await server.stop(grace=2)
+        try:
+            await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+        except (TimeoutError, Exception) as exc:
+            log.warning("background tasks did not stop cleanly", extra={"error": str(exc)})
+        http.shutdown()
+        saved = await asyncio.to_thread(engine.index.save)
+        engine.store.close()
+        log.info("search stopped", extra={"shards_saved": saved})
+
+    run_until_signalled(main)

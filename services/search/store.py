@@ -1,0 +1,361 @@
+"""The feature store of the search service: tracks, their vectors and crops (SQLite + a crop folder).
+
+Everything the FAISS index holds is also here, so the index can be rebuilt from this store at any
+time (and this store from the ``FEATURES`` stream). Metadata filters (cameras, time, family,
+colour, the requester's sharing scope) are answered from indexed tables, never by scanning vectors.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from services.core.features import FeatureRecord
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tracks (
+    key TEXT PRIMARY KEY,
+    camera_id TEXT NOT NULL,
+    department TEXT NOT NULL,
+    tracker_id INTEGER NOT NULL,
+    family TEXT NOT NULL,
+    class_name TEXT NOT NULL,
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    ended INTEGER NOT NULL,
+    revision INTEGER NOT NULL,
+    crop_revision INTEGER,
+    crop_path TEXT,
+    crop_seen_at REAL,
+    bbox TEXT,
+    colours TEXT NOT NULL DEFAULT '[]',
+    shard INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tracks_camera_time ON tracks (camera_id, first_seen);
+CREATE INDEX IF NOT EXISTS tracks_camera_tracker ON tracks (camera_id, tracker_id);
+CREATE INDEX IF NOT EXISTS tracks_family ON tracks (family, first_seen);
+CREATE INDEX IF NOT EXISTS tracks_shard ON tracks (shard);
+CREATE TABLE IF NOT EXISTS vectors (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    track_key TEXT NOT NULL,
+    crop_revision INTEGER NOT NULL,
+    shard INTEGER NOT NULL,
+    embedding BLOB NOT NULL,
+    UNIQUE (track_key, crop_revision)
+);
+CREATE INDEX IF NOT EXISTS vectors_shard ON vectors (shard, id);
+CREATE TABLE IF NOT EXISTS track_colours (
+    colour TEXT NOT NULL,
+    track_key TEXT NOT NULL,
+    PRIMARY KEY (colour, track_key)
+);
+CREATE TABLE IF NOT EXISTS camera_scope (
+    department TEXT NOT NULL,
+    camera_id TEXT NOT NULL,
+    PRIMARY KEY (department, camera_id)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)
+"""
+
+EVERY_DEPARTMENT = "*"
+
+
+@dataclass(frozen=True)
+class StoredTrack:
+    """One indexed track, as search results show it."""
+
+    key: str
+    camera_id: str
+    department: str
+    tracker_id: int
+    family: str
+    class_name: str
+    first_seen: float
+    last_seen: float
+    ended: bool
+    crop_path: str | None
+    crop_seen_at: float | None
+    bbox: tuple[float, float, float, float] | None
+    colours: list[str]
+    shard: int
+
+
+@dataclass(frozen=True)
+class AppliedRecord:
+    """What applying one record changed: a new vector to index, or nothing (times only, duplicate)."""
+
+    duplicate: bool
+    vector_id: int | None = None
+    shard: int | None = None
+    vector: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Search filters; empty means "no restriction"."""
+
+    camera_ids: frozenset[str] = frozenset()
+    start: float | None = None
+    end: float | None = None
+    families: frozenset[str] = frozenset()
+    colours: frozenset[str] = frozenset()
+
+
+_TRACK_COLUMNS = (
+    "key, camera_id, department, tracker_id, family, class_name, first_seen, last_seen, ended,"
+    " crop_path, crop_seen_at, bbox, colours, shard"
+)
+
+
+def _track(row: tuple) -> StoredTrack:
+    (key, camera_id, department, tracker_id, family, class_name, first_seen, last_seen, ended, crop_path,
+     crop_seen_at, bbox, colours, shard) = row  # fmt: skip
+    return StoredTrack(
+        key, camera_id, department, tracker_id, family, class_name, first_seen, last_seen, bool(ended),
+        crop_path, crop_seen_at, tuple(json.loads(bbox)) if bbox else None, json.loads(colours), shard,
+    )  # fmt: skip
+
+
+class FeatureStore:
+    """Thread-safe SQLite store of track features; crops are JPEG files under ``crop_dir``."""
+
+    def __init__(self, path: Path, crop_dir: Path, shard_seconds: float):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        crop_dir.mkdir(parents=True, exist_ok=True)
+        self.crop_dir = crop_dir
+        self.shard_seconds = shard_seconds
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def shard_of(self, epoch: float) -> int:
+        """The shard (its start, epoch seconds) a track first seen at ``epoch`` belongs to."""
+        return int(epoch // self.shard_seconds * self.shard_seconds)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def apply(self, record: FeatureRecord) -> AppliedRecord:
+        """Store one record idempotently (a redelivered or older revision changes nothing)."""
+        first_seen, last_seen = record.first_seen.timestamp(), record.last_seen.timestamp()
+        vector = record.embedding()
+        crop = record.crop_jpeg()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT revision, shard FROM tracks WHERE key = ?", (record.id,)
+            ).fetchone()
+            if row is not None and record.revision <= row[0]:
+                return AppliedRecord(duplicate=True)
+            shard = row[1] if row is not None else self.shard_of(first_seen)
+            crop_path = None
+            if vector is not None and crop is not None:
+                crop_path = f"{record.camera_id}/{record.id.replace(':', '_')}-{record.crop_revision}.jpg"
+                target = self.crop_dir / crop_path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(crop)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if row is None:
+                    self._db.execute(
+                        "INSERT INTO tracks (key, camera_id, department, tracker_id, family, class_name,"
+                        " first_seen, last_seen, ended, revision, shard) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        (record.id, record.camera_id, record.department, record.track_id, record.family,
+                         record.class_name, first_seen, last_seen, int(record.ended), record.revision, shard),
+                    )  # fmt: skip
+                else:
+                    self._db.execute(
+                        "UPDATE tracks SET last_seen = MAX(last_seen, ?), ended = ?, revision = ?,"
+                        " class_name = ?, family = ? WHERE key = ?",
+                        (last_seen, int(record.ended), record.revision, record.class_name, record.family,
+                         record.id),
+                    )  # fmt: skip
+                vector_id = None
+                if crop_path is not None:
+                    self._db.execute(
+                        "UPDATE tracks SET crop_revision = ?, crop_path = ?, crop_seen_at = ?, bbox = ?,"
+                        " colours = ? WHERE key = ?",
+                        (record.crop_revision, crop_path,
+                         record.crop_seen_at.timestamp() if record.crop_seen_at else last_seen,
+                         json.dumps(record.bbox) if record.bbox else None, json.dumps(record.colours),
+                         record.id),
+                    )  # fmt: skip
+                    self._db.execute("DELETE FROM track_colours WHERE track_key = ?", (record.id,))
+                    self._db.executemany(
+                        "INSERT INTO track_colours (colour, track_key) VALUES (?, ?)",
+                        [(c, record.id) for c in record.colours],
+                    )
+                    cursor = self._db.execute(
+                        "INSERT OR IGNORE INTO vectors (track_key, crop_revision, shard, embedding)"
+                        " VALUES (?, ?, ?, ?)",
+                        (record.id, record.crop_revision, shard, vector.astype("<f4").tobytes()),
+                    )
+                    vector_id = cursor.lastrowid if cursor.rowcount else None
+                self._set_scope(record.camera_id, record.department, record.shared_with)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        if vector_id is None:
+            return AppliedRecord(duplicate=False)
+        return AppliedRecord(False, vector_id, shard, vector)
+
+    def _set_scope(self, camera_id: str, department: str, shared_with: list[str]) -> None:
+        """The camera's latest sharing scope: its owner plus the departments it is shared with."""
+        self._db.execute("DELETE FROM camera_scope WHERE camera_id = ?", (camera_id,))
+        self._db.executemany(
+            "INSERT OR IGNORE INTO camera_scope (department, camera_id) VALUES (?, ?)",
+            [(d, camera_id) for d in {department, *shared_with}],
+        )
+
+    def drop_shards_before(self, cutoff: float) -> list[int]:
+        """Delete every shard that ended before ``cutoff`` (tracks, vectors, crops); return their ids."""
+        with self._lock:
+            shards = [
+                s for (s,) in self._db.execute("SELECT DISTINCT shard FROM tracks").fetchall()
+                if s + self.shard_seconds <= cutoff
+            ]  # fmt: skip
+            for shard in shards:
+                crops = self._db.execute(
+                    "SELECT crop_path FROM tracks WHERE shard = ? AND crop_path IS NOT NULL", (shard,)
+                ).fetchall()
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(
+                    "DELETE FROM track_colours WHERE track_key IN (SELECT key FROM tracks WHERE shard = ?)",
+                    (shard,),
+                )
+                self._db.execute("DELETE FROM vectors WHERE shard = ?", (shard,))
+                self._db.execute("DELETE FROM tracks WHERE shard = ?", (shard,))
+                self._db.execute("COMMIT")
+                for (crop_path,) in crops:
+                    (self.crop_dir / crop_path).unlink(missing_ok=True)
+        return shards
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def shards(self) -> list[int]:
+        with self._lock:
+            return [s for (s,) in self._db.execute("SELECT DISTINCT shard FROM vectors ORDER BY shard")]
+
+    def vectors_of_shard(self, shard: int, after_id: int = 0, batch: int = 50_000) -> Iterator[tuple]:
+        """(ids, vectors) of a shard in id order, in batches, for (re)building its index."""
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT id, embedding FROM vectors WHERE shard = ? AND id > ? ORDER BY id LIMIT ?",
+                    (shard, after_id, batch),
+                ).fetchall()
+            if not rows:
+                return
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            yield ids, np.stack([np.frombuffer(r[1], dtype="<f4") for r in rows])
+            after_id = int(ids[-1])
+
+    def shard_summary(self, shard: int, upto_id: int) -> int:
+        """How many vectors of a shard have an id up to ``upto_id`` (what its saved index must hold)."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT COUNT(*) FROM vectors WHERE shard = ? AND id <= ?", (shard, upto_id)
+            ).fetchone()[0]
+
+    def counts(self) -> tuple[int, int]:
+        """(tracks, vectors)."""
+        with self._lock:
+            tracks = self._db.execute("SELECT COUNT(*) FROM tracks").fetchone()[0]
+            vectors = self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+        return tracks, vectors
+
+    def visible_cameras(self, department: str) -> set[str]:
+        """Cameras whose features ``department`` may search (owner, shared with it, or with everyone)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT camera_id FROM camera_scope WHERE department IN (?, ?)",
+                (department, EVERY_DEPARTMENT),
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    def candidate_ids(self, cameras: set[str], filters: Filters, limit: int) -> np.ndarray | None:
+        """Vector ids passing the filters, through the indexes; None when there are more than ``limit``."""
+        where, params = ["t.camera_id IN (SELECT value FROM json_each(?))"], [json.dumps(sorted(cameras))]
+        if filters.start is not None:
+            where.append("t.last_seen >= ?")
+            params.append(filters.start)
+        if filters.end is not None:
+            where.append("t.first_seen <= ?")
+            params.append(filters.end)
+        if filters.families:
+            where.append("t.family IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(sorted(filters.families)))
+        if filters.colours:
+            where.append(
+                "t.key IN (SELECT track_key FROM track_colours"
+                " WHERE colour IN (SELECT value FROM json_each(?)))"
+            )
+            params.append(json.dumps(sorted(filters.colours)))
+        sql = f"SELECT v.id FROM tracks t JOIN vectors v ON v.track_key = t.key WHERE {' AND '.join(where)}"
+        with self._lock:
+            rows = self._db.execute(f"{sql} LIMIT ?", (*params, limit + 1)).fetchall()
+        if len(rows) > limit:
+            return None
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) for the given vector ids (exact search over a filtered set)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, embedding FROM vectors WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps([int(i) for i in ids]),),
+            ).fetchall()
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        return np.array([r[0] for r in rows], np.int64), np.stack([np.frombuffer(r[1], "<f4") for r in rows])
+
+    def tracks_of_vectors(self, ids: list[int]) -> dict[int, StoredTrack]:
+        """The track of each vector id."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT v.id, {', '.join('t.' + c.strip() for c in _TRACK_COLUMNS.split(','))}"
+                " FROM vectors v JOIN tracks t ON t.key = v.track_key"
+                " WHERE v.id IN (SELECT value FROM json_each(?))",
+                (json.dumps([int(i) for i in ids]),),
+            ).fetchall()
+        return {row[0]: _track(row[1:]) for row in rows}
+
+    def track(self, key: str) -> StoredTrack | None:
+        with self._lock:
+            row = self._db.execute(f"SELECT {_TRACK_COLUMNS} FROM tracks WHERE key = ?", (key,)).fetchone()
+        return _track(row) if row else None
+
+    def track_vectors(self, key: str) -> np.ndarray:
+        with self._lock:
+            rows = self._db.execute("SELECT embedding FROM vectors WHERE track_key = ?", (key,)).fetchall()
+        return np.stack([np.frombuffer(r[0], "<f4") for r in rows]) if rows else np.zeros((0, 0), np.float32)
+
+    def find_track(self, camera_id: str, tracker_id: int, start: float, end: float) -> StoredTrack | None:
+        """The track of a camera's tracker id that overlaps [start, end] (incident → track)."""
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_TRACK_COLUMNS} FROM tracks WHERE camera_id = ? AND tracker_id = ?"
+                " AND first_seen <= ? AND last_seen >= ? AND crop_path IS NOT NULL"
+                " ORDER BY first_seen DESC LIMIT 1",
+                (camera_id, tracker_id, end, start),
+            ).fetchone()
+        return _track(row) if row else None
+
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
