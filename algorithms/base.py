@@ -356,10 +356,76 @@ class Algorithm(ABC):
     def finish(self, timestamp: float, reason: str) -> list[IncidentEvent]:
         """End every open incident (end of a file, camera removed); return the end events."""
 
+    # -- a camera moving between workers ---------------------------------------------------------
+
+    lifecycle: IncidentLifecycle | None = None  # rules built on IncidentLifecycle get handover for free
+
+    def handover_seconds(self) -> float:
+        """How long a handed-over incident waits to be confirmed again before it ends as ``lost``."""
+        return 120.0
+
+    def resume(self, incidents: list[HandedOverIncident]) -> list[IncidentEvent]:
+        """Continue incidents this rule had open on the camera's previous worker.
+
+        Each continues under its id (next event: ``update``) once the rule confirms the same
+        situation again; rules without an :class:`IncidentLifecycle` end them at once (returned).
+        """
+        if self.lifecycle is not None:
+            self.lifecycle.resume(incidents, self.handover_seconds())
+            return []
+        return [ended_handover(incident, self.manifest.version, "moved") for incident in incidents]
+
+    def hand_over(self) -> list[HandedOverIncident]:
+        """Give up the open incidents without ending them (the camera moves to another worker)."""
+        if self.lifecycle is None:
+            return []
+        incidents = self.lifecycle.handover()
+        self.lifecycle.drop_all()
+        return incidents
+
+    def expire_handovers(self, timestamp: float) -> list[IncidentEvent]:
+        """End handed-over incidents not confirmed in time (called once per frame)."""
+        return self.lifecycle.expire_handovers(timestamp) if self.lifecycle is not None else []
+
 
 # ---------------------------------------------------------------------------------------------
 # Incident lifecycle shared by all algorithms
 # ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HandedOverIncident:
+    """An incident open on the camera's previous worker (it moved, or that worker died)."""
+
+    incident_id: str
+    algorithm: str
+    zone: str
+    revision: int
+    started_at: float
+    last_seen_at: float
+    bbox: tuple[float, float, float, float]  # normalised
+    confidence: float
+    track_id: int
+
+
+def ended_handover(incident: HandedOverIncident, version: str, reason: str) -> IncidentEvent:
+    """The ``end`` event of a handed-over incident that will not continue."""
+    return IncidentEvent(
+        event="end",
+        incident_id=incident.incident_id,
+        revision=incident.revision + 1,
+        algorithm=incident.algorithm,
+        algorithm_version=version,
+        zone=incident.zone,
+        started_at=incident.started_at,
+        last_seen_at=incident.last_seen_at,
+        ended_at=incident.last_seen_at,
+        dwell_seconds=round(incident.last_seen_at - incident.started_at, 3),
+        bbox=incident.bbox,
+        confidence=incident.confidence,
+        track_id=incident.track_id,
+        end_reason=reason,
+    )
 
 
 @dataclass
@@ -378,11 +444,17 @@ class _OpenIncident:
 
 
 class IncidentLifecycle:
-    """Opens, updates and ends incidents so each situation is one incident with new/update/end events.
+    r"""Opens, updates and ends incidents so each situation is one incident with new/update/end events.
 
     An update is emitted when ``update_interval_seconds`` of stream time has passed since the last
     event, or when clearly better evidence (confidence up by ``better_snapshot_margin``) appears.
+
+    Handover: incidents :meth:`resume`\ d from the camera's previous worker are adopted by the next
+    :meth:`open` in the same zone whose box overlaps theirs (IoU ≥ ``HANDOVER_IOU``): it keeps their
+    id and start and continues with an ``update``, so dispatchers see one incident, not two.
     """
+
+    HANDOVER_IOU = 0.3
 
     def __init__(
         self,
@@ -396,6 +468,48 @@ class IncidentLifecycle:
         self.update_interval_seconds = update_interval_seconds
         self.better_snapshot_margin = better_snapshot_margin
         self._open: dict[Any, _OpenIncident] = {}
+        self._handed_over: dict[str, tuple[HandedOverIncident, float | None]] = {}  # id → (it, deadline)
+        self._handover_seconds = 120.0
+
+    def resume(self, incidents: list[HandedOverIncident], within_seconds: float) -> None:
+        """Wait up to ``within_seconds`` (of stream time, from the next frame) to adopt these."""
+        self._handover_seconds = within_seconds
+        for incident in incidents:
+            self._handed_over[incident.incident_id] = (incident, None)
+
+    def handover(self) -> list[HandedOverIncident]:
+        """The open incidents (and those still waiting for adoption), for the next worker."""
+        out = [incident for incident, _ in self._handed_over.values()]
+        for incident in self._open.values():
+            out.append(
+                HandedOverIncident(
+                    incident.incident_id, self.manifest.name, incident.zone, incident.revision,
+                    incident.started_at, incident.last_seen_at, incident.bbox, incident.confidence,
+                    incident.track_id,
+                )
+            )  # fmt: skip
+        return out
+
+    def expire_handovers(self, now: float) -> list[IncidentEvent]:
+        """End handed-over incidents that were not confirmed again in time (``lost``)."""
+        events = []
+        for incident_id, (incident, deadline) in list(self._handed_over.items()):
+            if deadline is None:
+                self._handed_over[incident_id] = (incident, now + self._handover_seconds)
+            elif now > deadline:
+                del self._handed_over[incident_id]
+                events.append(ended_handover(incident, self.manifest.version, "lost"))
+        return events
+
+    def _adopt(self, zone: str, bbox: tuple[float, float, float, float]) -> HandedOverIncident | None:
+        best, best_iou = None, self.HANDOVER_IOU
+        for incident, _ in self._handed_over.values():
+            iou = box_iou(incident.bbox, bbox)
+            if incident.zone == zone and iou >= best_iou:
+                best, best_iou = incident, iou
+        if best is not None:
+            del self._handed_over[best.incident_id]
+        return best
 
     def is_open(self, key: Any) -> bool:
         return key in self._open
@@ -426,7 +540,12 @@ class IncidentLifecycle:
         snapshot_confidence: float | None = None,
         details: dict[str, Any] | None = None,
     ) -> IncidentEvent:
-        """Open an incident and return its ``new`` event (``snapshot`` taken at ``snapshot_confidence``)."""
+        """Open an incident and return its ``new`` event (``snapshot`` taken at ``snapshot_confidence``).
+
+        If it is an incident handed over by the camera's previous worker, it continues instead: same
+        id and start, and the event is an ``update``.
+        """
+        adopted = self._adopt(zone, bbox)
         incident = _OpenIncident(
             incident_id=self.make_id(zone, track_id, started_at, now),
             zone=zone,
@@ -440,6 +559,11 @@ class IncidentLifecycle:
             details=dict(details or {}),
         )
         self._open[key] = incident
+        if adopted is not None:
+            incident.incident_id = adopted.incident_id
+            incident.started_at = min(adopted.started_at, started_at)
+            incident.revision = adopted.revision + 1
+            return self._event("update", incident, snapshot=snapshot)
         return self._event("new", incident, snapshot=snapshot)
 
     def observe(
@@ -477,7 +601,16 @@ class IncidentLifecycle:
         return self._event("end", incident, ended_at=ended_at, end_reason=reason)
 
     def close_all(self, *, ended_at: float, reason: str) -> list[IncidentEvent]:
-        return [self.close(key, ended_at=ended_at, reason=reason) for key in list(self._open)]
+        """End every open incident, and every handed-over one still waiting."""
+        version = self.manifest.version
+        waiting = [ended_handover(incident, version, reason) for incident, _ in self._handed_over.values()]
+        self._handed_over.clear()
+        return waiting + [self.close(key, ended_at=ended_at, reason=reason) for key in list(self._open)]
+
+    def drop_all(self) -> None:
+        """Forget every incident without ending it (the camera moves; the next worker continues)."""
+        self._open.clear()
+        self._handed_over.clear()
 
     def _event(
         self,
@@ -687,3 +820,7 @@ class DwellRule(Algorithm):
     def finish(self, timestamp: float, reason: str) -> list[IncidentEvent]:
         self._episodes.clear()
         return self.lifecycle.close_all(ended_at=timestamp, reason=reason)
+
+    def handover_seconds(self) -> float:
+        # The situation must be seen again for a whole dwell before it is confirmed.
+        return self.params.dwell_seconds + self.params.grace_seconds + 60

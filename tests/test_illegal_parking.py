@@ -29,10 +29,11 @@ def car(track_id: int, x: float, y: float = 400, conf: float = 0.5, cls: str = "
 
 
 def run(algo, timeline):
-    """timeline: list of (seconds since NOON, [objects]); returns all events."""
+    """timeline: list of (seconds since NOON, [objects]); returns all events (as the worker calls)."""
     events = []
     for t, objects in timeline:
         events += algo.process(AnalysedFrame("cam-1", NOON + t, IMAGE, objects))
+        events += algo.expire_handovers(NOON + t)
     return events
 
 
@@ -123,3 +124,33 @@ def test_a_situation_that_ends_and_comes_back_gets_a_new_id():
     events = run(algo, first + gone + again)
     news = [e for e in events if e.event == "new"]
     assert len(news) == 2 and news[0].incident_id != news[1].incident_id
+
+
+def test_a_moved_camera_continues_its_open_incident_under_the_same_id():
+    """Worker 1 opens an incident; the camera moves; worker 2 sees the same car and continues it."""
+    first = make()
+    events = run(first, [(t * 0.5, [car(1, 100)]) for t in range(0, 25)])  # 12 s: open at 10 s
+    assert events[0].event == "new"
+    handed = first.hand_over()
+    assert [h.incident_id for h in handed] == [events[0].incident_id]
+    assert first.finish(NOON + 13, "shutdown") == []  # handed over: nothing ends on the old worker
+
+    second = make()
+    assert second.resume(handed) == []
+    # New tracker ids on the new worker; the car is where it was, another car parks elsewhere.
+    later = run(second, [(20 + t * 0.5, [car(7, 102), car(8, 300)]) for t in range(0, 25)])
+    continued = [e for e in later if e.incident_id == handed[0].incident_id]
+    assert continued[0].event == "update" and continued[0].revision == handed[0].revision + 1
+    assert continued[0].started_at == NOON  # the dwell counts from the first sighting, on worker 1
+    others = [e for e in later if e.incident_id != handed[0].incident_id]
+    assert [e.event for e in others] == ["new"]  # a different car is a different incident
+
+
+def test_a_handed_over_incident_not_seen_again_ends_as_lost():
+    first = make()
+    run(first, [(t * 0.5, [car(1, 100)]) for t in range(0, 25)])
+    second = make()
+    second.resume(first.hand_over())
+    events = run(second, [(20 + t, []) for t in range(0, 100)])  # the car has gone
+    assert [(e.event, e.end_reason) for e in events] == [("end", "lost")]
+    assert events[0].revision == 1

@@ -115,7 +115,7 @@ class IllegalParking(Algorithm):
         events = []
         for track_id, stay in list(self._stays.items()):
             events += self._end_stay(track_id, ended_at=min(timestamp, stay.last_seen_at), reason=reason)
-        return events
+        return events + self.lifecycle.close_all(ended_at=timestamp, reason=reason)  # handovers waiting
 
     # -- internals -------------------------------------------------------------------------
 
@@ -237,6 +237,10 @@ class IllegalParking(Algorithm):
             best_confidence=obj.confidence,
             best_snapshot=self._snapshot(frame, obj, zone),
         )
+
+    def handover_seconds(self) -> float:
+        # The vehicle must stand a whole dwell again before the stay is confirmed.
+        return self.params.dwell_seconds + self.params.lost_grace_seconds + 60
 
     def _end_stay(self, track_id: int, *, ended_at: float, reason: str) -> list[IncidentEvent]:
         stay = self._stays.pop(track_id)
