@@ -242,9 +242,9 @@ def test_nats_restart_loses_and_duplicates_nothing(tmp_path):
         assert max(pending) > 0, "no incident event was produced while NATS was down"
         cluster.start_nats()
         wait_for(lambda: _pending(cluster) == 0, 60, "the outbox to drain after NATS came back")
-        assert stop_process(cluster.processes.pop("worker"), "worker") == 0  # ends open incidents, flushes
+        assert stop_process(cluster.processes.pop("worker-1"), "worker") == 0  # ends open incidents, flushes
 
-        accepted = _accepted_msg_ids(tmp_path / "var" / "logs" / "worker.log")
+        accepted = _accepted_msg_ids(tmp_path / "var" / "logs" / "worker-1.log")
         stream = _stream_events(cluster.nats_url)
         msg_ids = [msg_id for msg_id, _ in stream]
         assert len(msg_ids) == len(set(msg_ids)), "a message was stored twice in JetStream"
@@ -289,18 +289,21 @@ def test_retina_up_reports_bad_cameras_runs_the_rest_and_stops_cleanly(tmp_path)
             {"id": "cam-typo", "url": str(video), "algorithms": [{"name": "ilegal_parking"}]},
         ],
     )  # fmt: skip
-    ports = [free_port() for _ in range(6)]
+    flags = ["--nats-port", "--worker-port", "--incidents-port", "--nats-monitor-port",
+             "--worker-metrics-port", "--incidents-metrics-port", "--scheduler-port", "--search-port",
+             "--search-http-port"]  # fmt: skip
+    ports = [free_port() for _ in flags]
+    port_args = [arg for flag, port in zip(flags, ports, strict=True) for arg in (flag, str(port))]
     up = subprocess.Popen(
-        python_cli("up", "--config", str(config), "--data-dir", str(tmp_path / "var"),
-                   "--nats-port", str(ports[0]), "--worker-port", str(ports[1]),
-                   "--incidents-port", str(ports[2]),
-                   "--nats-monitor-port", str(ports[3]), "--worker-metrics-port", str(ports[4]),
-                   "--incidents-metrics-port", str(ports[5])),
+        python_cli("up", "--config", str(config), "--data-dir", str(tmp_path / "var"), *port_args),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     try:
         assert "retina is up" in up.stdout.readline()
         address = f"127.0.0.1:{ports[1]}"
+        # The scheduler places the cameras on the worker a moment after "up".
+        wait_for(lambda: set(worker_status(address)) == {"cam-good", "cam-unreachable", "cam-corrupt"}, 30,
+                 "the scheduler to place the valid cameras")  # fmt: skip
         wait_for(lambda: worker_status(address)["cam-good"].frames_analysed > 2, 60, "the good camera")
         wait_for(
             lambda: state_of(worker_status(address)["cam-corrupt"]) == "offline", 30, "corrupt camera offline"
@@ -310,8 +313,12 @@ def test_retina_up_reports_bad_cameras_runs_the_rest_and_stops_cleanly(tmp_path)
         assert state_of(status["cam-good"]) == "online"
         assert "cannot open" in status["cam-unreachable"].reason
         assert str(corrupt) in status["cam-corrupt"].reason
-        shown = subprocess.run(python_cli("status", "--address", address), capture_output=True, text=True)
+        shown = subprocess.run(python_cli("status", "--worker", address), capture_output=True, text=True)
         assert "cam-good" in shown.stdout and "online" in shown.stdout
+        scheduler = f"127.0.0.1:{ports[6]}"
+        shown = subprocess.run(python_cli("status", "--scheduler", scheduler), capture_output=True, text=True)
+        assert "worker worker-1" in shown.stdout and "alive" in shown.stdout, shown.stdout + shown.stderr
+        assert "cam-good" in shown.stdout and "cpu:0" in shown.stdout
     finally:
         up.send_signal(signal.SIGTERM)
         code = up.wait(60)

@@ -31,7 +31,7 @@ def test_retina_containers_run_valid_commands():
                 build_parser().parse_args(container["args"])  # exits (fails the test) on a bad flag
                 seen += 1
                 assert doc["metadata"]["namespace"] == "retina", name
-    assert seen == 3
+    assert seen == 5  # worker, incident store, search, scheduler, cameras import
 
 
 def test_config_map_is_a_valid_retina_config():

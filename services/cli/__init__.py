@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from services.core.config import ConfigError, LoadedConfig, load_config
+from services.core.config import ConfigError, LoadedConfig, RetinaConfig, load_config
 from services.core.logs import setup_logging
 
 
@@ -50,7 +50,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
     config = _load(args.config).config
     if args.nats_url:
         config.nats.url = args.nats_url
-    run_worker(config, Path(args.data_dir), args.listen, args.grpc_port, args.metrics_port, args.worker_id)
+    run_worker(
+        config,
+        Path(args.data_dir),
+        args.listen,
+        args.grpc_port,
+        args.metrics_port,
+        args.worker_id,
+        args.scheduler,
+        args.advertise,
+    )
     return 0
 
 
@@ -175,18 +184,94 @@ def cmd_incidents_close(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     import grpc
-    from retina.v1 import worker_pb2, worker_pb2_grpc
+    from retina.v1 import scheduler_pb2, scheduler_pb2_grpc, worker_pb2, worker_pb2_grpc
 
-    with grpc.insecure_channel(args.address) as channel:
-        status = worker_pb2_grpc.WorkerServiceStub(channel).GetStatus(
-            worker_pb2.GetStatusRequest(), timeout=10
+    def state_name(state: int) -> str:
+        return worker_pb2.CameraState.Name(state).removeprefix("CAMERA_STATE_").lower()
+
+    if args.worker:
+        with grpc.insecure_channel(args.worker) as channel:
+            status = worker_pb2_grpc.WorkerServiceStub(channel).GetStatus(
+                worker_pb2.GetStatusRequest(), timeout=10
+            )
+        print(f"worker {status.worker_id}  model={status.model}  outbox_pending={status.outbox_pending}")
+        for camera in status.cameras:
+            print(
+                f"  {camera.camera_id:14} {state_name(camera.state):8} {camera.device_id:7} "
+                f"decoded={camera.frames_decoded:<7} analysed={camera.frames_analysed:<6} "
+                f"reconnects={camera.reconnects:<3} {camera.reason}"
+            )
+        return 0
+    with grpc.insecure_channel(args.scheduler) as channel:
+        cluster = scheduler_pb2_grpc.SchedulerServiceStub(channel).GetClusterStatus(
+            scheduler_pb2.GetClusterStatusRequest(), timeout=10
         )
-    print(f"worker {status.worker_id}  model={status.model}  outbox_pending={status.outbox_pending}")
-    for camera in status.cameras:
-        state = worker_pb2.CameraState.Name(camera.state).removeprefix("CAMERA_STATE_").lower()
+    print(f"{len(cluster.workers)} worker(s); load max {cluster.max_load:.2f}, mean {cluster.mean_load:.2f}")
+    for worker in cluster.workers:
+        print(f"worker {worker.worker_id} at {worker.address} {'alive' if worker.alive else 'LEASE EXPIRED'}")
+        for device in worker.devices:
+            print(
+                f"  {device.device_id:8} load={device.load:.2f} capacity={device.capacity_fps:.1f} fps "
+                f"analysed={device.analysed_fps:.1f} fps cameras={','.join(device.camera_ids) or '-'}"
+            )
+    for assignment in cluster.assignments:
+        health = assignment.health
+        state = state_name(health.state) if assignment.HasField("health") else "starting"
         print(
-            f"  {camera.camera_id:14} {state:8} decoded={camera.frames_decoded:<7} "
-            f"analysed={camera.frames_analysed:<6} reconnects={camera.reconnects:<3} {camera.reason}"
+            f"  {assignment.camera_id:14} → {assignment.worker_id}/{assignment.device_id:7} {state:8} "
+            f"{health.reason if assignment.HasField('health') else ''}"
+        )
+    for camera_id, reason in sorted(cluster.unplaced.items()):
+        print(f"  {camera_id:14} UNPLACED: {reason}")
+    return 0
+
+
+def cmd_scheduler_serve(args: argparse.Namespace) -> int:
+    from services.scheduler.service import run_scheduler
+
+    setup_logging("scheduler", args.log_level)
+    config = _load(args.config).config if args.config else RetinaConfig()
+    if args.database_url:
+        config.scheduler.database_url = args.database_url
+    run_scheduler(
+        config.scheduler,
+        config.defaults,
+        Path(args.data_dir),
+        args.listen,
+        args.grpc_port,
+        args.metrics_port,
+        args.incidents_address or None,
+    )
+    return 0
+
+
+def cmd_cameras_import(args: argparse.Namespace) -> int:
+    from services.cli.cluster import import_cameras
+
+    loaded = _load(args.file)
+    created, updated, unchanged = import_cameras(args.scheduler, loaded.config.cameras)
+    print(
+        f"{created} created, {updated} updated, {unchanged} unchanged, {len(loaded.camera_errors)} rejected"
+    )
+    return 1 if loaded.camera_errors else 0
+
+
+def cmd_cameras_list(args: argparse.Namespace) -> int:
+    import grpc
+    from retina.v1 import registry_pb2, registry_pb2_grpc
+
+    with grpc.insecure_channel(args.scheduler) as channel:
+        reply = registry_pb2_grpc.RegistryServiceStub(channel).ListCameras(
+            registry_pb2.ListCamerasRequest(department=args.department, page_size=1000), timeout=10
+        )
+    for record in reply.cameras:
+        camera = record.camera
+        algorithms = ",".join(a.name for a in camera.algorithms) or "-"
+        health = record.health.status or "unknown"
+        enabled = "on " if record.enabled else "off"
+        print(
+            f"{camera.id:14} {camera.name[:24]:24} {camera.department:18} {enabled} "
+            f"{health:8} {algorithms}  {camera.url}"
         )
     return 0
 
@@ -213,8 +298,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         incidents_grpc=args.incidents_port,
         worker_metrics=args.worker_metrics_port,
         incidents_metrics=args.incidents_metrics_port,
+        scheduler_grpc=args.scheduler_port,
+        search_grpc=args.search_port,
+        search_http=args.search_http_port,
     )
-    cluster = LocalCluster(Path(args.config).resolve(), Path(args.data_dir).resolve(), ports)
+    cluster = LocalCluster(Path(args.config).resolve(), Path(args.data_dir).resolve(), ports, args.workers)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -227,7 +315,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             )
             return 1
         print(
-            f"retina is up: NATS {cluster.nats_url}, worker {cluster.worker_address}, "
+            f"retina is up: NATS {cluster.nats_url}, scheduler {cluster.scheduler_address}, "
+            f"{args.workers} worker(s) from {cluster.worker_address}, "
             f"incidents {cluster.incidents_address}, search {cluster.search_address}; "
             f"logs in {cluster.data_dir / 'logs'}. Ctrl-C stops.",
             flush=True,
@@ -271,6 +360,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nats-monitor-port", type=int, default=8222)
     p.add_argument("--worker-metrics-port", type=int, default=9101)
     p.add_argument("--incidents-metrics-port", type=int, default=9102)
+    p.add_argument("--scheduler-port", type=int, default=50050)
+    p.add_argument("--search-port", type=int, default=50053)
+    p.add_argument("--search-http-port", type=int, default=8090)
+    p.add_argument("--workers", type=int, default=1, help="worker processes (worker i: --worker-port + i)")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("analyze", help="analyse one file or stream; print incident events as JSON lines")
@@ -293,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int, default=9101)
     p.add_argument("--worker-id")
     p.add_argument("--listen", default="127.0.0.1", help="address for gRPC and metrics (0.0.0.0 in a pod)")
+    p.add_argument("--scheduler", help="scheduler address: register there and receive cameras from it")
+    p.add_argument("--advertise", help="host:port the scheduler reaches this worker at (default: listen)")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("assign", help="assign a configuration's cameras to a running worker")
@@ -301,9 +396,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", type=float, default=120, help="seconds to wait for the worker to serve")
     p.set_defaults(func=cmd_assign)
 
-    p = sub.add_parser("status", help="show a worker's cameras and their health")
-    p.add_argument("--address", default="127.0.0.1:50051")
+    p = sub.add_parser("status", help="workers, devices, assignments, camera health and load")
+    p.add_argument("--scheduler", default="127.0.0.1:50050", help="the scheduler's gRPC address")
+    p.add_argument("--worker", help="show one worker's own view instead (its gRPC address)")
     p.set_defaults(func=cmd_status)
+
+    scheduler = sub.add_parser("scheduler", help="the scheduler and camera registry").add_subparsers(
+        dest="action", required=True
+    )
+    p = scheduler.add_parser("serve", help="run the scheduler (registry, worker leases, placement)")
+    p.add_argument("--config", help="cluster config (its scheduler section); defaults otherwise")
+    p.add_argument("--data-dir", default="var/scheduler")
+    p.add_argument("--grpc-port", type=int, default=50050)
+    p.add_argument("--metrics-port", type=int, default=9100)
+    p.add_argument("--incidents-address", default="127.0.0.1:50052", help="open incidents of moved cameras")
+    p.add_argument(
+        "--database-url",
+        default=os.environ.get("RETINA_DATABASE_URL"),
+        help="postgresql+psycopg://... (or RETINA_DATABASE_URL); default: SQLite in --data-dir",
+    )
+    p.add_argument("--listen", default="127.0.0.1", help="address for gRPC and metrics (0.0.0.0 in a pod)")
+    p.set_defaults(func=cmd_scheduler_serve)
+
+    cameras = sub.add_parser("cameras", help="the camera registry (一机一档)").add_subparsers(
+        dest="action", required=True
+    )
+    p = cameras.add_parser("import", help="create or update the cameras of a YAML file in the registry")
+    p.add_argument("file", help="YAML with a 'cameras' list (the configuration format)")
+    p.add_argument("--scheduler", default="127.0.0.1:50050")
+    p.set_defaults(func=cmd_cameras_import)
+    p = cameras.add_parser("list", help="cameras in the registry with their health")
+    p.add_argument("--department", default="")
+    p.add_argument("--scheduler", default="127.0.0.1:50050")
+    p.set_defaults(func=cmd_cameras_list)
 
     incidents = sub.add_parser("incidents", help="the incident store").add_subparsers(
         dest="action", required=True

@@ -1,8 +1,9 @@
 """``retina up``: the whole cluster on one machine, as local processes.
 
 Starts a real nats-server (JetStream, data under ``DATA_DIR/nats``), the incident store, the
-search service and the worker, then assigns the configured cameras to the worker over gRPC. Stops
-in reverse order on SIGTERM/Ctrl-C, so the worker flushes its outboxes before NATS goes away.
+search service, the scheduler (with the camera registry) and the workers, then registers the
+configured cameras; the scheduler places them on the workers. Stops in reverse order on
+SIGTERM/Ctrl-C, so the workers flush their outboxes before NATS goes away.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from retina.v1 import worker_pb2, worker_pb2_grpc
+from retina.v1 import registry_pb2, registry_pb2_grpc, worker_pb2, worker_pb2_grpc
 
 from services.core.config import CameraConfig
 from services.core.convert import camera_to_proto
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ClusterPorts:
+    """Ports of a local cluster. Worker ``i`` (from 0) listens on ``worker_grpc + i`` and
+    ``worker_metrics + i`` unless ``worker_ports`` lists its (gRPC, metrics) pair."""
+
     nats: int = 4222
     nats_monitor: int = 8222
     worker_grpc: int = 50051
@@ -35,11 +39,21 @@ class ClusterPorts:
     search_grpc: int = 50053
     search_http: int = 8090
     search_metrics: int = 9103
+    scheduler_grpc: int = 50050
+    scheduler_metrics: int = 9100
+    worker_ports: list[tuple[int, int]] = field(default_factory=list)
 
     @classmethod
-    def free(cls) -> ClusterPorts:
+    def free(cls, workers: int = 1) -> ClusterPorts:
         """Free ports for every service (tests, and several clusters on one machine)."""
-        return cls(*(free_port() for _ in fields(cls)))
+        singles = [free_port() for f in fields(cls) if f.name != "worker_ports"]
+        return cls(*singles, worker_ports=[(free_port(), free_port()) for _ in range(workers)])
+
+    def worker(self, index: int) -> tuple[int, int]:
+        """(gRPC, metrics) ports of worker ``index``."""
+        if index < len(self.worker_ports):
+            return self.worker_ports[index]
+        return self.worker_grpc + index, self.worker_metrics + index
 
 
 def wait_until_serving(address: str, timeout: float, process: subprocess.Popen | None = None) -> None:
@@ -63,7 +77,7 @@ def wait_until_serving(address: str, timeout: float, process: subprocess.Popen |
 
 
 def assign_cameras(worker_address: str, cameras: list[CameraConfig]) -> None:
-    """Assign cameras to a worker over gRPC (what ``retina assign`` and ``retina up`` do)."""
+    """Assign cameras to one worker directly over gRPC (``retina assign``, without a scheduler)."""
     with grpc.insecure_channel(worker_address) as channel:
         stub = worker_pb2_grpc.WorkerServiceStub(channel)
         for camera in cameras:
@@ -73,9 +87,12 @@ def assign_cameras(worker_address: str, cameras: list[CameraConfig]) -> None:
 
 @dataclass
 class LocalCluster:
+    """NATS, the incident store, search, the scheduler and ``workers`` workers as local processes."""
+
     config_path: Path
     data_dir: Path
     ports: ClusterPorts = field(default_factory=ClusterPorts)
+    workers: int = 1
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -84,7 +101,11 @@ class LocalCluster:
 
     @property
     def worker_address(self) -> str:
-        return f"127.0.0.1:{self.ports.worker_grpc}"
+        """The first worker's gRPC address."""
+        return self.worker_address_of(0)
+
+    def worker_address_of(self, index: int) -> str:
+        return f"127.0.0.1:{self.ports.worker(index)[0]}"
 
     @property
     def incidents_address(self) -> str:
@@ -94,13 +115,17 @@ class LocalCluster:
     def search_address(self) -> str:
         return f"127.0.0.1:{self.ports.search_grpc}"
 
+    @property
+    def scheduler_address(self) -> str:
+        return f"127.0.0.1:{self.ports.scheduler_grpc}"
+
     def start(self, cameras: list[CameraConfig]) -> None:
-        """Start NATS, the incident store and the worker; assign the cameras."""
+        """Start everything, then register the cameras; the scheduler places them."""
         self.start_nats()
         self.start_services(cameras)
 
     def start_services(self, cameras: list[CameraConfig]) -> None:
-        """Start the incident store, search and the worker (NATS already running); assign the cameras."""
+        """Start the services (NATS already running), then register the cameras in the registry."""
         logs = self.data_dir / "logs"
         self.processes["incidents"] = start_python(
             [
@@ -125,22 +150,46 @@ class LocalCluster:
             ],
             log_file=logs / "search.log",
         )  # fmt: skip
-        self.processes["worker"] = start_python(
+        self.start_scheduler()
+        for index in range(self.workers):
+            self.start_worker(index)
+        wait_until_serving(self.incidents_address, 60, self.processes["incidents"])
+        wait_until_serving(self.search_address, 60, self.processes["search"])
+        wait_until_serving(self.scheduler_address, 60, self.processes["scheduler"])
+        for index in range(self.workers):
+            wait_until_serving(self.worker_address_of(index), 120, self.processes[f"worker-{index + 1}"])
+        import_cameras(self.scheduler_address, cameras)
+
+    def start_scheduler(self) -> None:
+        self.processes["scheduler"] = start_python(
+            [
+                "scheduler", "serve",
+                "--config", str(self.config_path),
+                "--data-dir", str(self.data_dir / "scheduler"),
+                "--grpc-port", str(self.ports.scheduler_grpc),
+                "--metrics-port", str(self.ports.scheduler_metrics),
+                "--incidents-address", self.incidents_address,
+            ],
+            log_file=self.data_dir / "logs" / "scheduler.log",
+        )  # fmt: skip
+
+    def start_worker(self, index: int) -> None:
+        """Start worker ``index`` (from 0) as ``worker-<index + 1>``, registered with the scheduler."""
+        name = f"worker-{index + 1}"
+        grpc_port, metrics_port = self.ports.worker(index)
+        self.processes[name] = start_python(
             [
                 "worker",
                 "--config", str(self.config_path),
-                "--data-dir", str(self.data_dir / "worker"),
+                "--data-dir", str(self.data_dir / name),
                 "--nats-url", self.nats_url,
-                "--grpc-port", str(self.ports.worker_grpc),
-                "--metrics-port", str(self.ports.worker_metrics),
-                "--worker-id", "worker-1",
+                "--grpc-port", str(grpc_port),
+                "--metrics-port", str(metrics_port),
+                "--worker-id", name,
+                "--scheduler", self.scheduler_address,
             ],
-            log_file=logs / "worker.log",
+            log_file=self.data_dir / "logs" / f"{name}.log",
         )  # fmt: skip
-        wait_until_serving(self.incidents_address, 60, self.processes["incidents"])
-        wait_until_serving(self.search_address, 60, self.processes["search"])
-        wait_until_serving(self.worker_address, 120, self.processes["worker"])
-        assign_cameras(self.worker_address, cameras)
 
     def start_nats(self) -> None:
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -162,8 +211,9 @@ class LocalCluster:
         return [name for name, p in self.processes.items() if p.poll() is not None]
 
     def stop(self) -> None:
-        """Stop in reverse order: worker (flushes its outboxes), search, incident store, NATS."""
-        for name in ("worker", "search", "incidents", "nats"):
+        """Stop in reverse order: scheduler, workers (they flush their outboxes), search, store, NATS."""
+        workers = sorted(name for name in self.processes if name.startswith("worker-"))
+        for name in ["scheduler", *workers, "search", "incidents", "nats"]:
             process = self.processes.pop(name, None)
             if process is not None:
                 try:
@@ -172,3 +222,26 @@ class LocalCluster:
                     log.exception("could not stop a process", extra={"service_process": name})
                     continue
                 log.info("stopped", extra={"service_process": name, "exit_code": code})
+
+
+def import_cameras(scheduler_address: str, cameras: list[CameraConfig]) -> tuple[int, int, int]:
+    """Create or update cameras in the registry; return (created, updated, unchanged)."""
+    created = updated = unchanged = 0
+    with grpc.insecure_channel(scheduler_address) as channel:
+        stub = registry_pb2_grpc.RegistryServiceStub(channel)
+        for camera in cameras:
+            message = camera_to_proto(camera)
+            try:
+                stub.CreateCamera(registry_pb2.CreateCameraRequest(camera=message), timeout=10)
+                created += 1
+                continue
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
+                    raise
+            current = stub.GetCamera(registry_pb2.GetCameraRequest(camera_id=camera.id), timeout=10)
+            if current.camera == message and current.enabled:
+                unchanged += 1
+                continue
+            stub.UpdateCamera(registry_pb2.UpdateCameraRequest(camera=message, enabled=True), timeout=10)
+            updated += 1
+    return created, updated, unchanged

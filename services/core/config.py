@@ -134,8 +134,13 @@ class SearchConfig(StrictModel):
         default=200_000, ge=1000, description="A shard beyond this size switches to an approximate index"
     )
     approximate_index: Literal["hnsw", "ivf"] = Field(default="hnsw", description="Index for big shards")
-    hnsw_m: int = Field(default=32, ge=4, le=128)
-    hnsw_ef_search: int = Field(default=128, ge=8, description="HNSW search breadth: recall vs latency")
+    hnsw_m: int = Field(
+        default=16, ge=4, le=128, description="HNSW links per vector: recall vs memory, build"
+    )
+    hnsw_ef_construction: int = Field(
+        default=64, ge=8, description="HNSW build breadth: recall vs build time"
+    )
+    hnsw_ef_search: int = Field(default=256, ge=8, description="HNSW search breadth: recall vs latency")
     ivf_nprobe: int = Field(default=32, ge=1, description="IVF lists visited: recall vs latency")
     max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     max_image_side: int = Field(default=8000, gt=0)
@@ -143,6 +148,53 @@ class SearchConfig(StrictModel):
         default=None, description="Public base URL of the crop endpoint; None: the service's own address"
     )
     crop_url_ttl_seconds: float = Field(default=3600, gt=0, description="Signed crop URLs expire after this")
+
+
+class WorkerConfig(StrictModel):
+    """How a worker uses its node: devices, batching, the budgets it reports to the scheduler."""
+
+    devices: list[str] | Literal["auto"] = Field(
+        default="auto", description="'auto' (every CUDA GPU, else CPU lanes) or ids: cuda:0, cpu:0, ..."
+    )
+    cpu_lanes: int = Field(default=1, ge=1, le=64, description="CPU lanes when no GPU (one model each)")
+    max_batch: int = Field(default=8, ge=1, le=256, description="Most frames in one detector call")
+    max_batch_wait_ms: float = Field(
+        default=20, ge=0, le=1000, description="Wait this long for other cameras' frames to batch"
+    )
+    decode_capacity: float | None = Field(
+        default=None, gt=0, description="Megapixel-frames/s this node decodes; None: 300 per CPU core"
+    )
+    calibration_seconds: float = Field(default=2.0, gt=0, le=60, description="Detector timing at start")
+    capacity_fps: float | None = Field(
+        default=None, gt=0, description="Report this capacity per device instead of measuring it"
+    )
+
+    @field_validator("devices")
+    @classmethod
+    def _device_ids(cls, value: list[str] | str) -> list[str] | str:
+        if isinstance(value, list):
+            for device in value:
+                if not re.fullmatch(r"(cuda|cpu):\d+", device):
+                    raise ValueError(f"{device!r}: use cuda:N or cpu:N")
+            if not value:
+                raise ValueError("list at least one device, or 'auto'")
+        return value
+
+
+class SchedulerConfig(StrictModel):
+    """The scheduler: leases, placement, its database."""
+
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL (postgresql+psycopg://...); None: SQLite in its data dir"
+    )
+    heartbeat_seconds: float = Field(default=2.0, gt=0, le=60)
+    lease_seconds: float = Field(default=6.0, gt=0, le=600, description="A silent worker loses its cameras")
+    camera_decode_cost: float = Field(
+        default=52.0, gt=0, description="Megapixel-frames/s to decode one camera (1080p at 25 fps: 52)"
+    )
+    rebalance_threshold: float = Field(
+        default=1.25, ge=1, description="Move cameras when the busiest device is this far over the mean"
+    )
 
 
 class NatsConfig(StrictModel):
@@ -231,6 +283,8 @@ class RetinaConfig(StrictModel):
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
+    worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     nats: NatsConfig = Field(default_factory=NatsConfig)
     defaults: CameraDefaults = Field(default_factory=CameraDefaults)
     cameras: list[CameraConfig] = Field(default_factory=list)

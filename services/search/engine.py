@@ -24,7 +24,7 @@ from services.search.store import AppliedRecord, FeatureStore, Filters, StoredTr
 
 log = logging.getLogger(__name__)
 
-EXACT_SEARCH_LIMIT = 20_000  # filtered sets up to this size are scored exactly, without the index
+EXACT_SEARCH_LIMIT = 5_000  # filtered sets up to this size are scored exactly, without the index
 MAX_RESULTS = 100
 
 

@@ -76,7 +76,7 @@ class ShardedIndex:
             index.add_with_ids(vectors, ids)
             return index, "ivf"
         hnsw = faiss.IndexHNSWFlat(self.dim, self.config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        hnsw.hnsw.efConstruction = 80
+        hnsw.hnsw.efConstruction = self.config.hnsw_ef_construction
         index = faiss.IndexIDMap2(hnsw)
         index.add_with_ids(vectors, ids)
         return index, "hnsw"

@@ -13,7 +13,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from algorithms.base import Algorithm, AnalysedFrame, CameraContext, IncidentEvent, available_algorithms
+from algorithms.base import (
+    Algorithm,
+    AnalysedFrame,
+    CameraContext,
+    HandedOverIncident,
+    IncidentEvent,
+    available_algorithms,
+    ended_handover,
+)
 from services.core.config import CameraConfig, EvidenceConfig, FeaturesConfig, IngestConfig, TrackerConfig
 from services.worker import metrics
 from services.worker.detector import CameraTracker, Detector
@@ -54,8 +62,29 @@ class CameraPipeline:
         events: list[IncidentEvent] = []
         for algorithm in self.algorithms:
             events += algorithm.process(analysed)
+            events += algorithm.expire_handovers(frame.timestamp)
         jobs = self.features.observe(analysed) if self.features is not None else []
         return events, jobs
+
+    def resume(self, incidents: list[HandedOverIncident]) -> list[IncidentEvent]:
+        """Continue the incidents the camera had open on its previous worker (see Algorithm.resume).
+
+        Incidents of a rule no longer enabled on the camera end at once (``algorithm_removed``).
+        """
+        by_name = {algorithm.manifest.name: algorithm for algorithm in self.algorithms}
+        events: list[IncidentEvent] = []
+        for name in {incident.algorithm for incident in incidents}:
+            mine = [incident for incident in incidents if incident.algorithm == name]
+            if name in by_name:
+                events += by_name[name].resume(mine)
+            else:
+                events += [ended_handover(incident, "", "algorithm_removed") for incident in mine]
+        return events
+
+    def hand_over(self) -> tuple[list[HandedOverIncident], list[FeatureJob]]:
+        """Stop without ending incidents (the camera moves): the open incidents, and the tracks' ends."""
+        incidents = [incident for algorithm in self.algorithms for incident in algorithm.hand_over()]
+        return incidents, self.features.finish() if self.features is not None else []
 
     def finish(self, reason: str) -> tuple[list[IncidentEvent], list[FeatureJob]]:
         """End open incidents (with ``reason``) and open tracks."""
@@ -90,6 +119,7 @@ class Analyzer:
         realtime: bool,
         retry_files: bool,
         max_batch: int = 8,
+        max_wait_seconds: float = 0.0,
         file_start_epoch: float | None = None,
         evidence: EvidenceConfig | None = None,
         features: FeatureExtractor | None = None,
@@ -103,6 +133,8 @@ class Analyzer:
         self.realtime = realtime
         self.retry_files = retry_files
         self.max_batch = max_batch
+        self.max_wait_seconds = max_wait_seconds
+        self.frames_analysed = 0  # read by the worker's heartbeat (device load)
         self.file_start_epoch = file_start_epoch  # fixed stream-time origin for files (evaluation)
         self.evidence = evidence or EvidenceConfig(clip_before_seconds=0, clip_after_seconds=0)
         self.features = features
@@ -116,18 +148,21 @@ class Analyzer:
 
     # -- camera management (any thread) ------------------------------------------------------
 
-    def assign(self, camera: CameraConfig) -> CameraHealth:
-        """Start a camera, or restart it with a changed configuration."""
-        with self._manage_lock:
-            return self._assign(camera)
+    def assign(self, camera: CameraConfig, resume: list[HandedOverIncident] | None = None) -> CameraHealth:
+        """Start a camera, or restart it with a changed configuration.
 
-    def _assign(self, camera: CameraConfig) -> CameraHealth:
+        ``resume``: incidents it had open on its previous worker, continued here under their ids.
+        """
+        with self._manage_lock:
+            return self._assign(camera, resume or [])
+
+    def _assign(self, camera: CameraConfig, resume: list[HandedOverIncident]) -> CameraHealth:
         with self._lock:
             existing = self._cameras.get(camera.id)
         if existing is not None:
             if existing.config == camera:
                 return existing.source.health
-            self.release(camera.id, reason="reconfigured")
+            resume = resume + self.release(camera.id, handover=True)  # same situations, new settings
         track_features = None
         if self.features is not None and self.features_config is not None:
             track_features = TrackFeatures(
@@ -147,15 +182,31 @@ class Analyzer:
             if self.evidence.enabled
             else 0.0,
         )
+        self._deliver(camera, pipeline.resume(resume), [])
         with self._lock:
             self._cameras[camera.id] = _Camera(camera, source, buffer, pipeline)
         source.start()
         log.info("camera assigned", extra={"camera_id": camera.id, "url": camera.url})
         return source.health
 
-    def release(self, camera_id: str, reason: str = "camera_removed") -> bool:
-        """Stop a camera; its open incidents end with ``reason``."""
-        return bool(self.release_all(reason, [camera_id]))
+    def release(
+        self, camera_id: str, reason: str = "camera_removed", handover: bool = False
+    ) -> list[HandedOverIncident] | None:
+        """Stop a camera; None if it was not here.
+
+        Its open incidents end with ``reason``; with ``handover`` they stay open and are returned
+        instead, for the camera's next worker.
+        """
+        with self._manage_lock:
+            if handover:
+                with self._lock:
+                    entry = self._cameras.pop(camera_id, None)
+                if entry is None:
+                    return None
+                entry.source.stop()
+                entry.source.join(timeout=10.0)
+                return self._hand_over(entry)
+            return [] if self.release_all(reason, [camera_id]) else None
 
     def release_all(
         self, reason: str, camera_ids: list[str] | None = None, timeout: float = 10.0
@@ -191,6 +242,19 @@ class Analyzer:
                 log.exception("ending open incidents failed", extra={"camera_id": entry.config.id})
                 return
         self._deliver(entry.config, events, jobs)
+
+    def _hand_over(self, entry: _Camera) -> list[HandedOverIncident]:
+        """Stop a camera's rules without ending their incidents; return those incidents."""
+        with self._analysis_lock:
+            entry.finished = True
+            try:
+                incidents, jobs = entry.pipeline.hand_over()
+            except Exception:
+                log.exception("handing over open incidents failed", extra={"camera_id": entry.config.id})
+                return []
+        self._deliver(entry.config, [], jobs)
+        log.info("camera handed over", extra={"camera_id": entry.config.id, "open_incidents": len(incidents)})
+        return incidents
 
     def _deliver(self, camera: CameraConfig, events: list[IncidentEvent], jobs: list[FeatureJob]) -> None:
         """Hand events to the sink and feature jobs to the extractor; a failing sink is logged and
@@ -246,10 +310,33 @@ class Analyzer:
                 stop.wait(0.5)
 
     def _collect(self) -> list[tuple[_Camera, SampledFrame]]:
+        """One frame from each camera that has one (at most ``max_batch``).
+
+        Dynamic batching: once a first frame is there, wait up to ``max_wait_seconds`` for other
+        cameras' frames, so one detector call serves several streams.
+        """
+        batch = self._take_ready(set())
+        if not batch or self.max_wait_seconds <= 0:
+            return batch
+        deadline = time.monotonic() + self.max_wait_seconds
+        while len(batch) < self.max_batch:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._ready.clear()
+            more = self._take_ready({entry.config.id for entry, _ in batch}, self.max_batch - len(batch))
+            if more:
+                batch += more
+            else:
+                self._ready.wait(left)
+        return batch
+
+    def _take_ready(self, taken: set[str], limit: int | None = None) -> list[tuple[_Camera, SampledFrame]]:
         with self._lock:
-            cameras = list(self._cameras.values())
+            cameras = [e for e in self._cameras.values() if e.config.id not in taken]
         if not cameras:
             return []
+        limit = limit or self.max_batch
         start = self._round_robin % len(cameras)
         self._round_robin += 1
         batch = []
@@ -259,7 +346,7 @@ class Analyzer:
                 batch.append((entry, frame))
             elif entry.buffer.ended and not entry.finished and len(entry.buffer) == 0:
                 self._finish(entry, "end_of_stream")
-            if len(batch) >= self.max_batch:
+            if len(batch) >= limit:
                 break
         return batch
 
@@ -278,6 +365,7 @@ class Analyzer:
                 continue
             camera_id = entry.config.id
             entry.source.health.frames_analysed += 1
+            self.frames_analysed += 1
             metrics.FRAMES_ANALYSED.labels(camera_id).inc()
             try:
                 events, jobs = entry.pipeline.analyse(frame, dets)

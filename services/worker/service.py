@@ -25,18 +25,18 @@ from retina.v1 import worker_pb2, worker_pb2_grpc
 from algorithms.base import IncidentEvent
 from services.core import bus
 from services.core.config import CameraConfig, ConfigError, RetinaConfig, validate_camera
-from services.core.convert import camera_from_proto
+from services.core.convert import camera_from_proto, open_incident_from_proto, open_incident_to_proto
 from services.core.features import FeatureRecord, make_embedder
 from services.core.incident import build_message, clip_key
 from services.core.metrics import serve_metrics
 from services.core.outbox import Outbox
 from services.core.serving import run_until_signalled, start_grpc_server, to_timestamp
 from services.worker import metrics
-from services.worker.detector import Detector
 from services.worker.evidence import ClipRequest
 from services.worker.features import FeatureExtractor
 from services.worker.ingest import CameraHealth, CameraState
-from services.worker.pipeline import Analyzer
+from services.worker.lanes import DeviceLanes
+from services.worker.lease import SchedulerLease
 from services.worker.publisher import OutboxPublisher
 
 log = logging.getLogger(__name__)
@@ -53,9 +53,10 @@ _STATE_TO_PROTO = {
 }
 
 
-def health_to_proto(camera_id: str, health_: CameraHealth) -> worker_pb2.CameraStatus:
+def health_to_proto(camera_id: str, health_: CameraHealth, device_id: str = "") -> worker_pb2.CameraStatus:
     return worker_pb2.CameraStatus(
         camera_id=camera_id,
+        device_id=device_id,
         state=_STATE_TO_PROTO[health_.state],
         reason=health_.reason,
         since=to_timestamp(health_.since),
@@ -94,7 +95,6 @@ class Worker:
         self.data_dir = data_dir
         self.outbox = Outbox(data_dir / f"outbox-{self.worker_id}.sqlite")
         self.incidents = OutboxPublisher(self.outbox, "incidents")
-        self.detector = Detector(config.detector)
         self.features: FeatureExtractor | None = None
         self.feature_publisher: OutboxPublisher | None = None
         if config.features.enabled:
@@ -102,18 +102,7 @@ class Worker:
             feature_outbox = Outbox(data_dir / f"features-{self.worker_id}.sqlite", max_bytes=256 * 1024**2)
             self.feature_publisher = OutboxPublisher(feature_outbox, "features")
             self.features = FeatureExtractor(embedder, self._accept_features)
-        self.analyzer = Analyzer(
-            self.detector,
-            config.tracker,
-            config.ingest,
-            on_events=self._accept_events,
-            on_status=self._on_status,
-            realtime=True,
-            retry_files=True,
-            evidence=config.evidence,
-            features=self.features,
-            features_config=config.features,
-        )
+        self.lanes = DeviceLanes(config, self._accept_events, self._on_status, self.features)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_analysis = threading.Event()
         self._status_tasks: set[asyncio.Future] = set()
@@ -131,7 +120,7 @@ class Worker:
                 clip_window = (moment - evidence.clip_before_seconds, moment + evidence.clip_after_seconds)
             message, jpeg = build_message(event, camera, bus.MEDIA_BUCKET, clip_window)
             if clip_window is not None:
-                self.analyzer.request_clip(camera.id, message.id, event.last_seen_at, self._clip_ready)
+                self.lanes.request_clip(camera.id, message.id, event.last_seen_at, self._clip_ready)
             accepted = self.outbox.append(
                 message.msg_id,
                 message.event,
@@ -213,14 +202,34 @@ class Worker:
 
     async def _status_heartbeat(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            for camera_id, health_ in self.analyzer.health().items():
+            for camera_id, (_, health_) in self.lanes.health().items():
                 self._publish_status(camera_id, health_to_json(camera_id, self.worker_id, health_))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=STATUS_REPUBLISH_SECONDS)
 
-    async def serve(self, listen: str, grpc_port: int, metrics_port: int, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set, then shut down cleanly (see module doc)."""
+    def status(self) -> list[worker_pb2.CameraStatus]:
+        return [
+            health_to_proto(camera_id, health_, device_id)
+            for camera_id, (device_id, health_) in sorted(self.lanes.health().items())
+        ]
+
+    async def serve(
+        self,
+        listen: str,
+        grpc_port: int,
+        metrics_port: int,
+        stop: asyncio.Event,
+        scheduler_address: str | None = None,
+        advertise: str | None = None,
+    ) -> None:
+        """Run until ``stop`` is set, then shut down cleanly (see module doc).
+
+        With ``scheduler_address`` the worker registers its devices and keeps a lease alive there;
+        cameras then come from the scheduler. If the scheduler is down, analysis goes on.
+        """
         self._loop = asyncio.get_running_loop()
+        if scheduler_address:
+            await asyncio.to_thread(self.lanes.calibrate)
         serve_metrics(metrics_port, listen)
         server, health_servicer, port = await start_grpc_server(
             listen,
@@ -230,8 +239,7 @@ class Worker:
         )
         log.info("worker serving", extra={"grpc_port": port, "worker_id": self.worker_id})
 
-        analysis = threading.Thread(target=self.analyzer.run, args=(self._stop_analysis,), name="analysis")
-        analysis.start()
+        self.lanes.start(self._stop_analysis)
         if self.features is not None:
             self.features.start()
         publisher_stop = asyncio.Event()
@@ -239,6 +247,9 @@ class Worker:
             asyncio.create_task(self._connect_nats(stop)),
             asyncio.create_task(self._status_heartbeat(stop)),
         ]
+        if scheduler_address:
+            lease = SchedulerLease(self, scheduler_address, advertise or f"{listen}:{port}")
+            tasks.append(asyncio.create_task(lease.run(stop)))
         publishers = [p for p in (self.incidents, self.feature_publisher) if p is not None]
         publishing = asyncio.gather(*(asyncio.create_task(p.run(publisher_stop)) for p in publishers))
         await stop.wait()
@@ -248,9 +259,9 @@ class Worker:
         await server.stop(grace=2)
         # Stop the cameras first, then the analysis loop; every event produced so far is in the
         # outbox (each append is one SQLite transaction), so nothing is half-written.
-        await asyncio.to_thread(self.analyzer.release_all, "shutdown")
+        await asyncio.to_thread(self.lanes.release_all, "shutdown")
         self._stop_analysis.set()
-        await asyncio.to_thread(analysis.join, 10)
+        await asyncio.to_thread(self.lanes.join, 10)
         if self.features is not None:
             await asyncio.to_thread(self.features.stop)  # the tracks' last records join the outbox
         publisher_stop.set()
@@ -282,22 +293,29 @@ class _WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
             camera = validate_camera(camera_from_proto(request.camera), "camera", self.worker.config.defaults)
         except ConfigError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        health_ = await asyncio.to_thread(self.worker.analyzer.assign, camera)
-        return worker_pb2.AssignCameraResponse(status=health_to_proto(camera.id, health_))
+        resume = [open_incident_from_proto(m) for m in request.resume]
+        try:
+            health_ = await asyncio.to_thread(self.worker.lanes.assign, camera, request.device_id, resume)
+        except KeyError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.args[0])
+        device_id = request.device_id or next(iter(self.worker.lanes.lanes))
+        return worker_pb2.AssignCameraResponse(status=health_to_proto(camera.id, health_, device_id))
 
     async def ReleaseCamera(self, request, context):
-        released = await asyncio.to_thread(self.worker.analyzer.release, request.camera_id)
-        if not released:
+        handed = await asyncio.to_thread(self.worker.lanes.release, request.camera_id, request.handover)
+        if handed is None:
             await context.abort(
                 grpc.StatusCode.NOT_FOUND, f"camera {request.camera_id!r} is not assigned here"
             )
-        return worker_pb2.ReleaseCameraResponse(released=True)
+        return worker_pb2.ReleaseCameraResponse(
+            released=True, open_incidents=[open_incident_to_proto(i) for i in handed]
+        )
 
     async def GetStatus(self, request, context):
         return worker_pb2.WorkerStatus(
             worker_id=self.worker.worker_id,
-            model=self.worker.detector.model_path,
-            cameras=[health_to_proto(cid, h) for cid, h in sorted(self.worker.analyzer.health().items())],
+            model=self.worker.lanes.model_key,
+            cameras=self.worker.status(),
             outbox_pending=len(self.worker.outbox),
         )
 
@@ -309,13 +327,15 @@ def run_worker(
     grpc_port: int,
     metrics_port: int,
     worker_id: str | None,
+    scheduler_address: str | None = None,
+    advertise: str | None = None,
 ) -> None:
     """Entry point of ``retina worker``: serve until SIGTERM/SIGINT."""
 
     async def main(stop: asyncio.Event) -> None:
         worker = Worker(config, data_dir, worker_id)
         started = time.time()
-        await worker.serve(listen, grpc_port, metrics_port, stop)
+        await worker.serve(listen, grpc_port, metrics_port, stop, scheduler_address, advertise)
         log.info("worker exited", extra={"uptime_seconds": round(time.time() - started, 1)})
 
     run_until_signalled(main)

@@ -1,4 +1,7 @@
+import datetime
+
 from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -88,3 +91,25 @@ class BBox(_message.Message):
     x2: float
     y2: float
     def __init__(self, x1: _Optional[float] = ..., y1: _Optional[float] = ..., x2: _Optional[float] = ..., y2: _Optional[float] = ...) -> None: ...
+
+class OpenIncident(_message.Message):
+    __slots__ = ("id", "algorithm", "zone", "revision", "started_at", "last_seen_at", "bbox", "confidence", "track_id")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    ZONE_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_AT_FIELD_NUMBER: _ClassVar[int]
+    BBOX_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    TRACK_ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    algorithm: str
+    zone: str
+    revision: int
+    started_at: _timestamp_pb2.Timestamp
+    last_seen_at: _timestamp_pb2.Timestamp
+    bbox: BBox
+    confidence: float
+    track_id: int
+    def __init__(self, id: _Optional[str] = ..., algorithm: _Optional[str] = ..., zone: _Optional[str] = ..., revision: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bbox: _Optional[_Union[BBox, _Mapping]] = ..., confidence: _Optional[float] = ..., track_id: _Optional[int] = ...) -> None: ...

@@ -27,10 +27,14 @@ CAMERA_STATE_STALLED: CameraState
 CAMERA_STATE_STOPPED: CameraState
 
 class AssignCameraRequest(_message.Message):
-    __slots__ = ("camera",)
+    __slots__ = ("camera", "device_id", "resume")
     CAMERA_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
     camera: _common_pb2.Camera
-    def __init__(self, camera: _Optional[_Union[_common_pb2.Camera, _Mapping]] = ...) -> None: ...
+    device_id: str
+    resume: _containers.RepeatedCompositeFieldContainer[_common_pb2.OpenIncident]
+    def __init__(self, camera: _Optional[_Union[_common_pb2.Camera, _Mapping]] = ..., device_id: _Optional[str] = ..., resume: _Optional[_Iterable[_Union[_common_pb2.OpenIncident, _Mapping]]] = ...) -> None: ...
 
 class AssignCameraResponse(_message.Message):
     __slots__ = ("status",)
@@ -39,24 +43,29 @@ class AssignCameraResponse(_message.Message):
     def __init__(self, status: _Optional[_Union[CameraStatus, _Mapping]] = ...) -> None: ...
 
 class ReleaseCameraRequest(_message.Message):
-    __slots__ = ("camera_id",)
+    __slots__ = ("camera_id", "handover")
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    HANDOVER_FIELD_NUMBER: _ClassVar[int]
     camera_id: str
-    def __init__(self, camera_id: _Optional[str] = ...) -> None: ...
+    handover: bool
+    def __init__(self, camera_id: _Optional[str] = ..., handover: _Optional[bool] = ...) -> None: ...
 
 class ReleaseCameraResponse(_message.Message):
-    __slots__ = ("released",)
+    __slots__ = ("released", "open_incidents")
     RELEASED_FIELD_NUMBER: _ClassVar[int]
+    OPEN_INCIDENTS_FIELD_NUMBER: _ClassVar[int]
     released: bool
-    def __init__(self, released: _Optional[bool] = ...) -> None: ...
+    open_incidents: _containers.RepeatedCompositeFieldContainer[_common_pb2.OpenIncident]
+    def __init__(self, released: _Optional[bool] = ..., open_incidents: _Optional[_Iterable[_Union[_common_pb2.OpenIncident, _Mapping]]] = ...) -> None: ...
 
 class GetStatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class CameraStatus(_message.Message):
-    __slots__ = ("camera_id", "state", "reason", "since", "last_frame_at", "frames_decoded", "frames_analysed", "reconnects")
+    __slots__ = ("camera_id", "device_id", "state", "reason", "since", "last_frame_at", "frames_decoded", "frames_analysed", "reconnects")
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     SINCE_FIELD_NUMBER: _ClassVar[int]
@@ -65,6 +74,7 @@ class CameraStatus(_message.Message):
     FRAMES_ANALYSED_FIELD_NUMBER: _ClassVar[int]
     RECONNECTS_FIELD_NUMBER: _ClassVar[int]
     camera_id: str
+    device_id: str
     state: CameraState
     reason: str
     since: _timestamp_pb2.Timestamp
@@ -72,7 +82,7 @@ class CameraStatus(_message.Message):
     frames_decoded: int
     frames_analysed: int
     reconnects: int
-    def __init__(self, camera_id: _Optional[str] = ..., state: _Optional[_Union[CameraState, str]] = ..., reason: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_frame_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., frames_decoded: _Optional[int] = ..., frames_analysed: _Optional[int] = ..., reconnects: _Optional[int] = ...) -> None: ...
+    def __init__(self, camera_id: _Optional[str] = ..., device_id: _Optional[str] = ..., state: _Optional[_Union[CameraState, str]] = ..., reason: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_frame_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., frames_decoded: _Optional[int] = ..., frames_analysed: _Optional[int] = ..., reconnects: _Optional[int] = ...) -> None: ...
 
 class WorkerStatus(_message.Message):
     __slots__ = ("worker_id", "model", "cameras", "outbox_pending")

@@ -1,0 +1,497 @@
+"""The scheduler service: the camera registry (一机一档), worker leases, and camera placement.
+
+Workers register their devices and measured capacity and heartbeat every ``heartbeat_seconds``.
+A reconcile loop (every second, and at once after a registration or a registry change) places every
+enabled camera on one worker and device (:mod:`services.scheduler.placement`) and makes the
+workers match: it assigns, moves and releases cameras over the workers' gRPC API.
+
+A camera that moves keeps its open incidents: the old worker hands them over (``ReleaseCamera``
+with ``handover``); if the old worker is dead, they are read from the incident store. The next
+worker continues them under the same ids, so dispatchers never see the same situation twice.
+
+Registry, workers and assignments are persisted (SQLite, or PostgreSQL by URL); after a restart of
+the scheduler, workers keep analysing and simply heartbeat again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from prometheus_client import Counter, Gauge, Histogram
+from retina.v1 import (
+    incidents_pb2,
+    incidents_pb2_grpc,
+    registry_pb2_grpc,
+    scheduler_pb2,
+    scheduler_pb2_grpc,
+    worker_pb2,
+    worker_pb2_grpc,
+)
+
+from algorithms.base import HandedOverIncident
+from services.core.config import CameraConfig, CameraDefaults, SchedulerConfig
+from services.core.convert import camera_to_proto, open_incident_from_proto, open_incident_to_proto
+from services.core.incident import IncidentMessage
+from services.core.metrics import serve_metrics
+from services.core.serving import run_until_signalled, start_grpc_server, to_timestamp
+from services.scheduler import placement
+from services.scheduler.registry import CameraRegistry, sqlite_url
+from services.scheduler.registry_api import RegistryServicer
+
+log = logging.getLogger(__name__)
+
+RECONCILE_SECONDS = 1.0
+WORKERS_ALIVE = Gauge("retina_scheduler_workers_alive", "Workers holding a lease")
+CAMERAS_PLACED = Gauge("retina_scheduler_cameras_placed", "Enabled cameras placed on a worker")
+CAMERAS_UNPLACED = Gauge("retina_scheduler_cameras_unplaced", "Enabled cameras no worker can take")
+LOAD_MAX_OVER_MEAN = Gauge("retina_scheduler_load_max_over_mean", "Busiest device's load over the mean")
+MOVES = Counter("retina_scheduler_camera_moves_total", "Cameras moved between workers or devices", ["why"])
+LEASES_EXPIRED = Counter("retina_scheduler_leases_expired_total", "Workers that stopped heartbeating")
+ASSIGN_ERRORS = Counter("retina_scheduler_assign_errors_total", "Assign/release calls that failed")
+RECONCILE_SECONDS_HIST = Histogram("retina_scheduler_reconcile_seconds", "Duration of one reconcile pass")
+
+
+@dataclass
+class WorkerState:
+    """What the scheduler knows of one worker."""
+
+    worker_id: str
+    address: str
+    devices: list[placement.Device]
+    decode_capacity: float
+    model_key: str
+    last_heartbeat: float  # time.monotonic()
+    alive: bool = True
+    running: set[str] | None = None  # cameras in its last heartbeat (None: none received yet)
+    device_fps: dict[str, float] = field(default_factory=dict)
+    health: dict[str, worker_pb2.CameraStatus] = field(default_factory=dict)
+    heartbeat_wall: float = field(default_factory=time.time)
+
+
+class Scheduler:
+    """Leases and placement; :meth:`reconcile` makes the workers run what the placement says."""
+
+    def __init__(self, registry: CameraRegistry, config: SchedulerConfig, incidents_address: str | None):
+        self.registry = registry
+        self.config = config
+        self.incidents_address = incidents_address
+        self.workers: dict[str, WorkerState] = {}
+        self.assignments: dict[str, placement.Placement] = {}
+        self.applied: dict[str, tuple[str, str, int]] = {}  # camera → (worker, device, camera revision)
+        self.unplaced: dict[str, str] = {}
+        self.last_result: placement.PlacementResult | None = None
+        self.wake = asyncio.Event()
+        self._health_seen: dict[str, tuple[int, str, str]] = {}
+        self._restore()
+
+    def _restore(self) -> None:
+        """After a restart: the workers get one lease period to heartbeat; assignments are kept."""
+        now = time.monotonic()
+        for saved in self.registry.load_workers():
+            self.workers[saved.worker_id] = WorkerState(
+                saved.worker_id,
+                saved.address,
+                [placement.Device(**d) for d in saved.devices],
+                saved.decode_capacity,
+                saved.model_key,
+                last_heartbeat=now,
+            )
+        for camera_id, (worker_id, device_id) in self.registry.load_assignments().items():
+            self.assignments[camera_id] = placement.Placement(worker_id, device_id)
+        if self.workers or self.assignments:
+            log.info(
+                "scheduler state restored",
+                extra={"workers": len(self.workers), "assignments": len(self.assignments)},
+            )
+
+    # -- workers ----------------------------------------------------------------------------------
+
+    def register(self, request: scheduler_pb2.RegisterWorkerRequest) -> list[str]:
+        """Add or refresh a worker; return the problems of devices that were left out."""
+        if not request.worker_id.strip() or not request.address.strip():
+            raise ValueError("worker_id and address: both are required")
+        devices = [
+            placement.Device(
+                worker_id=request.worker_id,
+                device_id=d.device_id,
+                capacity_fps=dict(d.capacity_fps),
+                memory_mb=d.memory_mb,
+            )
+            for d in request.devices
+        ]
+        if not math.isfinite(request.decode_capacity) or request.decode_capacity <= 0:
+            raise ValueError(f"decode_capacity: must be a positive number, got {request.decode_capacity}")
+        problems = []
+        usable = []
+        for device in devices:
+            bad = [
+                f"devices[{device.device_id}].capacity_fps[{model}]: must be a positive number, got {fps}"
+                for model, fps in device.capacity_fps.items()
+                if not (math.isfinite(fps) and fps > 0)
+            ]
+            if not device.capacity_fps:
+                bad.append(f"devices[{device.device_id}].capacity_fps: empty (the worker measured nothing)")
+            problems += bad
+            if not bad:
+                usable.append(device)
+        for problem in problems:
+            log.error("worker reported bad capacity; device left out",
+                      extra={"worker_id": request.worker_id, "problem": problem})  # fmt: skip
+        state = WorkerState(
+            request.worker_id, request.address, usable, request.decode_capacity, request.model_key,
+            last_heartbeat=time.monotonic(),
+        )  # fmt: skip
+        previous = self.workers.get(request.worker_id)
+        self.workers[request.worker_id] = state
+        for camera_id, applied in list(self.applied.items()):  # a (re)started worker runs nothing yet
+            if applied[0] == request.worker_id:
+                del self.applied[camera_id]
+        self.registry.save_worker(
+            request.worker_id,
+            request.address,
+            [vars(d) for d in usable],
+            request.decode_capacity,
+            request.model_key,
+        )
+        log.info(
+            "worker registered" if previous is None else "worker registered again",
+            extra={"worker_id": request.worker_id, "address": request.address, "devices": len(usable)},
+        )
+        self.wake.set()
+        return problems
+
+    def heartbeat(self, request: scheduler_pb2.HeartbeatRequest) -> bool:
+        """Renew a lease; False if the worker is unknown (it must register)."""
+        worker = self.workers.get(request.worker_id)
+        if worker is None:
+            return False
+        if not worker.alive:  # it came back after its lease expired: its cameras were moved away
+            return False
+        worker.last_heartbeat = time.monotonic()
+        worker.heartbeat_wall = time.time()
+        worker.running = {c.camera_id for c in request.cameras}
+        worker.device_fps = dict(request.device_fps)
+        worker.health = {c.camera_id: c for c in request.cameras}
+        for camera in request.cameras:
+            self._record_health(request.worker_id, camera)
+        for camera_id, applied in list(self.applied.items()):  # it lost a camera (restarted, released)
+            if applied[0] == request.worker_id and camera_id not in worker.running:
+                del self.applied[camera_id]
+                self.wake.set()
+        return True
+
+    def _record_health(self, worker_id: str, status: worker_pb2.CameraStatus) -> None:
+        """Keep the registry's health record current (written when the state or reason changes)."""
+        key = (status.state, status.reason, worker_id)
+        if self._health_seen.get(status.camera_id) == key:
+            return
+        self._health_seen[status.camera_id] = key
+        state = worker_pb2.CameraState.Name(status.state).removeprefix("CAMERA_STATE_").lower()
+        last_frame = status.last_frame_at.ToNanoseconds() / 1e9 if status.HasField("last_frame_at") else None
+        try:
+            self.registry.report_health(status.camera_id, state, status.reason, last_frame, worker_id)
+        except Exception as exc:  # a camera deleted from the registry meanwhile
+            log.debug("health not recorded", extra={"camera_id": status.camera_id, "error": str(exc)})
+
+    def expire_leases(self) -> list[str]:
+        now = time.monotonic()
+        expired = []
+        for worker in self.workers.values():
+            if worker.alive and now - worker.last_heartbeat > self.config.lease_seconds:
+                worker.alive = False
+                expired.append(worker.worker_id)
+                LEASES_EXPIRED.inc()
+                log.warning("worker lease expired; its cameras move", extra={"worker_id": worker.worker_id})
+        for worker_id in expired:  # forget it; if it comes back it registers as new
+            del self.workers[worker_id]
+            self.registry.remove_worker(worker_id)
+        return expired
+
+    # -- placement --------------------------------------------------------------------------------
+
+    async def reconcile(self) -> None:
+        """One pass: expire leases, place every enabled camera, make the workers match."""
+        started = time.perf_counter()
+        self.expire_leases()
+        records = {r.camera.id: r for r in await asyncio.to_thread(self.registry.list, enabled=True)}
+        alive = [w for w in self.workers.values() if w.alive]
+        model_key = alive[0].model_key if alive else ""
+        demands = [
+            placement.CameraDemand(
+                camera_id=camera_id,
+                model_key=model_key,
+                analysis_fps=record.camera.analysis_fps,
+                decode_cost=self.config.camera_decode_cost,
+            )
+            for camera_id, record in records.items()
+        ]
+        workers = [placement.Worker(w.worker_id, w.devices, w.decode_capacity, alive=True) for w in alive]
+        previous = {c: p for c, p in self.assignments.items() if c in records}
+        result = placement.place(
+            workers, demands, previous, rebalance_threshold=self.config.rebalance_threshold
+        )
+        self.last_result = result
+        self.unplaced = dict(result.unplaced)
+
+        for camera_id, old in list(self.assignments.items()):
+            if camera_id not in result.assignments:  # deleted, disabled or no longer placeable
+                await self._release(old, camera_id, handover=False)
+                self.applied.pop(camera_id, None)
+        for worker in alive:  # back after its lease expired, it still runs cameras now placed elsewhere
+            for camera_id in sorted(worker.running or ()):
+                believed = self.assignments.get(camera_id)
+                elsewhere = result.assignments.get(camera_id)
+                if (
+                    elsewhere is not None
+                    and elsewhere.worker_id != worker.worker_id
+                    and (believed is None or believed.worker_id != worker.worker_id)
+                ):
+                    stray = placement.Placement(worker.worker_id, "")
+                    await self._release(stray, camera_id, handover=True)  # its incidents continue elsewhere
+                    worker.running.discard(camera_id)
+        for camera_id, target in sorted(result.assignments.items()):
+            record = records[camera_id]
+            wanted = (target.worker_id, target.device_id, record.revision)
+            if self.applied.get(camera_id) == wanted:
+                continue
+            old = self.assignments.get(camera_id)
+            handed = await self._take_open_incidents(camera_id, old, target)
+            if await self._assign(target, record.camera, handed):
+                self.applied[camera_id] = wanted
+                if old is not None and old != target:
+                    MOVES.labels("failover" if old.worker_id not in self.workers else "rebalance").inc()
+        if result.assignments != self.assignments:
+            self.assignments = dict(result.assignments)
+            await asyncio.to_thread(
+                self.registry.set_assignments,
+                {c: (p.worker_id, p.device_id) for c, p in self.assignments.items()},
+            )
+        WORKERS_ALIVE.set(len(alive))
+        CAMERAS_PLACED.set(len(result.assignments))
+        CAMERAS_UNPLACED.set(len(result.unplaced))
+        LOAD_MAX_OVER_MEAN.set(result.max_over_mean)
+        RECONCILE_SECONDS_HIST.observe(time.perf_counter() - started)
+
+    async def _take_open_incidents(
+        self, camera_id: str, old: placement.Placement | None, target: placement.Placement
+    ) -> list[HandedOverIncident]:
+        """The camera's open incidents for its next worker: handed over by a live previous holder,
+        else read from the incident store (the holder died)."""
+        holder = self.workers.get(old.worker_id) if old is not None else None
+        if holder is not None and holder.alive and old != target and camera_id in (holder.running or set()):
+            return await self._release(old, camera_id, handover=True)
+        if holder is not None and holder.alive and camera_id in (holder.running or set()):
+            return []  # same worker and device, new configuration: the worker keeps them itself
+        return await self._incidents_from_store(camera_id)
+
+    async def _incidents_from_store(self, camera_id: str) -> list[HandedOverIncident]:
+        if not self.incidents_address:
+            return []
+        try:
+            async with grpc.aio.insecure_channel(self.incidents_address) as channel:
+                reply = await incidents_pb2_grpc.IncidentServiceStub(channel).ListIncidents(
+                    incidents_pb2.ListIncidentsRequest(camera_id=camera_id, state="open", limit=1000),
+                    timeout=5,
+                )
+        except grpc.aio.AioRpcError as exc:
+            log.warning(
+                "incident store unreachable; open incidents of a moved camera cannot continue",
+                extra={"camera_id": camera_id, "error": exc.code().name},
+            )
+            return []
+        out = []
+        for incident in reply.incidents:
+            message = IncidentMessage.model_validate_json(incident.message_json)
+            b = message.bbox
+            out.append(
+                HandedOverIncident(
+                    incident_id=message.id,
+                    algorithm=message.algorithm,
+                    zone=message.zone,
+                    revision=incident.revision,
+                    started_at=message.started_at.timestamp(),
+                    last_seen_at=message.last_seen_at.timestamp(),
+                    bbox=(b.x1, b.y1, b.x2, b.y2),
+                    confidence=message.confidence,
+                    track_id=message.track_id,
+                )
+            )
+        return out
+
+    async def _assign(
+        self, target: placement.Placement, camera: CameraConfig, handed: list[HandedOverIncident]
+    ) -> bool:
+        worker = self.workers.get(target.worker_id)
+        if worker is None:
+            return False
+        request = worker_pb2.AssignCameraRequest(
+            camera=camera_to_proto(camera),
+            device_id=target.device_id,
+            resume=[open_incident_to_proto(i) for i in handed],
+        )
+        try:
+            async with grpc.aio.insecure_channel(worker.address) as channel:
+                await worker_pb2_grpc.WorkerServiceStub(channel).AssignCamera(request, timeout=30)
+        except grpc.aio.AioRpcError as exc:
+            ASSIGN_ERRORS.inc()
+            log.warning(
+                "assign failed; retrying next pass",
+                extra={"camera_id": camera.id, "worker_id": worker.worker_id, "error": exc.details()},
+            )
+            return False
+        log.info(
+            "camera assigned",
+            extra={"camera_id": camera.id, "worker_id": worker.worker_id, "device_id": target.device_id,
+                   "resumed_incidents": len(handed)},
+        )  # fmt: skip
+        return True
+
+    async def _release(
+        self, where: placement.Placement, camera_id: str, handover: bool
+    ) -> list[HandedOverIncident]:
+        worker = self.workers.get(where.worker_id)
+        if worker is None or not worker.alive:
+            return []
+        try:
+            async with grpc.aio.insecure_channel(worker.address) as channel:
+                reply = await worker_pb2_grpc.WorkerServiceStub(channel).ReleaseCamera(
+                    worker_pb2.ReleaseCameraRequest(camera_id=camera_id, handover=handover), timeout=30
+                )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND:
+                ASSIGN_ERRORS.inc()
+                log.warning(
+                    "release failed", extra={"camera_id": camera_id, "worker_id": worker.worker_id,
+                                             "error": exc.details()},
+                )  # fmt: skip
+            return []
+        log.info("camera released", extra={"camera_id": camera_id, "worker_id": worker.worker_id,
+                                           "handover": handover})  # fmt: skip
+        return [open_incident_from_proto(m) for m in reply.open_incidents]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Reconcile every second, and at once when woken (registration, registry change)."""
+        while not stop.is_set():
+            self.wake.clear()
+            try:
+                await self.reconcile()
+            except Exception:
+                log.exception("reconcile pass failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=RECONCILE_SECONDS)
+
+    # -- status -------------------------------------------------------------------------------
+
+    def status(self) -> scheduler_pb2.ClusterStatus:
+        result = self.last_result
+        loads = result.device_load if result is not None else {}
+        by_device: dict[tuple[str, str], list[str]] = {}
+        for camera_id, p in self.assignments.items():
+            by_device.setdefault((p.worker_id, p.device_id), []).append(camera_id)
+        workers = []
+        for w in sorted(self.workers.values(), key=lambda w: w.worker_id):
+            devices = [
+                scheduler_pb2.DeviceStatus(
+                    device_id=d.device_id,
+                    load=loads.get((w.worker_id, d.device_id), 0.0),
+                    capacity_fps=sum(d.capacity_fps.values()),
+                    analysed_fps=w.device_fps.get(d.device_id, 0.0),
+                    camera_ids=sorted(by_device.get((w.worker_id, d.device_id), [])),
+                )
+                for d in w.devices
+            ]
+            workers.append(
+                scheduler_pb2.WorkerInfo(
+                    worker_id=w.worker_id, address=w.address, alive=w.alive,
+                    last_heartbeat=to_timestamp(w.heartbeat_wall), devices=devices,
+                )
+            )  # fmt: skip
+        assignments = []
+        for camera_id, p in sorted(self.assignments.items()):
+            health = self.workers[p.worker_id].health.get(camera_id) if p.worker_id in self.workers else None
+            assignments.append(
+                scheduler_pb2.Assignment(camera_id=camera_id, worker_id=p.worker_id, device_id=p.device_id,
+                                         health=health)
+            )  # fmt: skip
+        return scheduler_pb2.ClusterStatus(
+            workers=workers,
+            assignments=assignments,
+            unplaced=self.unplaced,
+            max_load=result.max_load if result else 0.0,
+            mean_load=result.mean_load if result else 0.0,
+        )
+
+
+class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
+    def __init__(self, scheduler: Scheduler):
+        self.scheduler = scheduler
+
+    async def RegisterWorker(self, request, context):
+        try:
+            ignored = self.scheduler.register(request)
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        config = self.scheduler.config
+        return scheduler_pb2.RegisterWorkerResponse(
+            heartbeat_seconds=config.heartbeat_seconds, lease_seconds=config.lease_seconds, ignored=ignored
+        )
+
+    async def Heartbeat(self, request, context):
+        if not self.scheduler.heartbeat(request):
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown worker {request.worker_id!r}: register")
+        return scheduler_pb2.HeartbeatResponse()
+
+    async def GetClusterStatus(self, request, context):
+        return self.scheduler.status()
+
+
+def database_url(config: SchedulerConfig, data_dir: Path) -> str:
+    """The configured database, or SQLite in the scheduler's data folder."""
+    if config.database_url:
+        return config.database_url
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return sqlite_url(data_dir / "registry.sqlite")
+
+
+def run_scheduler(
+    config: SchedulerConfig,
+    defaults: CameraDefaults,
+    data_dir: Path,
+    listen: str,
+    grpc_port: int,
+    metrics_port: int,
+    incidents_address: str | None,
+) -> None:
+    """Entry point of ``retina scheduler serve``: serve until SIGTERM/SIGINT."""
+
+    async def main(stop: asyncio.Event) -> None:
+        registry = CameraRegistry(database_url(config, data_dir))
+        scheduler = Scheduler(registry, config, incidents_address)
+        loop = asyncio.get_running_loop()
+        registry.add_listener(lambda _revision: loop.call_soon_threadsafe(scheduler.wake.set))
+        registry_servicer = RegistryServicer(registry, defaults)
+        serve_metrics(metrics_port, listen)
+
+        def register(server: grpc.aio.Server) -> None:
+            scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(SchedulerServicer(scheduler), server)
+            registry_pb2_grpc.add_RegistryServiceServicer_to_server(registry_servicer, server)
+
+        server, _, port = await start_grpc_server(listen, grpc_port, register, "retina.v1.SchedulerService")
+        log.info("scheduler serving", extra={"grpc_port": port})
+        reconciling = asyncio.create_task(scheduler.run(stop))
+        await stop.wait()
+        log.info("scheduler stopping")
+        registry_servicer.close()
+        await server.stop(grace=2)
+        await reconciling
+        registry.close()
+        log.info("scheduler stopped")
+
+    run_until_signalled(main)

@@ -1,0 +1,198 @@
+"""A worker's devices: one detector instance and one analysis loop per device ("lane").
+
+Each GPU is a lane (``cuda:N``); a node without a GPU runs ``cpu_lanes`` CPU lanes with the same
+code. Cameras are placed on a lane by the scheduler; frames of the cameras on one lane are batched
+into one detector call (dynamic batching, up to ``max_batch`` frames, waiting at most
+``max_batch_wait_ms`` for the slower streams).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from algorithms.base import HandedOverIncident
+from services.core.config import CameraConfig, DetectorConfig, RetinaConfig
+from services.worker.detector import Detector
+from services.worker.features import FeatureExtractor
+from services.worker.ingest import CameraHealth, StatusCallback
+from services.worker.pipeline import Analyzer, EventsCallback
+
+log = logging.getLogger(__name__)
+
+DECODE_MEGAPIXEL_FPS_PER_CORE = 300.0  # PyAV decodes 720p at about 700 fps per core here
+
+
+def resolve_devices(config: RetinaConfig) -> list[str]:
+    """The device ids this worker drives ('auto': every visible CUDA GPU, else CPU lanes)."""
+    if config.worker.devices != "auto":
+        return list(config.worker.devices)
+    try:
+        import torch
+
+        gpus = torch.cuda.device_count()
+    except Exception:  # torch without CUDA support
+        gpus = 0
+    if gpus:
+        return [f"cuda:{i}" for i in range(gpus)]
+    return [f"cpu:{i}" for i in range(config.worker.cpu_lanes)]
+
+
+def detector_config_for(base: DetectorConfig, device_id: str) -> DetectorConfig:
+    """The detector settings of one lane: its device, and half precision on a GPU with a .pt model."""
+    if device_id.startswith("cpu"):
+        return base.model_copy(update={"device": "cpu", "half": False})
+    half = base.half or base.resolved_model().endswith(".pt")
+    return base.model_copy(update={"device": device_id, "half": half})
+
+
+def model_key(config: DetectorConfig) -> str:
+    """How capacities are keyed: the model file and its inference size."""
+    return f"{Path(config.resolved_model()).name}@{config.imgsz or 'default'}"
+
+
+def calibrate(detector: Detector, batch: int, seconds: float) -> float:
+    """Detector frames per second on this device, measured on synthetic frames in full batches."""
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (480, 640, 3), dtype=np.uint8) for _ in range(batch)]
+    detector.detect(frames[:1])  # warm-up (lazy initialisation, kernels)
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds or done == 0:
+        detector.detect(frames)
+        done += len(frames)
+    return done / (time.perf_counter() - started)
+
+
+@dataclass
+class Lane:
+    device_id: str
+    detector: Detector
+    analyzer: Analyzer
+    capacity_fps: float = 0.0
+    thread: threading.Thread | None = None
+
+
+class DeviceLanes:
+    """The lanes of one worker and which camera runs on which."""
+
+    def __init__(
+        self,
+        config: RetinaConfig,
+        on_events: EventsCallback,
+        on_status: StatusCallback,
+        features: FeatureExtractor | None,
+    ):
+        self.config = config
+        self.model_key = model_key(config.detector)
+        self.lanes: dict[str, Lane] = {}
+        for device_id in resolve_devices(config):
+            detector = Detector(detector_config_for(config.detector, device_id))
+            analyzer = Analyzer(
+                detector,
+                config.tracker,
+                config.ingest,
+                on_events=on_events,
+                on_status=on_status,
+                realtime=True,
+                retry_files=True,
+                max_batch=config.worker.max_batch,
+                max_wait_seconds=config.worker.max_batch_wait_ms / 1000,
+                evidence=config.evidence,
+                features=features,
+                features_config=config.features,
+            )
+            self.lanes[device_id] = Lane(device_id, detector, analyzer)
+        self._camera_lane: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def decode_capacity(self) -> float:
+        configured = self.config.worker.decode_capacity
+        return configured or DECODE_MEGAPIXEL_FPS_PER_CORE * (os.cpu_count() or 1)
+
+    def calibrate(self) -> None:
+        """Measure each lane's detector throughput (reported to the scheduler as its capacity)."""
+        for lane in self.lanes.values():
+            lane.capacity_fps = self.config.worker.capacity_fps or calibrate(
+                lane.detector, self.config.worker.max_batch, self.config.worker.calibration_seconds
+            )
+            log.info(
+                "device calibrated",
+                extra={"device_id": lane.device_id, "capacity_fps": round(lane.capacity_fps, 1)},
+            )
+
+    def start(self, stop: threading.Event) -> None:
+        for lane in self.lanes.values():
+            lane.thread = threading.Thread(
+                target=lane.analyzer.run, args=(stop,), name=f"analysis-{lane.device_id}"
+            )
+            lane.thread.start()
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for lane in self.lanes.values():
+            if lane.thread is not None:
+                lane.thread.join(max(0.0, deadline - time.monotonic()))
+
+    def lane_of(self, camera_id: str) -> Lane | None:
+        with self._lock:
+            device_id = self._camera_lane.get(camera_id)
+        return self.lanes.get(device_id) if device_id else None
+
+    def assign(
+        self, camera: CameraConfig, device_id: str = "", resume: list[HandedOverIncident] | None = None
+    ) -> CameraHealth:
+        """Start (or reconfigure) a camera on a device; a camera moving between devices keeps its
+        open incidents."""
+        device_id = device_id or next(iter(self.lanes))
+        if device_id not in self.lanes:
+            have = ", ".join(self.lanes)
+            raise KeyError(f"device_id: this worker has no device {device_id!r} (it has {have})")
+        resume = list(resume or [])
+        current = self.lane_of(camera.id)
+        if current is not None and current.device_id != device_id:
+            resume += current.analyzer.release(camera.id, handover=True) or []
+        with self._lock:
+            self._camera_lane[camera.id] = device_id
+        return self.lanes[device_id].analyzer.assign(camera, resume)
+
+    def release(self, camera_id: str, handover: bool) -> list[HandedOverIncident] | None:
+        """Stop a camera (see Analyzer.release); None if it is not on this worker."""
+        lane = self.lane_of(camera_id)
+        if lane is None:
+            return None
+        with self._lock:
+            self._camera_lane.pop(camera_id, None)
+        return lane.analyzer.release(camera_id, handover=handover)
+
+    def release_all(self, reason: str) -> None:
+        """Stop every camera on every lane together (shutdown)."""
+        threads = [
+            threading.Thread(target=lane.analyzer.release_all, args=(reason,)) for lane in self.lanes.values()
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def request_clip(self, camera_id: str, incident_id: str, around: float, on_ready) -> None:
+        lane = self.lane_of(camera_id) or next(iter(self.lanes.values()))
+        lane.analyzer.request_clip(camera_id, incident_id, around, on_ready)
+
+    def health(self) -> dict[str, tuple[str, CameraHealth]]:
+        """Every camera's (device id, health)."""
+        out = {}
+        for lane in self.lanes.values():
+            for camera_id, health in lane.analyzer.health().items():
+                out[camera_id] = (lane.device_id, health)
+        return out
+
+    def frames_analysed(self) -> dict[str, int]:
+        """Frames analysed so far, per device."""
+        return {device_id: lane.analyzer.frames_analysed for device_id, lane in self.lanes.items()}

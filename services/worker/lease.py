@@ -1,0 +1,86 @@
+"""The worker's side of the scheduler: register devices and capacity, keep the lease alive.
+
+If the scheduler is unreachable the worker keeps analysing what it has and keeps trying; when the
+scheduler answers NOT_FOUND (it lost the worker, e.g. after its lease expired) the worker
+registers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import grpc
+from retina.v1 import scheduler_pb2, scheduler_pb2_grpc
+
+if TYPE_CHECKING:
+    from services.worker.service import Worker
+
+log = logging.getLogger(__name__)
+
+
+class SchedulerLease:
+    """Registration and heartbeats of one worker."""
+
+    def __init__(self, worker: Worker, scheduler_address: str, advertise: str):
+        self.worker = worker
+        self.scheduler_address = scheduler_address
+        self.advertise = advertise
+        self.heartbeat_seconds = 2.0
+        self._last_frames: dict[str, int] = {}
+        self._last_at = time.monotonic()
+
+    def registration(self) -> scheduler_pb2.RegisterWorkerRequest:
+        lanes = self.worker.lanes
+        return scheduler_pb2.RegisterWorkerRequest(
+            worker_id=self.worker.worker_id,
+            address=self.advertise,
+            devices=[
+                scheduler_pb2.Device(
+                    device_id=lane.device_id, capacity_fps={lanes.model_key: lane.capacity_fps}
+                )
+                for lane in lanes.lanes.values()
+            ],
+            decode_capacity=lanes.decode_capacity,
+            model_key=lanes.model_key,
+        )
+
+    def heartbeat(self) -> scheduler_pb2.HeartbeatRequest:
+        now = time.monotonic()
+        frames = self.worker.lanes.frames_analysed()
+        elapsed = max(now - self._last_at, 1e-3)
+        fps = {d: (n - self._last_frames.get(d, n)) / elapsed for d, n in frames.items()}
+        self._last_frames, self._last_at = frames, now
+        return scheduler_pb2.HeartbeatRequest(
+            worker_id=self.worker.worker_id, cameras=self.worker.status(), device_fps=fps
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        registered = False
+        async with grpc.aio.insecure_channel(self.scheduler_address) as channel:
+            stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
+            while not stop.is_set():
+                try:
+                    if not registered:
+                        reply = await stub.RegisterWorker(self.registration(), timeout=5)
+                        self.heartbeat_seconds = reply.heartbeat_seconds or self.heartbeat_seconds
+                        registered = True
+                        for problem in reply.ignored:
+                            log.error("scheduler ignored a device", extra={"problem": problem})
+                        log.info("registered with the scheduler", extra={"scheduler": self.scheduler_address})
+                    else:
+                        await stub.Heartbeat(self.heartbeat(), timeout=5)
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() == grpc.StatusCode.NOT_FOUND:
+                        registered = False
+                        log.warning("scheduler does not know this worker; registering again")
+                        continue
+                    log.warning(
+                        "scheduler unreachable; analysis goes on",
+                        extra={"scheduler": self.scheduler_address, "error": exc.code().name},
+                    )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.heartbeat_seconds)
