@@ -41,6 +41,7 @@ protos: setup
 bench: setup
 	YOLO_OFFLINE=1 $(BIN)/python benchmarks/pipeline_throughput.py \
 		--video ../shared/videos/intersection.mp4 --model ../shared/models/yolov8n_coco_int8.onnx --cameras 8
+	$(BIN)/python benchmarks/scheduler_placement.py
 
 clean:
 	rm -rf var

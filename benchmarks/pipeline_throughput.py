@@ -138,17 +138,16 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {processor}; device {args.device}")
     print(f"video: {args.video.name}; model: {args.model.name}")
     baseline = baseline_throughput(args.video, args.model, args.seconds / 2)
-    per_frame = retina_throughput(
-        args.video, args.model, args.cameras, args.analysis_fps, args.seconds, max_batch=1, device=args.device
+    common = (args.video, args.model, args.cameras, args.analysis_fps, args.seconds)
+    per_frame = retina_throughput(*common, max_batch=1, device=args.device)
+    batched = retina_throughput(*common, max_batch=8, device=args.device)
+    print(
+        f"retina: one worker, {args.cameras} cameras @ {args.analysis_fps:g} fps, ByteTrack + illegal_parking"
     )
-    batched = retina_throughput(
-        args.video, args.model, args.cameras, args.analysis_fps, args.seconds, max_batch=8, device=args.device
-    )
-    print(f"{'pipeline':64} {'cameras in real time':>20}")
-    print(f"{'baseline: model.track(stream=True), every frame, 1 loop':64} {baseline:20.2f}")
-    setup = f"{args.cameras} cameras @ {args.analysis_fps:g} fps, ByteTrack + illegal_parking"
-    print(f"{'retina worker, one inference call per frame: ' + setup:64} {per_frame:20.2f}")
-    print(f"{'retina worker, cross-stream batches of up to 8: ' + setup:64} {batched:20.2f}")
+    print(f"{'pipeline':52} {'cameras in real time':>20}")
+    print(f"{'baseline: model.track(stream=True), every frame':52} {baseline:20.2f}")
+    print(f"{'retina, one inference call per frame':52} {per_frame:20.2f}")
+    print(f"{'retina, cross-stream batches of up to 8 frames':52} {batched:20.2f}")
     print(f"ratio retina (batched) / baseline: {batched / baseline:.1f}x")
     print(f"ratio batched / one call per frame: {batched / per_frame:.2f}x")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import grpc
 import yaml
-from retina.v1 import incidents_pb2, incidents_pb2_grpc
+from retina.v1 import incidents_pb2, incidents_pb2_grpc, search_pb2, search_pb2_grpc
 
 from services.cli.cluster import ClusterPorts, LocalCluster
 from services.core import bus
@@ -104,10 +104,31 @@ async def _watch(cluster: LocalCluster, config_path: Path, seconds: float) -> No
     await nc.subscribe(bus.INCIDENT_SUBJECTS, cb=on_incident)
     await nc.subscribe("retina.cameras.*.status", cb=on_status)
     loaded = load_config(config_path)
-    print(f"starting worker and incident store for {len(loaded.config.cameras)} camera(s)...", flush=True)
+    cameras = len(loaded.config.cameras)
+    print(f"starting scheduler, worker, search and incident store for {cameras} camera(s)...", flush=True)
     await asyncio.to_thread(cluster.start_services, loaded.config.cameras)
     await asyncio.sleep(seconds)
     await nc.drain()
+
+
+def _search_like(cluster: LocalCluster, incident) -> None:
+    """What police would do next: where else did this incident's vehicle appear?"""
+    with grpc.insecure_channel(cluster.search_address) as channel:
+        try:
+            reply = search_pb2_grpc.SearchServiceStub(channel).Search(
+                search_pb2.SearchRequest(incident_id=incident.id, k=5, department=incident.department),
+                timeout=30,
+            )
+        except grpc.RpcError as exc:
+            print(f"\nsearch by this incident's vehicle: {exc.details()}")
+            return
+    print(f"\nsearch: tracks that look like incident {incident.id[:8]}'s vehicle (best first):")
+    for match in reply.matches:
+        print(
+            f"  score={match.score:.2f} {match.camera_id} {match.class_name:10} "
+            f"{','.join(match.colours) or '-':12} seen {match.first_seen.ToDatetime():%H:%M:%S}Z"
+            f"–{match.last_seen.ToDatetime():%H:%M:%S}Z  crop: {match.crop_url.split('?')[0]}"
+        )
 
 
 def run_demo(data_dir: Path) -> int:
@@ -134,6 +155,8 @@ def run_demo(data_dir: Path) -> int:
             )
             if incident.clip_path:
                 print(f"    clip:     {media / incident.clip_path}")
+        if reply.incidents:
+            _search_like(cluster, reply.incidents[0])
         return 0 if reply.incidents else 1
     finally:
         cluster.stop()
