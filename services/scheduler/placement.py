@@ -99,10 +99,23 @@ class _State:
         self.load: dict[tuple[str, str], float] = dict.fromkeys(self.devices, 0.0)
         self.models: dict[tuple[str, str], dict[str, int]] = {key: defaultdict(int) for key in self.devices}
         self.decode: dict[str, float] = dict.fromkeys(self.decode_capacity, 0.0)
+        self.quota: dict[str, int] = {}  # devices each model should spread over (see set_quotas)
         self.by_model: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for key, device in sorted(self.devices.items()):
             for model in device.capacity_fps:
                 self.by_model[model].append(key)
+
+    def set_quotas(self, cameras: list[CameraDemand]) -> None:
+        """Share the devices between models in proportion to their demand (at least one each)."""
+        demand: dict[str, float] = defaultdict(float)
+        for camera in cameras:
+            keys = self.by_model.get(camera.model_key)
+            if keys:
+                mean_capacity = sum(self.devices[k].capacity_fps[camera.model_key] for k in keys) / len(keys)
+                demand[camera.model_key] += camera.analysis_fps / mean_capacity
+        total = sum(demand.values())
+        for model, load in demand.items():
+            self.quota[model] = max(1, round(len(self.devices) * load / total)) if total else 1
 
     def cost(self, key: tuple[str, str], camera: CameraDemand) -> float:
         return camera.analysis_fps / self.devices[key].capacity_fps[camera.model_key]
@@ -137,9 +150,16 @@ class _State:
         ]
         if not candidates:
             return None
-        # A device that runs another model only takes this one when no other device can.
-        pool = [k for k in candidates if not self.models[k] or camera.model_key in self.models[k]]
-        pool = pool or candidates
+        # Devices running the model first; an idle device while the model has fewer than its share of
+        # devices; a device running another model only when nothing else can take the camera.
+        warm = [k for k in candidates if camera.model_key in self.models[k]]
+        running = sum(1 for models in self.models.values() if camera.model_key in models)
+        idle = (
+            [k for k in candidates if not self.models[k]]
+            if running < self.quota.get(camera.model_key, 1)
+            else []
+        )
+        pool = warm + idle or candidates
         return min(pool, key=lambda k: (self.load[k] + self.cost(k, camera), k))
 
     def why_not(self, camera: CameraDemand) -> str:
@@ -163,6 +183,7 @@ def place(
     """Place every camera (see the module doc); deterministic for the same input."""
     previous = previous or {}
     state = _State(workers)
+    state.set_quotas([c for c in cameras if _valid_fps(c.analysis_fps)])
     result = PlacementResult(assignments={})
     demands = {c.camera_id: c for c in cameras}
     orphans = []
