@@ -43,13 +43,19 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return analyze(loaded.config, cameras[0], args.source, args.duration, media_dir)
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
-    from services.worker.service import run_worker
-
-    setup_logging("worker", args.log_level)
+def _service_config(args: argparse.Namespace, service: str) -> RetinaConfig:
+    """Logging for a long-running service, and its config with ``--nats-url`` applied."""
+    setup_logging(service, args.log_level)
     config = _load(args.config).config
     if args.nats_url:
         config.nats.url = args.nats_url
+    return config
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from services.worker.service import run_worker
+
+    config = _service_config(args, "worker")
     run_worker(
         config,
         Path(args.data_dir),
@@ -82,10 +88,7 @@ def cmd_incidents_serve(args: argparse.Namespace) -> int:
 def cmd_search_serve(args: argparse.Namespace) -> int:
     from services.search.service import run_search_service
 
-    setup_logging("search", args.log_level)
-    config = _load(args.config).config
-    if args.nats_url:
-        config.nats.url = args.nats_url
+    config = _service_config(args, "search")
     run_search_service(
         config,
         Path(args.data_dir),

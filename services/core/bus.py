@@ -37,6 +37,7 @@ MEDIA_BUCKET = "retina-media"
 DUPLICATE_WINDOW_SECONDS = 15 * 60
 INCIDENT_MAX_AGE_SECONDS = 90 * 24 * 3600
 MEDIA_TTL_SECONDS = 7 * 24 * 3600
+GIVE_UP_AFTER_DELIVERIES = 5  # a message that keeps failing to be stored stops blocking the others
 
 
 def camera_status_subject(camera_id: str) -> str:
@@ -147,6 +148,19 @@ async def consume(
             continue
         for msg in messages:
             await handle(msg)
+
+
+async def redeliver_or_give_up(msg: Msg, what: str, extra: dict) -> bool:
+    """Call from an ``except`` block when storing ``msg`` failed: ask JetStream to redeliver it in
+    5 s, or, after ``GIVE_UP_AFTER_DELIVERIES`` deliveries, terminate it (it stays in the stream for
+    a later replay). Logs the error either way; returns True when it gave up."""
+    if msg.metadata.num_delivered >= GIVE_UP_AFTER_DELIVERIES:
+        log.exception(f"{what} failed repeatedly; left in the stream, not stored", extra=extra)
+        await msg.term()
+        return True
+    log.exception(f"could not store {what}; it will be redelivered", extra=extra)
+    await msg.nak(delay=5)
+    return False
 
 
 async def media_store(js: JetStreamContext) -> ObjectStore:

@@ -33,7 +33,6 @@ EVENTS_STORED = Counter("retina_store_events_total", "Incident events stored", [
 DUPLICATES = Counter("retina_store_duplicates_total", "Redelivered incident events ignored")
 REJECTED = Counter("retina_store_rejected_total", "Messages that are not valid incidents")
 FAILED = Counter("retina_store_failed_total", "Incident events that failed to store repeatedly")
-GIVE_UP_AFTER_DELIVERIES = 5
 MEDIA_DELETED = Counter("retina_store_media_deleted_total", "Media files deleted by the retention policy")
 
 
@@ -168,13 +167,8 @@ async def _store_one(store: IncidentStore, media, msg) -> None:
     try:
         stored = await asyncio.to_thread(store.apply, incident, snapshot)
     except Exception:
-        if msg.metadata.num_delivered >= GIVE_UP_AFTER_DELIVERIES:
+        if await bus.redeliver_or_give_up(msg, "incident event", extra):
             FAILED.inc()
-            log.exception("incident event failed repeatedly; left in the stream, not stored", extra=extra)
-            await msg.term()
-        else:
-            log.exception("could not store incident event; it will be redelivered", extra=extra)
-            await msg.nak(delay=5)
         return
     await msg.ack()
     if stored:

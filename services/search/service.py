@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 CONSUMER = "search-index"
 SAVE_INTERVAL_SECONDS = 30.0
 RETENTION_INTERVAL_SECONDS = 600.0
-GIVE_UP_AFTER_DELIVERIES = 5
 LOST_TRACK_SECONDS = 10.0  # an incident's vehicle may have been tracked a little before or after it
 
 RECORDS = Counter("retina_search_records_total", "Feature records applied", ["camera_id", "result"])
@@ -285,13 +284,8 @@ async def _apply_record(engine: SearchEngine, servicer: SearchServicer, msg) -> 
         await msg.term()
         return
     except Exception:
-        if msg.metadata.num_delivered >= GIVE_UP_AFTER_DELIVERIES:
+        if await bus.redeliver_or_give_up(msg, "feature record", extra):
             RECORDS.labels(record.camera_id, "failed").inc()
-            log.exception("feature record failed repeatedly; left in the stream", extra=extra)
-            await msg.term()
-        else:
-            log.exception("could not store feature record; it will be redelivered", extra=extra)
-            await msg.nak(delay=5)
         return
     await msg.ack()
     servicer.records_applied += 1
