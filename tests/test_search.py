@@ -21,7 +21,14 @@ import PIL.Image
 import pytest
 import yaml
 from google.protobuf.timestamp_pb2 import Timestamp
-from retina.v1 import search_pb2, search_pb2_grpc, worker_pb2, worker_pb2_grpc
+from retina.v1 import (
+    incidents_pb2,
+    incidents_pb2_grpc,
+    search_pb2,
+    search_pb2_grpc,
+    worker_pb2,
+    worker_pb2_grpc,
+)
 
 from services.cli.cluster import assign_cameras, wait_until_serving
 from services.core import bus
@@ -200,7 +207,19 @@ def test_police_search_by_photo_finds_the_vehicle_with_real_parts(tmp_path: Path
                 "evidence": {"clip_before_seconds": 0, "clip_after_seconds": 0},
                 "features": {"embedder": "colour"},
                 "cameras": [
-                    {"id": "cam-a", "url": str(clip), "department": "urban", "shared_with": ["police"]},
+                    {
+                        "id": "cam-a",
+                        "url": str(clip),
+                        "department": "urban",
+                        "shared_with": ["police"],
+                        "algorithms": [
+                            {
+                                "name": "illegal_parking",
+                                "params": {"dwell_seconds": 3},
+                                "zones": [{"name": "all", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}],
+                            }
+                        ],
+                    },
                     {"id": "cam-b", "url": str(clip), "department": "police"},
                 ],
             }
@@ -334,6 +353,23 @@ def test_police_search_by_photo_finds_the_vehicle_with_real_parts(tmp_path: Path
         assert rejected(search_pb2.SearchRequest(incident_id="no-such-incident", department="police"))[0] == (
             grpc.StatusCode.NOT_FOUND
         )
+        # An incident as the query: where else did the parked vehicle appear?
+        with grpc.insecure_channel(f"127.0.0.1:{ports['incidents']}") as incidents_channel:
+            stored = incidents_pb2_grpc.IncidentServiceStub(incidents_channel).ListIncidents(
+                incidents_pb2.ListIncidentsRequest(camera_id="cam-a"), timeout=10
+            )
+        assert stored.incidents, "the parking rule opened no incident on the clip"
+        answered = []
+        for incident in stored.incidents:
+            try:
+                reply = search.Search(
+                    search_pb2.SearchRequest(incident_id=incident.id, k=5, department="police")
+                )
+            except grpc.RpcError as exc:  # its vehicle may have been too briefly tracked to be indexed
+                assert exc.code() == grpc.StatusCode.NOT_FOUND and "no indexed appearance" in exc.details()
+                continue
+            answered.append(reply)
+        assert answered and all(r.matches for r in answered)
         stats = search.GetIndexStats(search_pb2.GetIndexStatsRequest())
         channel.close()
 
