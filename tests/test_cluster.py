@@ -242,7 +242,7 @@ def test_nats_restart_loses_and_duplicates_nothing(tmp_path):
         assert max(pending) > 0, "no incident event was produced while NATS was down"
         cluster.start_nats()
         wait_for(lambda: _pending(cluster) == 0, 60, "the outbox to drain after NATS came back")
-        assert stop_process(cluster.processes.pop("worker-1"), "worker") == 0  # ends open incidents, flushes
+        assert stop_process(cluster.processes.pop("worker-1"), "worker") == 0  # flushes its outbox
 
         accepted = _accepted_msg_ids(tmp_path / "var" / "logs" / "worker-1.log")
         stream = _stream_events(cluster.nats_url)

@@ -171,10 +171,11 @@ class DeviceLanes:
             self._camera_lane.pop(camera_id, None)
         return lane.analyzer.release(camera_id, handover=handover)
 
-    def release_all(self, reason: str) -> None:
-        """Stop every camera on every lane together (shutdown)."""
+    def release_all(self, reason: str, handover: bool = False) -> None:
+        """Stop every camera on every lane together (shutdown); see Analyzer.release_all."""
         threads = [
-            threading.Thread(target=lane.analyzer.release_all, args=(reason,)) for lane in self.lanes.values()
+            threading.Thread(target=lane.analyzer.release_all, args=(reason,), kwargs={"handover": handover})
+            for lane in self.lanes.values()
         ]
         for thread in threads:
             thread.start()

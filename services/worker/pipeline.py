@@ -209,9 +209,10 @@ class Analyzer:
             return [] if self.release_all(reason, [camera_id]) else None
 
     def release_all(
-        self, reason: str, camera_ids: list[str] | None = None, timeout: float = 10.0
+        self, reason: str, camera_ids: list[str] | None = None, timeout: float = 10.0, handover: bool = False
     ) -> list[str]:
-        """Stop cameras (all by default) together, then end their open incidents with ``reason``.
+        """Stop cameras (all by default) together, then end their open incidents with ``reason`` —
+        or, with ``handover``, leave them open for the cameras' next worker.
 
         Every source is told to stop first and all are joined within one ``timeout``, so a camera
         stuck in a network read cannot hold up the others' end events.
@@ -226,7 +227,10 @@ class Analyzer:
             for entry in entries:
                 entry.source.join(timeout=max(0.0, deadline - time.monotonic()))
             for entry in entries:
-                self._finish(entry, reason)
+                if handover:
+                    self._hand_over(entry)
+                else:
+                    self._finish(entry, reason)
                 log.info("camera released", extra={"camera_id": entry.config.id, "reason": reason})
             return [e.config.id for e in entries]
 

@@ -259,7 +259,9 @@ class Worker:
         await server.stop(grace=2)
         # Stop the cameras first, then the analysis loop; every event produced so far is in the
         # outbox (each append is one SQLite transaction), so nothing is half-written.
-        await asyncio.to_thread(self.lanes.release_all, "shutdown")
+        # Under a scheduler the cameras move to other workers: their incidents stay open and continue
+        # there under the same ids. A stand-alone worker ends them (``shutdown``).
+        await asyncio.to_thread(self.lanes.release_all, "shutdown", bool(scheduler_address))
         self._stop_analysis.set()
         await asyncio.to_thread(self.lanes.join, 10)
         if self.features is not None:
