@@ -2,7 +2,7 @@
 
 Each shard (``shard_hours`` of first-seen time) is an exact inner-product index (``Flat``) until it
 holds ``exact_max_vectors``; it is then rebuilt as HNSW or IVF (approximate, much faster at
-millions of vectors). Vector ids are the feature store's ids, so a search hit leads straight to its
+millions of vectors) in a background thread, while the exact index keeps serving. Vector ids are the feature store's ids, so a search hit leads straight to its
 track. Retention drops whole shards.
 
 Each shard is saved as ``shard-<start>.faiss`` with a ``.json`` sidecar (kind, dimension, embedder,
@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,7 @@ class _Shard:
     kind: str  # "flat", "hnsw" or "ivf"
     max_id: int = 0
     dirty: bool = False
+    converting: threading.Thread | None = None  # building its approximate index in the background
 
 
 @dataclass(frozen=True)
@@ -112,11 +114,39 @@ class ShardedIndex:
             )
             shard.max_id = max(shard.max_id, vector_id)
             shard.dirty = True
-            if shard.kind == "flat" and shard.index.ntotal > self.config.exact_max_vectors:
+            full = shard.kind == "flat" and shard.index.ntotal > self.config.exact_max_vectors
+            if full and shard.converting is None:
                 ids = faiss.vector_to_array(shard.index.id_map).astype(np.int64)
                 vectors = shard.index.index.reconstruct_n(0, shard.index.ntotal)
-                shard.index, shard.kind = self._approximate(ids, vectors)
-                log.info("index shard became approximate", extra={"shard": start, "kind": shard.kind})
+                shard.converting = threading.Thread(
+                    target=self._convert, args=(shard, ids, vectors), name=f"index-{start}", daemon=True
+                )
+                shard.converting.start()
+
+    def _convert(self, shard: _Shard, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Build a full shard's approximate index while the exact one keeps serving, then swap."""
+        started = time.perf_counter()
+        index, kind = self._approximate(ids, vectors)  # minutes at a million vectors: outside the lock
+        with self._lock:
+            current = faiss.vector_to_array(shard.index.id_map).astype(np.int64)
+            newer = np.nonzero(current > ids.max())[0]  # added while it was being built
+            if len(newer):
+                index.add_with_ids(
+                    np.vstack([shard.index.index.reconstruct(int(i)) for i in newer]), current[newer]
+                )
+            shard.index, shard.kind, shard.dirty, shard.converting = index, kind, True, None
+        log.info(
+            "index shard became approximate",
+            extra={"shard": shard.start, "kind": kind, "vectors": int(index.ntotal),
+                   "seconds": round(time.perf_counter() - started, 1)},
+        )  # fmt: skip
+
+    def wait_for_conversions(self, timeout: float | None = None) -> None:
+        """Wait until no shard is being converted (tests, orderly shutdown)."""
+        with self._lock:
+            threads = [s.converting for s in self._shards.values() if s.converting is not None]
+        for thread in threads:
+            thread.join(timeout)
 
     def drop(self, start: int) -> None:
         """Forget a shard (retention) and delete its files."""
