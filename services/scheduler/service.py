@@ -146,7 +146,7 @@ class Scheduler:
                       extra={"worker_id": request.worker_id, "problem": problem})  # fmt: skip
         state = WorkerState(
             request.worker_id, request.address, usable, request.decode_capacity, request.model_key,
-            last_heartbeat=time.monotonic(),
+            last_heartbeat=time.monotonic(), running=set(),  # a (re)started worker runs nothing yet
         )  # fmt: skip
         previous = self.workers.get(request.worker_id)
         self.workers[request.worker_id] = state
@@ -262,6 +262,9 @@ class Scheduler:
             if self.applied.get(camera_id) == wanted:
                 continue
             old = self.assignments.get(camera_id)
+            holder = self.workers.get(target.worker_id)
+            if old == target and holder is not None and holder.running is None:
+                continue  # restored after a scheduler restart: wait for the worker to say what it runs
             handed = await self._take_open_incidents(camera_id, old, target)
             if await self._assign(target, record.camera, handed):
                 self.applied[camera_id] = wanted

@@ -2,8 +2,8 @@
 
 Each shard (``shard_hours`` of first-seen time) is an exact inner-product index (``Flat``) until it
 holds ``exact_max_vectors``; it is then rebuilt as HNSW or IVF (approximate, much faster at
-millions of vectors) in a background thread, while the exact index keeps serving. Vector ids are the feature store's ids, so a search hit leads straight to its
-track. Retention drops whole shards.
+millions of vectors) in a background thread, while the exact index keeps serving. Vector ids are
+the feature store's ids, so a search hit leads straight to its track. Retention drops whole shards.
 
 Each shard is saved as ``shard-<start>.faiss`` with a ``.json`` sidecar (kind, dimension, embedder,
 the highest id it holds, its vector count, the file's SHA-256). At start a shard whose file is
