@@ -1,249 +1,579 @@
 """Where each camera runs: a pure, deterministic placement of cameras on workers' devices.
 
+No I/O and no clock: :func:`place` maps workers, cameras and the previous assignments to new ones.
 Rules, in order:
 
-1. **Budgets are hard.** A device's load — the sum of its cameras' ``analysis_fps`` over its measured
-   ``capacity_fps`` for their model — never exceeds 1.0; a device never runs more than
-   ``max_models`` distinct models; a worker's decode load never exceeds its ``decode_capacity``.
-2. **Stability.** A camera stays where it is while that placement is still valid; only new cameras
-   and cameras of dead workers (or that no longer fit) are placed.
-3. **Affinity, then spread.** A camera goes to a device that runs its model already or runs nothing
-   yet (a device loading a second model costs memory and batches less), and among those to the one
-   least loaded after placing it. Bigger cameras are placed first.
-4. **Rebalance sparingly.** Only when the busiest device is ``rebalance_threshold`` times over the
-   mean are cameras moved, from the busiest devices to the idlest, one at a time, while it helps.
+1. **Budgets are hard.** A device's *load* (utilisation) is the sum, over its cameras, of the
+   camera's ``analysis_fps`` divided by the device's ``capacity_fps`` for that camera's model; it
+   never exceeds 1.0. A device never runs more than ``max_models`` distinct models, never a model it
+   has no capacity entry for, and a worker's cameras never need more than its ``decode_capacity``.
+   Dead workers get nothing.
+2. **Stability.** A camera keeps its previous device while that is still valid (worker alive, device
+   still reported, budgets still hold, pin respected). Only orphans are placed: new cameras, cameras
+   of dead or vanished workers and devices, cameras that no longer fit.
+3. **Affinity, then spread.** An orphan goes, in order of preference, to a device already running
+   its model (one model instance batches frames across streams), or to an idle device while its
+   model holds fewer devices than its *fair share* (devices in proportion to the model's demand, so
+   load spreads from the start instead of filling one device at a time); failing those, to any idle
+   device; last, to a device running other models. Within the first acceptable group it takes the
+   device whose load after placing it is lowest. Pinned cameras go first, then bigger demands first
+   (first-fit decreasing), each group in camera-id order.
+4. **Rebalance sparingly.** Only when the busiest device's load is over ``rebalance_threshold``
+   times the mean: move the biggest camera off the busiest device whose move leaves its target no
+   busier than the source becomes, one at a time, until the ratio is under the threshold or the
+   busiest device has nothing that helps to move.
+5. **Deterministic.** Inputs are ordered by id, ties go to the lowest (worker id, device id), so the
+   same input (in any order) gives the same result.
+6. **Bad input is contained.** Capacity entries that are not positive finite numbers are dropped, a
+   device left with none (or with a bad ``max_models``, ``memory_mb`` or ``worker_id``) and every
+   device of a worker with a bad ``decode_capacity`` are left out and reported in
+   :attr:`PlacementResult.ignored_devices`; a camera with bad numbers is reported in
+   :attr:`PlacementResult.unplaced`. Everything else is placed.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeGuard
+
+__all__ = [
+    "UNLIMITED_MODELS",
+    "Assignment",
+    "CameraDemand",
+    "Device",
+    "DeviceKey",
+    "Placement",
+    "PlacementResult",
+    "Worker",
+    "place",
+    "validate_worker",
+]
+
+UNLIMITED_MODELS = 1 << 30
+"""Default :attr:`Device.max_models`: no limit (a CPU lane loads its models into host memory)."""
+
+DeviceKey = tuple[str, str]
+"""A device's address: ``(worker_id, device_id)``."""
+
+_EPS = 1e-9  # float slack on budgets, so a device can be filled exactly to 1.0
 
 
 @dataclass(frozen=True)
 class Device:
-    """One GPU ("cuda:0") or CPU lane ("cpu:0") of a worker, with its measured capacity per model."""
+    """One GPU (``"cuda:0"``) or CPU lane (``"cpu:0"``) of a worker.
+
+    ``capacity_fps`` maps a model key (model path + input size, e.g. ``"yolov8n.onnx@640"``) to the
+    inference frames per second this device sustains with that model, as measured by its worker; a
+    model without an entry cannot run here. ``memory_mb`` is informative (0 for CPU lanes);
+    ``max_models`` is how many distinct models fit in its memory at once.
+    """
 
     worker_id: str
     device_id: str
     capacity_fps: dict[str, float]
     memory_mb: int = 0
-    max_models: int = 4
+    max_models: int = UNLIMITED_MODELS
 
 
 @dataclass(frozen=True)
 class Worker:
+    """A worker node: its devices, how much video its CPU can decode, and whether its lease is live.
+
+    ``decode_capacity`` is in megapixel-frames per second (1080p at 25 fps costs 25 × 2.07 ≈ 52).
+    """
+
     worker_id: str
     devices: list[Device]
-    decode_capacity: float  # megapixel-frames per second
+    decode_capacity: float
     alive: bool = True
 
 
 @dataclass(frozen=True)
 class CameraDemand:
+    """What one camera needs: ``analysis_fps`` inference frames per second of ``model_key``, and
+    ``decode_cost`` megapixel-frames per second of decoding on its worker. A camera with
+    ``pinned_worker`` set runs on that worker or nowhere."""
+
     camera_id: str
     model_key: str
     analysis_fps: float
-    decode_cost: float  # megapixel-frames per second
+    decode_cost: float
+    pinned_worker: str | None = None
 
 
 @dataclass(frozen=True, order=True)
 class Placement:
+    """Where one camera runs."""
+
     worker_id: str
     device_id: str
 
 
+Assignment = dict[str, Placement]
+"""Camera id → where it runs."""
+
+
 @dataclass
 class PlacementResult:
-    assignments: dict[str, Placement]
-    unplaced: dict[str, str] = field(default_factory=dict)  # camera → why
-    moved: list[str] = field(default_factory=list)  # cameras whose placement changed
-    device_load: dict[tuple[str, str], float] = field(default_factory=dict)  # (worker, device) → load
+    """The outcome of :func:`place`.
+
+    - ``assignments``: every placed camera, by camera id (sorted).
+    - ``unplaced``: camera id → why it could not be placed (human-readable, names model and fps).
+    - ``moved``: cameras placed both before and now whose placement changed, sorted. A camera that
+      was placed before and is unplaced now is in ``unplaced``, not here.
+    - ``device_load``: load (utilisation, 0..1) of every usable device, idle ones included.
+    - ``ignored_devices``: devices of live workers left out because of bad reported data → why.
+    - ``input_problems``: every problem found in the input, one line each (dropped capacity entries
+      of devices still in use, duplicate ids, ...), in :func:`validate_worker`'s style.
+    """
+
+    assignments: Assignment
+    unplaced: dict[str, str] = field(default_factory=dict)
+    moved: list[str] = field(default_factory=list)
+    device_load: dict[DeviceKey, float] = field(default_factory=dict)
+    ignored_devices: dict[DeviceKey, str] = field(default_factory=dict)
+    input_problems: list[str] = field(default_factory=list)
 
     @property
     def max_load(self) -> float:
+        """The busiest device's load (0.0 without devices)."""
         return max(self.device_load.values(), default=0.0)
 
     @property
     def mean_load(self) -> float:
+        """The mean load over all usable devices (0.0 without devices)."""
         return sum(self.device_load.values()) / len(self.device_load) if self.device_load else 0.0
 
     @property
     def max_over_mean(self) -> float:
+        """Busiest over mean load: 1.0 is perfectly even (and is reported when nothing is loaded)."""
         mean = self.mean_load
         return self.max_load / mean if mean > 0 else 1.0
 
 
-def _valid_fps(value: float) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value) and value > 0
+# -- input validation -----------------------------------------------------------------------------
 
 
-class _State:
-    """Loads while placing."""
+def _is_finite(value: object) -> TypeGuard[float]:
+    """A real number (not a bool), neither NaN nor infinite."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
-    def __init__(self, workers: list[Worker]):
-        self.devices: dict[tuple[str, str], Device] = {}
+
+def _is_positive_finite(value: object) -> TypeGuard[float]:
+    return _is_finite(value) and value > 0
+
+
+def _is_positive_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+@dataclass
+class _WorkerReport:
+    """What of one worker's report can be used: ``usable`` maps a device id to the device and its
+    good capacity entries, ``ignored`` a device id to why it is left out; ``problems`` lists every
+    problem in order."""
+
+    problems: list[str] = field(default_factory=list)
+    usable: dict[str, tuple[Device, dict[str, float]]] = field(default_factory=dict)
+    ignored: dict[str, str] = field(default_factory=dict)
+
+
+def _inspect_worker(worker: Worker) -> _WorkerReport:
+    report = _WorkerReport()
+    prefix = f"workers[{worker.worker_id}]"
+    worker_problem = None
+    if not _is_positive_finite(worker.decode_capacity):
+        worker_problem = (
+            f"{prefix}.decode_capacity: must be a positive finite number, got {worker.decode_capacity!r}"
+        )
+        report.problems.append(worker_problem)
+    for device in sorted(worker.devices, key=lambda d: d.device_id):
+        where = f"{prefix}.devices[{device.device_id}]"
+        if device.device_id in report.usable or device.device_id in report.ignored:
+            report.problems.append(f"{where}: duplicate device id; only the first is used")
+            continue
+        lines: list[str] = []  # this device's problems
+        fatal = False
+        if device.worker_id != worker.worker_id:
+            lines.append(f"{where}.worker_id: {device.worker_id!r} differs from its worker's id")
+            fatal = True
+        if not _is_positive_int(device.max_models):
+            lines.append(f"{where}.max_models: must be a positive integer, got {device.max_models!r}")
+            fatal = True
+        if not (_is_finite(device.memory_mb) and device.memory_mb >= 0):
+            lines.append(f"{where}.memory_mb: must be a finite number >= 0, got {device.memory_mb!r}")
+            fatal = True
+        capacity: dict[str, float] = {}
+        for model in sorted(device.capacity_fps, key=str):
+            fps = device.capacity_fps[model]
+            if not isinstance(model, str) or not model:
+                lines.append(f"{where}.capacity_fps[{model!r}]: a model key must be a non-empty string")
+            elif not _is_positive_finite(fps):
+                lines.append(f"{where}.capacity_fps[{model}]: must be a positive finite number, got {fps!r}")
+            else:
+                capacity[model] = float(fps)
+        if not capacity:
+            lines.append(f"{where}.capacity_fps: no usable entry")
+            fatal = True
+        report.problems += lines
+        if worker_problem is not None:
+            lines.append(worker_problem)
+            fatal = True
+        if fatal:
+            report.ignored[device.device_id] = "; ".join(lines)
+        else:
+            report.usable[device.device_id] = (device, capacity)
+    return report
+
+
+def validate_worker(worker: Worker) -> list[str]:
+    """Every problem in a worker's report, one line each, or ``[]`` if it is sound.
+
+    Lines name the field, e.g.
+    ``workers[w1].devices[cuda:0].capacity_fps[yolov8n@640]: must be a positive finite number, got nan``.
+    :func:`place` drops what these lines name: a bad capacity entry; a device with no good entry
+    left, a bad ``max_models`` or ``memory_mb``, or a ``worker_id`` other than its worker's; every
+    device of a worker whose ``decode_capacity`` is bad.
+    """
+    return _inspect_worker(worker).problems
+
+
+def _camera_problem(camera: CameraDemand) -> str | None:
+    if not _is_positive_finite(camera.analysis_fps):
+        return f"analysis_fps: must be a positive finite number, got {camera.analysis_fps!r}"
+    if not (_is_finite(camera.decode_cost) and camera.decode_cost >= 0):
+        return f"decode_cost: must be a finite number >= 0, got {camera.decode_cost!r}"
+    return None
+
+
+# -- the cluster while placing ---------------------------------------------------------------------
+
+
+class _Cluster:
+    """Usable devices (indexed 0..n-1 in (worker id, device id) order) and their loads while placing."""
+
+    def __init__(self, workers: Iterable[Worker], result: PlacementResult):
+        self.keys: list[DeviceKey] = []
+        self.index: dict[DeviceKey, int] = {}
+        self.capacity: list[dict[str, float]] = []
+        self.max_models: list[int] = []
+        self.worker_of: list[str] = []
         self.decode_capacity: dict[str, float] = {}
+        alive: dict[str, Worker] = {}
         for worker in workers:
-            if not worker.alive or not _valid_fps(worker.decode_capacity):
+            if not worker.alive:
                 continue
-            self.decode_capacity[worker.worker_id] = worker.decode_capacity
-            for device in worker.devices:
-                capacity = {m: fps for m, fps in device.capacity_fps.items() if _valid_fps(fps)}
-                if capacity:
-                    self.devices[(worker.worker_id, device.device_id)] = Device(
-                        worker.worker_id, device.device_id, capacity, device.memory_mb, device.max_models
-                    )
-        self.load: dict[tuple[str, str], float] = dict.fromkeys(self.devices, 0.0)
-        self.models: dict[tuple[str, str], dict[str, int]] = {key: defaultdict(int) for key in self.devices}
-        self.decode: dict[str, float] = dict.fromkeys(self.decode_capacity, 0.0)
-        self.quota: dict[str, int] = {}  # devices each model should spread over (see set_quotas)
-        self.by_model: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        for key, device in sorted(self.devices.items()):
-            for model in device.capacity_fps:
-                self.by_model[model].append(key)
+            if worker.worker_id in alive:
+                result.input_problems.append(
+                    f"workers[{worker.worker_id}]: duplicate worker id; only the first is used"
+                )
+                continue
+            alive[worker.worker_id] = worker
+        for worker_id in sorted(alive):
+            worker = alive[worker_id]
+            report = _inspect_worker(worker)
+            result.input_problems += report.problems
+            for device_id, why in report.ignored.items():
+                result.ignored_devices[(worker_id, device_id)] = why
+            for device_id, (device, capacity) in report.usable.items():
+                self.index[(worker_id, device_id)] = len(self.keys)
+                self.keys.append((worker_id, device_id))
+                self.capacity.append(capacity)
+                self.max_models.append(device.max_models)
+                self.worker_of.append(worker_id)
+            if report.usable:
+                self.decode_capacity[worker_id] = float(worker.decode_capacity)
 
-    def set_quotas(self, cameras: list[CameraDemand]) -> None:
-        """Share the devices between models in proportion to their demand (at least one each)."""
-        demand: dict[str, float] = defaultdict(float)
+        n = len(self.keys)
+        self.load: list[float] = [0.0] * n
+        self.models: list[dict[str, int]] = [{} for _ in range(n)]  # model → cameras of it on the device
+        self.cameras_on: list[set[str]] = [set() for _ in range(n)]
+        self.decode_used: dict[str, float] = dict.fromkeys(self.decode_capacity, 0.0)
+        self.location: dict[str, int] = {}  # camera id → device index
+        self.by_model: dict[str, list[int]] = defaultdict(list)  # devices able to run a model, in order
+        for d, capacity in enumerate(self.capacity):
+            for model in capacity:
+                self.by_model[model].append(d)
+        self.running: dict[str, set[int]] = defaultdict(set)  # devices running a model now
+        self.idle: set[int] = set(range(n))  # devices running nothing
+        self.fair_share: dict[str, int] = {}
+        self.mean_capacity = {
+            model: sum(self.capacity[d][model] for d in devices) / len(devices)
+            for model, devices in self.by_model.items()
+        }
+
+    # -- loads ---------------------------------------------------------------------------------------
+
+    def cost(self, camera: CameraDemand, d: int) -> float:
+        """The load ``camera`` puts on device ``d``."""
+        return camera.analysis_fps / self.capacity[d][camera.model_key]
+
+    def add(self, camera: CameraDemand, d: int) -> None:
+        model = camera.model_key
+        self.load[d] += self.cost(camera, d)
+        count = self.models[d].get(model, 0)
+        if count == 0:
+            self.running[model].add(d)
+            self.idle.discard(d)
+        self.models[d][model] = count + 1
+        self.decode_used[self.worker_of[d]] += camera.decode_cost
+        self.cameras_on[d].add(camera.camera_id)
+        self.location[camera.camera_id] = d
+
+    def remove(self, camera: CameraDemand, d: int) -> None:
+        model = camera.model_key
+        self.load[d] -= self.cost(camera, d)
+        self.models[d][model] -= 1
+        if self.models[d][model] == 0:
+            del self.models[d][model]
+            self.running[model].discard(d)
+        self.decode_used[self.worker_of[d]] -= camera.decode_cost
+        self.cameras_on[d].discard(camera.camera_id)
+        del self.location[camera.camera_id]
+        if not self.cameras_on[d]:
+            self.load[d] = 0.0  # no float residue on an emptied device
+            self.idle.add(d)
+
+    def fits(self, camera: CameraDemand, d: int) -> bool:
+        """Whether device ``d`` can take ``camera`` within every budget (used for previous placements)."""
+        model = camera.model_key
+        if model not in self.capacity[d]:
+            return False
+        worker_id = self.worker_of[d]
+        if camera.pinned_worker is not None and camera.pinned_worker != worker_id:
+            return False
+        if model not in self.models[d] and len(self.models[d]) >= self.max_models[d]:
+            return False
+        if self.decode_used[worker_id] + camera.decode_cost > self.decode_capacity[worker_id] + _EPS:
+            return False
+        return self.load[d] + self.cost(camera, d) <= 1.0 + _EPS
+
+    # -- choosing a device ---------------------------------------------------------------------------
+
+    def set_fair_shares(self, cameras: Iterable[CameraDemand]) -> None:
+        """Give each model a number of devices in proportion to its demand (at least one)."""
+        demand: dict[str, float] = defaultdict(float)  # in units of "one average device"
         for camera in cameras:
-            keys = self.by_model.get(camera.model_key)
-            if keys:
-                mean_capacity = sum(self.devices[k].capacity_fps[camera.model_key] for k in keys) / len(keys)
-                demand[camera.model_key] += camera.analysis_fps / mean_capacity
+            if camera.model_key in self.mean_capacity:
+                demand[camera.model_key] += camera.analysis_fps / self.mean_capacity[camera.model_key]
         total = sum(demand.values())
-        for model, load in demand.items():
-            self.quota[model] = max(1, round(len(self.devices) * load / total)) if total else 1
+        for model, units in demand.items():
+            share = max(1, round(len(self.keys) * units / total))
+            self.fair_share[model] = min(share, len(self.by_model[model]))
 
-    def cost(self, key: tuple[str, str], camera: CameraDemand) -> float:
-        return camera.analysis_fps / self.devices[key].capacity_fps[camera.model_key]
+    def size(self, camera: CameraDemand) -> float:
+        """A camera's demand on an average device able to run its model (for first-fit decreasing)."""
+        mean = self.mean_capacity.get(camera.model_key)
+        return camera.analysis_fps / mean if mean else 0.0
 
-    def fits(self, key: tuple[str, str], camera: CameraDemand) -> bool:
-        device = self.devices.get(key)
-        if device is None or camera.model_key not in device.capacity_fps:
-            return False
-        models = self.models[key]
-        if camera.model_key not in models and len(models) >= device.max_models:
-            return False
-        if self.decode[key[0]] + camera.decode_cost > self.decode_capacity[key[0]] + 1e-9:
-            return False
-        return self.load[key] + self.cost(key, camera) <= 1.0 + 1e-9
+    def candidates(self, camera: CameraDemand) -> list[int]:
+        """Devices able to run the camera's model, on its pinned worker if it has one."""
+        devices = self.by_model.get(camera.model_key, [])
+        if camera.pinned_worker is None:
+            return devices
+        return [d for d in devices if self.worker_of[d] == camera.pinned_worker]
 
-    def add(self, key: tuple[str, str], camera: CameraDemand) -> None:
-        self.load[key] += self.cost(key, camera)
-        self.models[key][camera.model_key] += 1
-        self.decode[key[0]] += camera.decode_cost
+    def _lowest(
+        self, camera: CameraDemand, devices: Iterable[int], limit: float, exclude: int | None
+    ) -> tuple[float, int] | None:
+        """The (load after placing, device) with the lowest load after, within ``limit`` and the
+        decode budget, among ``devices`` (already filtered for model support, pin and model count)."""
+        best: tuple[float, int] | None = None
+        fps = camera.analysis_fps
+        model = camera.model_key
+        decode = camera.decode_cost
+        for d in devices:
+            if d == exclude:
+                continue
+            after = self.load[d] + fps / self.capacity[d][model]
+            if after > limit + _EPS:
+                continue
+            worker_id = self.worker_of[d]
+            if self.decode_used[worker_id] + decode > self.decode_capacity[worker_id] + _EPS:
+                continue
+            if best is None or (after, d) < best:
+                best = (after, d)
+        return best
 
-    def remove(self, key: tuple[str, str], camera: CameraDemand) -> None:
-        self.load[key] -= self.cost(key, camera)
-        self.models[key][camera.model_key] -= 1
-        if not self.models[key][camera.model_key]:
-            del self.models[key][camera.model_key]
-        self.decode[key[0]] -= camera.decode_cost
+    def choose(self, camera: CameraDemand, *, limit: float = 1.0, exclude: int | None = None) -> int | None:
+        """The device for ``camera`` by the affinity rule (module doc, rule 3), or None.
 
-    def best(self, camera: CameraDemand, exclude: tuple[str, str] | None = None) -> tuple[str, str] | None:
-        """The device for a camera: one already running its model if any has room, least loaded."""
-        candidates = [
-            k for k in self.by_model.get(camera.model_key, []) if k != exclude and self.fits(k, camera)
+        ``limit`` caps the device's load after placing (1.0: its budget; lower when rebalancing).
+        """
+        model = camera.model_key
+        able = None if camera.pinned_worker is None else set(self.candidates(camera))
+        warm: Iterable[int] = self.running.get(model, ())
+        if able is not None:
+            warm = [d for d in warm if d in able]
+        idle = [d for d in self.idle if (model in self.capacity[d] if able is None else d in able)]
+        if len(self.running.get(model, ())) < self.fair_share.get(model, 1):
+            groups: list[Iterable[int]] = [[*warm, *idle]]  # still opening devices for this model
+        else:
+            groups = [warm, idle]
+        groups.append(  # last resort: a device running other models, if it has room for one more
+            d
+            for d in (able if able is not None else self.by_model.get(model, ()))
+            if self.models[d] and model not in self.models[d] and len(self.models[d]) < self.max_models[d]
+        )
+        for group in groups:
+            best = self._lowest(camera, group, limit, exclude)
+            if best is not None:
+                return best[1]
+        return None
+
+    def why_unplaced(self, camera: CameraDemand) -> str:
+        """Why no device can take ``camera``, naming its model and fps."""
+        model, need = camera.model_key, camera.analysis_fps
+        pinned = camera.pinned_worker
+        if pinned is not None and pinned not in self.decode_capacity:
+            return f"pinned to worker {pinned!r}, which is not alive or has no usable device"
+        devices = self.candidates(camera)
+        where = f" on its pinned worker {pinned!r}" if pinned is not None else ""
+        if not devices:
+            return f"no live device{where} runs model {model!r}"
+        open_devices = [
+            d for d in devices if model in self.models[d] or len(self.models[d]) < self.max_models[d]
         ]
-        if not candidates:
-            return None
-        # Devices running the model first; an idle device while the model has fewer than its share of
-        # devices; a device running another model only when nothing else can take the camera.
-        warm = [k for k in candidates if camera.model_key in self.models[k]]
-        running = sum(1 for models in self.models.values() if camera.model_key in models)
-        idle = (
-            [k for k in candidates if not self.models[k]]
-            if running < self.quota.get(camera.model_key, 1)
-            else []
-        )
-        pool = warm + idle or candidates
-        return min(pool, key=lambda k: (self.load[k] + self.cost(k, camera), k))
-
-    def why_not(self, camera: CameraDemand) -> str:
-        keys = self.by_model.get(camera.model_key, [])
-        if not keys:
-            return f"no live device runs model {camera.model_key!r}"
-        spare = max((1.0 - self.load[k]) * self.devices[k].capacity_fps[camera.model_key] for k in keys)
+        if not open_devices:
+            return f"every device{where} able to run model {model!r} already holds its max_models models"
+        spare = max(max(0.0, 1.0 - self.load[d]) * self.capacity[d][model] for d in open_devices)
+        if spare + _EPS >= need:
+            return (
+                f"devices{where} with {need:g} fps of model {model!r} to spare are on workers without "
+                f"{camera.decode_cost:g} megapixel-frames/s of decode budget left"
+            )
+        shown = math.floor(spare * 10 + 1e-6) / 10  # rounded down: never shown as enough
         return (
-            f"no device has {camera.analysis_fps:g} fps of {camera.model_key!r} to spare "
-            f"(most free: {max(spare, 0):.1f} fps) within its worker's decode budget"
+            f"no device{where} runs model {model!r} with {need:g} fps to spare; "
+            f"largest free capacity {shown:.1f} fps"
         )
+
+    # -- rebalancing ---------------------------------------------------------------------------------
+
+    def rebalance(self, cameras: Mapping[str, CameraDemand], threshold: float) -> None:
+        """Move cameras off the busiest device while max/mean load is over ``threshold`` (rule 4).
+
+        Every move leaves both devices below the busiest device's load before it, so the sorted
+        loads fall lexicographically and this ends; the move budget is only a safeguard.
+        """
+        n = len(self.keys)
+        if n < 2:
+            return
+        for _ in range(len(self.location)):
+            total = sum(self.load)
+            if total <= 0:
+                return
+            busiest = min(range(n), key=lambda d: (-self.load[d], d))
+            if self.load[busiest] * n <= threshold * total + _EPS:
+                return
+            move = self._best_move_from(busiest, cameras)
+            if move is None:
+                return
+            camera, target = move
+            self.remove(camera, busiest)
+            self.add(camera, target)
+
+    def _best_move_from(
+        self, source: int, cameras: Mapping[str, CameraDemand]
+    ) -> tuple[CameraDemand, int] | None:
+        """The biggest camera on ``source`` that can move to a device left no busier than ``source``
+        is after the move, and that device; cameras alike (same model, fps, decode cost and pin) are
+        tried once, by their smallest id."""
+        alike: dict[tuple[str, float, float, str | None], CameraDemand] = {}
+        for camera_id in self.cameras_on[source]:
+            camera = cameras[camera_id]
+            shape = (camera.model_key, camera.analysis_fps, camera.decode_cost, camera.pinned_worker)
+            held = alike.get(shape)
+            if held is None or camera_id < held.camera_id:
+                alike[shape] = camera
+        level = self.load[source]
+        for camera in sorted(alike.values(), key=lambda c: (-self.cost(c, source), c.camera_id)):
+            relief = self.cost(camera, source)
+            self.remove(camera, source)
+            target = self.choose(camera, limit=level - relief, exclude=source)
+            self.add(camera, source)
+            if target is not None:
+                return camera, target
+        return None
+
+    def loads(self, cameras: Mapping[str, CameraDemand]) -> dict[DeviceKey, float]:
+        """Every device's load, summed afresh (no drift from moves) in camera-id order."""
+        totals = [0.0] * len(self.keys)
+        for camera_id in sorted(self.location):
+            d = self.location[camera_id]
+            totals[d] += self.cost(cameras[camera_id], d)
+        return dict(zip(self.keys, totals, strict=True))
+
+
+# -- the entry point -------------------------------------------------------------------------------
 
 
 def place(
-    workers: list[Worker],
-    cameras: list[CameraDemand],
-    previous: dict[str, Placement] | None = None,
+    workers: Iterable[Worker],
+    cameras: Iterable[CameraDemand],
+    previous: Mapping[str, Placement] | None = None,
     *,
     rebalance_threshold: float = 1.25,
 ) -> PlacementResult:
-    """Place every camera (see the module doc); deterministic for the same input."""
-    previous = previous or {}
-    state = _State(workers)
-    state.set_quotas([c for c in cameras if _valid_fps(c.analysis_fps)])
+    """Place every camera on one (worker, device), keeping ``previous`` placements that are still valid.
+
+    ``previous`` entries for cameras not in ``cameras`` are ignored. ``rebalance_threshold`` (>= 1):
+    cameras are moved for balance only while the busiest device's load is over this many times the
+    mean. Pure and deterministic; see the module doc for the rules. Raises ``ValueError`` only for a
+    bad ``rebalance_threshold``; bad workers and cameras are reported in the result.
+    """
+    if not (isinstance(rebalance_threshold, int | float) and rebalance_threshold >= 1.0):
+        raise ValueError(f"rebalance_threshold: must be a number >= 1.0, got {rebalance_threshold!r}")
     result = PlacementResult(assignments={})
-    demands = {c.camera_id: c for c in cameras}
-    orphans = []
-    for camera in sorted(cameras, key=lambda c: c.camera_id):
-        if not _valid_fps(camera.analysis_fps) or camera.decode_cost < 0:
-            result.unplaced[camera.camera_id] = "analysis_fps: must be a positive number"
+    cluster = _Cluster(workers, result)
+
+    demands: dict[str, CameraDemand] = {}
+    for camera in cameras:
+        if camera.camera_id in demands or camera.camera_id in result.unplaced:
+            result.input_problems.append(
+                f"cameras[{camera.camera_id}]: duplicate camera id; only the first is used"
+            )
             continue
+        problem = _camera_problem(camera)
+        if problem is not None:
+            result.unplaced[camera.camera_id] = problem
+        else:
+            demands[camera.camera_id] = camera
+    ordered = [demands[camera_id] for camera_id in sorted(demands)]
+
+    previous = previous or {}
+    orphans: list[CameraDemand] = []
+    for camera in ordered:  # rule 2: keep what is still valid, in camera-id order
         old = previous.get(camera.camera_id)
-        key = (old.worker_id, old.device_id) if old else None
-        if key is not None and state.fits(key, camera):
-            state.add(key, camera)
-            result.assignments[camera.camera_id] = old
+        d = cluster.index.get((old.worker_id, old.device_id)) if old is not None else None
+        if d is not None and cluster.fits(camera, d):
+            cluster.add(camera, d)
         else:
             orphans.append(camera)
-    for camera in sorted(orphans, key=lambda c: (-c.analysis_fps, c.camera_id)):
-        key = state.best(camera)
-        if key is None:
-            result.unplaced[camera.camera_id] = state.why_not(camera)
-            continue
-        state.add(key, camera)
-        result.assignments[camera.camera_id] = Placement(*key)
-    _rebalance(state, result, demands, rebalance_threshold)
-    result.moved = sorted(c for c, p in result.assignments.items() if previous.get(c) not in (None, p))
-    result.device_load = {key: round(load, 6) for key, load in state.load.items()}
+
+    cluster.set_fair_shares(ordered)
+    orphans.sort(key=lambda c: (c.pinned_worker is None, -cluster.size(c), -c.decode_cost, c.camera_id))
+    for camera in orphans:
+        d = cluster.choose(camera)
+        if d is None:
+            result.unplaced[camera.camera_id] = cluster.why_unplaced(camera)
+        else:
+            cluster.add(camera, d)
+
+    cluster.rebalance(demands, rebalance_threshold)
+
+    result.assignments = {
+        camera_id: Placement(*cluster.keys[cluster.location[camera_id]])
+        for camera_id in sorted(cluster.location)
+    }
+    result.unplaced = dict(sorted(result.unplaced.items()))
+    result.moved = [
+        camera_id
+        for camera_id, where in result.assignments.items()
+        if camera_id in previous and previous[camera_id] != where
+    ]
+    result.device_load = cluster.loads(demands)
     return result
-
-
-def _rebalance(
-    state: _State, result: PlacementResult, demands: dict[str, CameraDemand], threshold: float
-) -> None:
-    """Move single cameras from the busiest device to others while the spread is over ``threshold``."""
-    if len(state.devices) < 2:
-        return
-    on_device: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for camera_id, p in result.assignments.items():
-        on_device[(p.worker_id, p.device_id)].append(camera_id)
-    for _ in range(len(result.assignments)):
-        mean = sum(state.load.values()) / len(state.load)
-        if mean <= 0:
-            return
-        busiest = max(state.load, key=lambda k: (state.load[k], k))
-        if state.load[busiest] / mean <= threshold:
-            return
-        moved = False
-        # Smallest cameras first: they move the load most finely.
-        for camera_id in heapq.nsmallest(
-            len(on_device[busiest]), on_device[busiest], key=lambda c: (demands[c].analysis_fps, c)
-        ):
-            camera = demands[camera_id]
-            state.remove(busiest, camera)
-            target = state.best(camera, exclude=busiest)
-            if target is not None and state.load[target] + state.cost(target, camera) < state.load[
-                busiest
-            ] + (state.cost(busiest, camera) * 0.5):
-                state.add(target, camera)
-                on_device[busiest].remove(camera_id)
-                on_device[target].append(camera_id)
-                result.assignments[camera_id] = Placement(*target)
-                moved = True
-                break
-            state.add(busiest, camera)
-        if not moved:
-            return
