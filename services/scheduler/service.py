@@ -128,24 +128,16 @@ class Scheduler:
         ]
         if not math.isfinite(request.decode_capacity) or request.decode_capacity <= 0:
             raise ValueError(f"decode_capacity: must be a positive number, got {request.decode_capacity}")
-        problems = []
-        usable = []
-        for device in devices:
-            bad = [
-                f"devices[{device.device_id}].capacity_fps[{model}]: must be a positive number, got {fps}"
-                for model, fps in device.capacity_fps.items()
-                if not (math.isfinite(fps) and fps > 0)
-            ]
-            if not device.capacity_fps:
-                bad.append(f"devices[{device.device_id}].capacity_fps: empty (the worker measured nothing)")
-            problems += bad
-            if not bad:
-                usable.append(device)
+        # Devices with bad capacity data are reported back and left out by the placement.
+        problems = placement.validate_worker(
+            placement.Worker(request.worker_id, devices, request.decode_capacity)
+        )
         for problem in problems:
             log.error("worker reported bad capacity; device left out",
                       extra={"worker_id": request.worker_id, "problem": problem})  # fmt: skip
+
         state = WorkerState(
-            request.worker_id, request.address, usable, request.decode_capacity, request.model_key,
+            request.worker_id, request.address, devices, request.decode_capacity, request.model_key,
             last_heartbeat=time.monotonic(), running=set(),  # a (re)started worker runs nothing yet
         )  # fmt: skip
         previous = self.workers.get(request.worker_id)
@@ -156,13 +148,13 @@ class Scheduler:
         self.registry.save_worker(
             request.worker_id,
             request.address,
-            [vars(d) for d in usable],
+            [vars(d) for d in devices],
             request.decode_capacity,
             request.model_key,
         )
         log.info(
             "worker registered" if previous is None else "worker registered again",
-            extra={"worker_id": request.worker_id, "address": request.address, "devices": len(usable)},
+            extra={"worker_id": request.worker_id, "address": request.address, "devices": len(devices)},
         )
         self.wake.set()
         return problems
