@@ -474,8 +474,10 @@ class IncidentLifecycle:
     def resume(self, incidents: list[HandedOverIncident], within_seconds: float) -> None:
         """Wait up to ``within_seconds`` (of stream time, from the next frame) to adopt these."""
         self._handover_seconds = within_seconds
-        for incident in incidents:
-            self._handed_over[incident.incident_id] = (incident, None)
+        open_ids = {incident.incident_id for incident in self._open.values()}
+        for incident in incidents:  # one already continued or waiting here is not taken twice
+            if incident.incident_id not in open_ids and incident.incident_id not in self._handed_over:
+                self._handed_over[incident.incident_id] = (incident, None)
 
     def handover(self) -> list[HandedOverIncident]:
         """The open incidents (and those still waiting for adoption), for the next worker."""

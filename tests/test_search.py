@@ -35,7 +35,7 @@ from services.core import bus
 from services.core.config import RetinaConfig, SearchConfig, load_config
 from services.core.features import ColourEmbedder, FeatureRecord, encode_embedding, track_key, utc
 from services.core.processes import free_port, start_python, stop_process
-from services.search.engine import EmptyIndexError, SearchEngine
+from services.search.engine import EmptyIndexError, RejectedRecordError, SearchEngine
 from services.search.store import Filters
 from tests.conftest import MODEL, footage
 
@@ -403,3 +403,43 @@ def test_police_search_by_photo_finds_the_vehicle_with_real_parts(tmp_path: Path
     finally:
         for name, process in processes.items():
             stop_process(process, name)
+
+
+def test_bad_records_are_refused_and_late_crops_still_count(tmp_path: Path):
+    engine = engine_at(tmp_path)
+    now = time.time()
+    good = record("cam-1", 1, patch(COLOURS_BGR["green"], 1), now)
+    short = good.model_copy(update={"id": "cam-1:1:2", "embedding_base64": encode_embedding(np.ones(255))})
+    with pytest.raises(RejectedRecordError, match="embedding has 255 values"):
+        engine.apply(short)
+    nan = good.model_copy(
+        update={"id": "cam-1:1:3", "embedding_base64": encode_embedding(np.full(256, np.nan))}
+    )
+    with pytest.raises(RejectedRecordError, match="all finite"):
+        engine.apply(nan)
+    assert engine.store.counts() == (0, 0)  # nothing half-stored
+    with pytest.raises(ValueError, match="camera_id"):  # a camera id cannot leave the crop folder
+        FeatureRecord.model_validate({**good.model_dump(by_alias=True), "camera_id": "../../escaped"})
+
+    # The crop-carrying revision 0 comes back after a times-only revision 1: its crop still counts.
+    times_only = good.model_copy(
+        update={"revision": 1, "embedding_base64": None, "crop_jpeg_base64": None, "last_seen": utc(now + 60)}
+    )
+    engine.apply(times_only)
+    assert engine.apply(good).vector_id is not None
+    track = engine.store.track(good.id)
+    assert track.crop_path and track.last_seen == pytest.approx(now + 60)
+    # A better crop replaces the old file.
+    better = good.model_copy(update={"revision": 2, "crop_revision": 1})
+    engine.apply(better)
+    files = sorted(p.name for p in (tmp_path / "crops" / "cam-1").iterdir())
+    assert files == [f"{good.id.replace(':', '_')}-1.jpg"]
+
+    # Scope is the one the track was recorded under: a camera changing hands does not hand over
+    # its history.
+    moved = record("cam-1", 9, patch(COLOURS_BGR["green"], 2), now + 120, department="police")
+    engine.apply(moved)
+    query = ColourEmbedder().embed([patch(COLOURS_BGR["green"], 3)])
+    urban = {h.track.key for h in engine.search(query, 10, "urban", Filters())}
+    police = {h.track.key for h in engine.search(query, 10, "police", Filters())}
+    assert urban == {good.id} and police == {moved.id}

@@ -196,6 +196,15 @@ class SchedulerConfig(StrictModel):
         default=1.25, ge=1, description="Move cameras when the busiest device is this far over the mean"
     )
 
+    @model_validator(mode="after")
+    def _lease_outlives_heartbeats(self) -> SchedulerConfig:
+        if self.lease_seconds <= 2 * self.heartbeat_seconds:
+            raise ValueError(
+                f"lease_seconds: {self.lease_seconds:g} must be more than twice heartbeat_seconds "
+                f"({self.heartbeat_seconds:g}), or one late heartbeat moves every camera"
+            )
+        return self
+
 
 class NatsConfig(StrictModel):
     url: str = "nats://127.0.0.1:4222"

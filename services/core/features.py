@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, Field
 
-from services.core.config import ConfigError
+from services.core.config import TOKEN_PATTERN, ConfigError
 
 if TYPE_CHECKING:
     from services.core.config import DetectorConfig, FeaturesConfig
@@ -60,8 +60,8 @@ class FeatureRecord(BaseModel):
     id: str = Field(description="The track: camera id, first-seen time in ms, tracker id")
     revision: int = Field(ge=0, description="Grows by one with every record of the track")
     crop_revision: int = Field(ge=0, description="Grows when the crop (and embedding) changes")
-    camera_id: str
-    department: str
+    camera_id: str = Field(pattern=TOKEN_PATTERN.pattern)
+    department: str = Field(pattern=TOKEN_PATTERN.pattern)
     shared_with: list[str] = Field(default_factory=list)
     track_id: int
     family: SearchFamily

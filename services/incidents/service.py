@@ -110,7 +110,13 @@ async def _consume(store: IncidentStore, nats_url: str, stop: asyncio.Event) -> 
     if subscription is None:  # stopped before JetStream was ever ready
         await nc.close()
         return
-    media = await bus.media_store(js)
+    media = None
+    while media is None and not stop.is_set():
+        try:
+            media = await bus.media_store(js)
+        except Exception as exc:  # JetStream restarting: keep trying, never lose the consumer
+            log.warning("object store not ready, retrying", extra={"error": str(exc)})
+            await asyncio.sleep(1)
     log.info("consuming incidents", extra={"stream": bus.INCIDENT_STREAM, "consumer": CONSUMER})
     fetcher = asyncio.create_task(_fetch_pending_media(store, media, stop))
     await bus.consume(subscription, lambda msg: _store_one(store, media, msg), stop)

@@ -58,6 +58,10 @@ ASSIGN_ERRORS = Counter("retina_scheduler_assign_errors_total", "Assign/release 
 RECONCILE_SECONDS_HIST = Histogram("retina_scheduler_reconcile_seconds", "Duration of one reconcile pass")
 
 
+class WorkerIdTaken(ValueError):
+    """Another live worker registered under this id; maps to ALREADY_EXISTS."""
+
+
 @dataclass
 class WorkerState:
     """What the scheduler knows of one worker."""
@@ -117,6 +121,17 @@ class Scheduler:
         """Add or refresh a worker; return the problems of devices that were left out."""
         if not request.worker_id.strip() or not request.address.strip():
             raise ValueError("worker_id and address: both are required")
+        host = request.address.rsplit(":", 1)[0]
+        if host in ("0.0.0.0", "::", "[::]", ""):
+            raise ValueError(
+                f"address: {request.address!r} is not reachable; start the worker with --advertise"
+            )
+        current = self.workers.get(request.worker_id)
+        if current is not None and current.alive and current.address != request.address:
+            raise WorkerIdTaken(
+                f"worker_id: {request.worker_id!r} is held by a live worker at {current.address};"
+                " give each worker its own --worker-id"
+            )
         devices = [
             placement.Device(
                 worker_id=request.worker_id,
@@ -185,9 +200,9 @@ class Scheduler:
         if self._health_seen.get(status.camera_id) == key:
             return
         self._health_seen[status.camera_id] = key
-        state = worker_pb2.CameraState.Name(status.state).removeprefix("CAMERA_STATE_").lower()
         last_frame = status.last_frame_at.ToNanoseconds() / 1e9 if status.HasField("last_frame_at") else None
         try:
+            state = worker_pb2.CameraState.Name(status.state).removeprefix("CAMERA_STATE_").lower()
             self.registry.report_health(status.camera_id, state, status.reason, last_frame, worker_id)
         except Exception as exc:  # a camera deleted from the registry meanwhile
             log.debug("health not recorded", extra={"camera_id": status.camera_id, "error": str(exc)})
@@ -233,21 +248,10 @@ class Scheduler:
         self.unplaced = dict(result.unplaced)
 
         for camera_id, old in list(self.assignments.items()):
-            if camera_id not in result.assignments:  # deleted, disabled or no longer placeable
-                await self._release(old, camera_id, handover=False)
+            gone = camera_id not in result.assignments  # deleted, disabled or no longer placeable
+            if gone and await self._release(old, camera_id, handover=False) is not None:
                 self.applied.pop(camera_id, None)
-        for worker in alive:  # back after its lease expired, it still runs cameras now placed elsewhere
-            for camera_id in sorted(worker.running or ()):
-                believed = self.assignments.get(camera_id)
-                elsewhere = result.assignments.get(camera_id)
-                if (
-                    elsewhere is not None
-                    and elsewhere.worker_id != worker.worker_id
-                    and (believed is None or believed.worker_id != worker.worker_id)
-                ):
-                    stray = placement.Placement(worker.worker_id, "")
-                    await self._release(stray, camera_id, handover=True)  # its incidents continue elsewhere
-                    worker.running.discard(camera_id)
+        await self._release_strays(alive, result, records)
         for camera_id, target in sorted(result.assignments.items()):
             record = records[camera_id]
             wanted = (target.worker_id, target.device_id, record.revision)
@@ -258,6 +262,8 @@ class Scheduler:
             if old == target and holder is not None and holder.running is None:
                 continue  # restored after a scheduler restart: wait for the worker to say what it runs
             handed = await self._take_open_incidents(camera_id, old, target)
+            if handed is None:
+                continue  # the old holder could not be told to let go: never run a camera twice
             if await self._assign(target, record.camera, handed):
                 self.applied[camera_id] = wanted
                 if old is not None and old != target:
@@ -274,16 +280,42 @@ class Scheduler:
         LOAD_MAX_OVER_MEAN.set(result.max_over_mean)
         RECONCILE_SECONDS_HIST.observe(time.perf_counter() - started)
 
+    async def _release_strays(
+        self, alive: list[WorkerState], result: placement.PlacementResult, records: dict
+    ) -> None:
+        """Stop what workers run but should not (as their heartbeats tell): a camera deleted,
+        disabled or unplaced ends its incidents; a camera placed on another worker (this one was
+        cut off, or a release failed) hands its incidents to that worker."""
+        for worker in alive:
+            for camera_id in sorted(worker.running or ()):
+                target = result.assignments.get(camera_id)
+                believed = self.assignments.get(camera_id)
+                if target is not None and target.worker_id == worker.worker_id:
+                    continue
+                if target is not None and believed is not None and believed.worker_id == worker.worker_id:
+                    continue  # a planned move: the assignment loop hands over from this worker
+                here = placement.Placement(worker.worker_id, "")
+                handed = await self._release(here, camera_id, handover=target is not None)
+                if handed is None:
+                    continue
+                worker.running.discard(camera_id)
+                if handed and target is not None and target.worker_id in self.workers:
+                    await self._assign(target, records[camera_id].camera, handed)
+
     async def _take_open_incidents(
         self, camera_id: str, old: placement.Placement | None, target: placement.Placement
-    ) -> list[HandedOverIncident]:
-        """The camera's open incidents for its next worker: handed over by a live previous holder,
-        else read from the incident store (the holder died)."""
+    ) -> list[HandedOverIncident] | None:
+        """The camera's open incidents for its next worker: handed over by a live previous holder
+        (None if it could not be reached: the camera must not run twice), else read from the
+        incident store (the holder died)."""
         holder = self.workers.get(old.worker_id) if old is not None else None
-        if holder is not None and holder.alive and old != target and camera_id in (holder.running or set()):
-            return await self._release(old, camera_id, handover=True)
+        if holder is not None and holder.alive and old.worker_id != target.worker_id:
+            handed = await self._release(old, camera_id, handover=True)
+            if handed is None or handed:
+                return handed
+            return await self._incidents_from_store(camera_id)  # it was not running there
         if holder is not None and holder.alive and camera_id in (holder.running or set()):
-            return []  # same worker and device, new configuration: the worker keeps them itself
+            return []  # same worker: it moves the camera between its devices and keeps the incidents
         return await self._incidents_from_store(camera_id)
 
     async def _incidents_from_store(self, camera_id: str) -> list[HandedOverIncident]:
@@ -350,7 +382,9 @@ class Scheduler:
 
     async def _release(
         self, where: placement.Placement, camera_id: str, handover: bool
-    ) -> list[HandedOverIncident]:
+    ) -> list[HandedOverIncident] | None:
+        """Stop a camera on a worker: its handed-over incidents; [] if it did not run there (or the
+        worker is gone); None if the worker could not be reached (tried again next pass)."""
         worker = self.workers.get(where.worker_id)
         if worker is None or not worker.alive:
             return []
@@ -363,9 +397,10 @@ class Scheduler:
             if exc.code() != grpc.StatusCode.NOT_FOUND:
                 ASSIGN_ERRORS.inc()
                 log.warning(
-                    "release failed", extra={"camera_id": camera_id, "worker_id": worker.worker_id,
-                                             "error": exc.details()},
-                )  # fmt: skip
+                    "release failed; retrying next pass",
+                    extra={"camera_id": camera_id, "worker_id": worker.worker_id, "error": exc.details()},
+                )
+                return None
             return []
         log.info("camera released", extra={"camera_id": camera_id, "worker_id": worker.worker_id,
                                            "handover": handover})  # fmt: skip
@@ -431,6 +466,8 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def RegisterWorker(self, request, context):
         try:
             ignored = self.scheduler.register(request)
+        except WorkerIdTaken as exc:
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         config = self.scheduler.config

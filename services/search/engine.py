@@ -36,12 +36,16 @@ class NotFoundError(LookupError):
     """An unknown incident or track; maps to NOT_FOUND."""
 
 
+class UnavailableError(RuntimeError):
+    """A service the query needs (the incident store) cannot be reached; maps to UNAVAILABLE."""
+
+
 class EmptyIndexError(RuntimeError):
     """Nothing indexed yet; maps to FAILED_PRECONDITION."""
 
 
-class WrongEmbedderError(ValueError):
-    """A record embedded by another embedder than this index's; it cannot be compared."""
+class RejectedRecordError(ValueError):
+    """A feature record this index cannot take (another embedder, a malformed vector)."""
 
 
 @dataclass(frozen=True)
@@ -89,9 +93,15 @@ class SearchEngine:
     def apply(self, record: FeatureRecord) -> AppliedRecord:
         """Store one record and index its vector, if it brings one."""
         if record.embedder != self.embedder.key:
-            raise WrongEmbedderError(
+            raise RejectedRecordError(
                 f"record {record.msg_id} was embedded with {record.embedder}, this index uses"
                 f" {self.embedder.key} (set features.embedder the same on workers and search)"
+            )
+        vector = record.embedding()
+        if vector is not None and (len(vector) != self.embedder.dim or not np.isfinite(vector).all()):
+            raise RejectedRecordError(
+                f"record {record.msg_id}: embedding has {len(vector)} values (want {self.embedder.dim},"
+                " all finite)"
             )
         applied = self.store.apply(record)
         if applied.vector_id is not None:
@@ -127,6 +137,7 @@ class SearchEngine:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         if image is None:
             raise SearchInputError("image: the picture is damaged and cannot be decoded")
+        h, w = image.shape[:2]  # after EXIF rotation, which the header size does not include
         if region is not None:
             x1, y1, x2, y2 = region
             if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):
@@ -140,7 +151,7 @@ class SearchEngine:
     def track_query(self, track_key: str, department: str) -> tuple[np.ndarray, StoredTrack]:
         """The vectors of an indexed track, if the department may see its camera."""
         track = self.store.track(track_key)
-        if track is None or track.camera_id not in self.store.visible_cameras(department):
+        if track is None or not track.visible_to(department):
             raise NotFoundError(f"track_id: no track {track_key!r} visible to department {department!r}")
         vectors = self.store.track_vectors(track_key)
         if len(vectors) == 0:
@@ -158,11 +169,7 @@ class SearchEngine:
         """The ``k`` tracks most like the queries, one hit per track, within the department's scope."""
         if self.index.ntotal == 0:
             raise EmptyIndexError("the index is empty: no track features have been received yet")
-        visible = self.store.visible_cameras(department)
-        cameras = visible & filters.camera_ids if filters.camera_ids else visible
-        if not cameras:
-            return []
-        candidates = self.store.candidate_ids(cameras, filters, EXACT_SEARCH_LIMIT)
+        candidates = self.store.candidate_ids(department, filters, EXACT_SEARCH_LIMIT)
         if candidates is not None:
             ids, vectors = self.store.vectors(candidates)
             if len(ids) == 0:
@@ -170,13 +177,13 @@ class SearchEngine:
             scores = (vectors @ queries.T).max(axis=1)
             order = np.argsort(-scores)
             ranked = [(int(ids[i]), float(scores[i])) for i in order]
-            return self._group(ranked, k, exclude_track, None, None)
+            return self._group(ranked, k, exclude_track, None, None)  # filtered by the store already
         # Too many candidates to list: search the index and filter its hits, widening until enough.
         shards = self._shards_for(filters)
         wanted = k * 20
         while True:
             ranked = self.index.search(queries, wanted, shards)
-            hits = self._group(ranked, k, exclude_track, cameras, filters)
+            hits = self._group(ranked, k, exclude_track, department, filters)
             if len(hits) >= k or len(ranked) < wanted:
                 return hits
             wanted *= 4
@@ -191,10 +198,10 @@ class SearchEngine:
         ranked: list[tuple[int, float]],
         k: int,
         exclude_track: str | None,
-        cameras: set[str] | None,
+        department: str | None,
         filters: Filters | None,
     ) -> list[SearchHit]:
-        """One hit per track, best first; ``cameras``/``filters`` re-checked when given (index path)."""
+        """One hit per track, best first; scope and filters re-checked when given (index path)."""
         hits: list[SearchHit] = []
         seen: set[str] = set()
         for start in range(0, len(ranked), 512):
@@ -204,7 +211,7 @@ class SearchEngine:
                 track = tracks.get(vector_id)
                 if track is None or track.key in seen or track.key == exclude_track:
                     continue
-                if cameras is not None and not _passes(track, cameras, filters):
+                if department is not None and not _passes(track, department, filters):
                     continue
                 seen.add(track.key)
                 hits.append(SearchHit(track, score))
@@ -213,8 +220,10 @@ class SearchEngine:
         return hits
 
 
-def _passes(track: StoredTrack, cameras: set[str], filters: Filters) -> bool:
-    if track.camera_id not in cameras:
+def _passes(track: StoredTrack, department: str, filters: Filters) -> bool:
+    if not track.visible_to(department):
+        return False
+    if filters.camera_ids and track.camera_id not in filters.camera_ids:
         return False
     if filters.start is not None and track.last_seen < filters.start:
         return False

@@ -161,24 +161,26 @@ class ShardedIndex:
         return self.directory / f"shard-{start}.faiss", self.directory / f"shard-{start}.json"
 
     def save(self) -> int:
-        """Write every changed shard (atomically: temporary file, then rename); return how many."""
+        """Write every changed shard (atomically: temporary file, then rename); return how many.
+
+        Only the in-memory copy is taken under the lock; hashing and writing happen outside it,
+        so searches and new records do not wait for the disk.
+        """
         with self._lock:
             dirty = [s for s in self._shards.values() if s.dirty]
+            snapshots = []
             for shard in dirty:
-                index_path, meta_path = self._paths(shard.start)
-                data = faiss.serialize_index(shard.index).tobytes()
-                meta = {
-                    "kind": shard.kind,
-                    "dim": self.dim,
-                    "embedder": self.embedder,
-                    "max_id": shard.max_id,
-                    "ntotal": int(shard.index.ntotal),
-                    "sha256": hashlib.sha256(data).hexdigest(),
-                }
-                _write_atomically(index_path, data)
-                _write_atomically(meta_path, json.dumps(meta).encode())
+                data = faiss.serialize_index(shard.index)
+                snapshots.append((shard.start, shard.kind, shard.max_id, int(shard.index.ntotal), data))
                 shard.dirty = False
-        return len(dirty)
+        for start, kind, max_id, ntotal, data in snapshots:
+            index_path, meta_path = self._paths(start)
+            payload = data.tobytes()
+            meta = {"kind": kind, "dim": self.dim, "embedder": self.embedder, "max_id": max_id,
+                    "ntotal": ntotal, "sha256": hashlib.sha256(payload).hexdigest()}  # fmt: skip
+            _write_atomically(index_path, payload)
+            _write_atomically(meta_path, json.dumps(meta).encode())
+        return len(snapshots)
 
     def load(self, store: FeatureStore) -> LoadReport:
         """Load every shard the store has, checking each file; rebuild what is missing or wrong."""

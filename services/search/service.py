@@ -36,10 +36,11 @@ from services.search.engine import (
     MAX_RESULTS,
     EmptyIndexError,
     NotFoundError,
+    RejectedRecordError,
     SearchEngine,
     SearchHit,
     SearchInputError,
-    WrongEmbedderError,
+    UnavailableError,
 )
 from services.search.store import Filters
 
@@ -153,6 +154,9 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         except EmptyIndexError as exc:
             QUERIES.labels(kind, "empty").inc()
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except UnavailableError as exc:
+            QUERIES.labels(kind, "unavailable").inc()
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         QUERIES.labels(kind, "ok").inc()
         QUERY_SECONDS.observe(time.perf_counter() - started)
         return response
@@ -203,7 +207,9 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.NOT_FOUND:
                     raise NotFoundError(f"incident_id: no incident {incident_id!r}") from None
-                raise
+                raise UnavailableError(
+                    f"incident_id: the incident store cannot be reached ({exc.code().name})"
+                ) from None
         message = IncidentMessage.model_validate_json(incident.message_json)
         track = self.engine.store.find_track(
             message.camera_id,
@@ -278,8 +284,8 @@ async def _apply_record(engine: SearchEngine, servicer: SearchServicer, msg) -> 
     extra = {"camera_id": record.camera_id, "track": record.id, "revision": record.revision}
     try:
         applied = await asyncio.to_thread(engine.apply, record)
-    except WrongEmbedderError as exc:
-        RECORDS.labels(record.camera_id, "wrong_embedder").inc()
+    except RejectedRecordError as exc:
+        RECORDS.labels(record.camera_id, "rejected").inc()
         log.error(str(exc), extra=extra)
         await msg.term()
         return

@@ -2,7 +2,8 @@
 
 Everything the FAISS index holds is also here, so the index can be rebuilt from this store at any
 time (and this store from the ``FEATURES`` stream). Metadata filters (cameras, time, family,
-colour, the requester's sharing scope) are answered from indexed tables, never by scanning vectors.
+colour, the requester's sharing scope as it was when each track was recorded) are answered from
+indexed tables, never by scanning vectors.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ CREATE TABLE IF NOT EXISTS tracks (
     crop_seen_at REAL,
     bbox TEXT,
     colours TEXT NOT NULL DEFAULT '[]',
+    scope TEXT NOT NULL DEFAULT '[]',
     shard INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tracks_camera_time ON tracks (camera_id, first_seen);
@@ -55,10 +57,10 @@ CREATE TABLE IF NOT EXISTS track_colours (
     track_key TEXT NOT NULL,
     PRIMARY KEY (colour, track_key)
 );
-CREATE TABLE IF NOT EXISTS camera_scope (
+CREATE TABLE IF NOT EXISTS track_scope (
     department TEXT NOT NULL,
-    camera_id TEXT NOT NULL,
-    PRIMARY KEY (department, camera_id)
+    track_key TEXT NOT NULL,
+    PRIMARY KEY (department, track_key)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)
 """
@@ -83,7 +85,11 @@ class StoredTrack:
     crop_seen_at: float | None
     bbox: tuple[float, float, float, float] | None
     colours: list[str]
+    scope: list[str]  # departments that may see it (owner and shared_with when it was recorded)
     shard: int
+
+    def visible_to(self, department: str) -> bool:
+        return department in self.scope or EVERY_DEPARTMENT in self.scope
 
 
 @dataclass(frozen=True)
@@ -109,16 +115,17 @@ class Filters:
 
 _TRACK_COLUMNS = (
     "key, camera_id, department, tracker_id, family, class_name, first_seen, last_seen, ended,"
-    " crop_path, crop_seen_at, bbox, colours, shard"
+    " crop_path, crop_seen_at, bbox, colours, scope, shard"
 )
 
 
 def _track(row: tuple) -> StoredTrack:
     (key, camera_id, department, tracker_id, family, class_name, first_seen, last_seen, ended, crop_path,
-     crop_seen_at, bbox, colours, shard) = row  # fmt: skip
+     crop_seen_at, bbox, colours, scope, shard) = row  # fmt: skip
     return StoredTrack(
         key, camera_id, department, tracker_id, family, class_name, first_seen, last_seen, bool(ended),
-        crop_path, crop_seen_at, tuple(json.loads(bbox)) if bbox else None, json.loads(colours), shard,
+        crop_path, crop_seen_at, tuple(json.loads(bbox)) if bbox else None, json.loads(colours),
+        json.loads(scope), shard,
     )  # fmt: skip
 
 
@@ -142,33 +149,49 @@ class FeatureStore:
     # -- writing -------------------------------------------------------------------------------
 
     def apply(self, record: FeatureRecord) -> AppliedRecord:
-        """Store one record idempotently (a redelivered or older revision changes nothing)."""
+        """Store one record idempotently.
+
+        A redelivered or older revision changes nothing — except that a crop not stored yet is
+        still taken (its record may come back after a later, times-only one).
+        """
         first_seen, last_seen = record.first_seen.timestamp(), record.last_seen.timestamp()
         vector = record.embedding()
         crop = record.crop_jpeg()
         with self._lock:
             row = self._db.execute(
-                "SELECT revision, shard FROM tracks WHERE key = ?", (record.id,)
+                "SELECT revision, shard, crop_revision, crop_path FROM tracks WHERE key = ?", (record.id,)
             ).fetchone()
-            if row is not None and record.revision <= row[0]:
+            newer = row is None or record.revision > row[0]
+            has_crop = vector is not None and crop is not None
+            new_crop = has_crop and (row is None or row[2] is None or record.crop_revision > row[2])
+            if not newer and not new_crop:
                 return AppliedRecord(duplicate=True)
             shard = row[1] if row is not None else self.shard_of(first_seen)
             crop_path = None
-            if vector is not None and crop is not None:
+            if new_crop:
                 crop_path = f"{record.camera_id}/{record.id.replace(':', '_')}-{record.crop_revision}.jpg"
-                target = self.crop_dir / crop_path
+                target = (self.crop_dir / crop_path).resolve()
+                if not target.is_relative_to(self.crop_dir.resolve()):
+                    raise ValueError(f"crop path {crop_path!r} leaves the crop folder")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(crop)
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 if row is None:
+                    scope = sorted({record.department, *record.shared_with})
                     self._db.execute(
                         "INSERT INTO tracks (key, camera_id, department, tracker_id, family, class_name,"
-                        " first_seen, last_seen, ended, revision, shard) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        " first_seen, last_seen, ended, revision, scope, shard)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                         (record.id, record.camera_id, record.department, record.track_id, record.family,
-                         record.class_name, first_seen, last_seen, int(record.ended), record.revision, shard),
+                         record.class_name, first_seen, last_seen, int(record.ended), record.revision,
+                         json.dumps(scope), shard),
                     )  # fmt: skip
-                else:
+                    self._db.executemany(
+                        "INSERT OR IGNORE INTO track_scope (department, track_key) VALUES (?, ?)",
+                        [(department, record.id) for department in scope],
+                    )
+                elif newer:
                     self._db.execute(
                         "UPDATE tracks SET last_seen = MAX(last_seen, ?), ended = ?, revision = ?,"
                         " class_name = ?, family = ? WHERE key = ?",
@@ -196,22 +219,15 @@ class FeatureStore:
                         (record.id, record.crop_revision, shard, vector.astype("<f4").tobytes()),
                     )
                     vector_id = cursor.lastrowid if cursor.rowcount else None
-                self._set_scope(record.camera_id, record.department, record.shared_with)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+        if crop_path is not None and row is not None and row[3] and row[3] != crop_path:
+            (self.crop_dir / row[3]).unlink(missing_ok=True)  # the better crop replaces the old file
         if vector_id is None:
             return AppliedRecord(duplicate=False)
         return AppliedRecord(False, vector_id, shard, vector)
-
-    def _set_scope(self, camera_id: str, department: str, shared_with: list[str]) -> None:
-        """The camera's latest sharing scope: its owner plus the departments it is shared with."""
-        self._db.execute("DELETE FROM camera_scope WHERE camera_id = ?", (camera_id,))
-        self._db.executemany(
-            "INSERT OR IGNORE INTO camera_scope (department, camera_id) VALUES (?, ?)",
-            [(d, camera_id) for d in {department, *shared_with}],
-        )
 
     def drop_shards_before(self, cutoff: float) -> list[int]:
         """Delete every shard that ended before ``cutoff`` (tracks, vectors, crops); return their ids."""
@@ -225,10 +241,11 @@ class FeatureStore:
                     "SELECT crop_path FROM tracks WHERE shard = ? AND crop_path IS NOT NULL", (shard,)
                 ).fetchall()
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.execute(
-                    "DELETE FROM track_colours WHERE track_key IN (SELECT key FROM tracks WHERE shard = ?)",
-                    (shard,),
-                )
+                for table in ("track_colours", "track_scope"):
+                    self._db.execute(
+                        f"DELETE FROM {table} WHERE track_key IN (SELECT key FROM tracks WHERE shard = ?)",
+                        (shard,),
+                    )
                 self._db.execute("DELETE FROM vectors WHERE shard = ?", (shard,))
                 self._db.execute("DELETE FROM tracks WHERE shard = ?", (shard,))
                 self._db.execute("COMMIT")
@@ -270,18 +287,14 @@ class FeatureStore:
             vectors = self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
         return tracks, vectors
 
-    def visible_cameras(self, department: str) -> set[str]:
-        """Cameras whose features ``department`` may search (owner, shared with it, or with everyone)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT camera_id FROM camera_scope WHERE department IN (?, ?)",
-                (department, EVERY_DEPARTMENT),
-            ).fetchall()
-        return {r[0] for r in rows}
-
-    def candidate_ids(self, cameras: set[str], filters: Filters, limit: int) -> np.ndarray | None:
-        """Vector ids passing the filters, through the indexes; None when there are more than ``limit``."""
-        where, params = ["t.camera_id IN (SELECT value FROM json_each(?))"], [json.dumps(sorted(cameras))]
+    def candidate_ids(self, department: str, filters: Filters, limit: int) -> np.ndarray | None:
+        """Vector ids the department may see that pass the filters, found through the indexes;
+        None when there are more than ``limit``."""
+        where = ["t.key IN (SELECT track_key FROM track_scope WHERE department IN (?, ?))"]
+        params: list = [department, EVERY_DEPARTMENT]
+        if filters.camera_ids:
+            where.append("t.camera_id IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(sorted(filters.camera_ids)))
         if filters.start is not None:
             where.append("t.last_seen >= ?")
             params.append(filters.start)

@@ -161,6 +161,10 @@ class Analyzer:
             existing = self._cameras.get(camera.id)
         if existing is not None:
             if existing.config == camera:
+                if resume:  # incidents handed over late (the camera ran in two places for a moment)
+                    with self._analysis_lock:
+                        events = existing.pipeline.resume(resume)
+                    self._deliver(camera, events, [])
                 return existing.source.health
             resume = resume + self.release(camera.id, handover=True)  # same situations, new settings
         track_features = None

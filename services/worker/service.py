@@ -248,13 +248,17 @@ class Worker:
             asyncio.create_task(self._status_heartbeat(stop)),
         ]
         if scheduler_address:
-            lease = SchedulerLease(self, scheduler_address, advertise or f"{listen}:{port}")
-            tasks.append(asyncio.create_task(lease.run(stop)))
+            host = socket.getfqdn() if listen in ("0.0.0.0", "::") else listen
+            lease = SchedulerLease(self, scheduler_address, advertise or f"{host}:{port}")
+            lease_task = asyncio.create_task(lease.run(stop))
+            tasks.append(lease_task)
         publishers = [p for p in (self.incidents, self.feature_publisher) if p is not None]
         publishing = asyncio.gather(*(asyncio.create_task(p.run(publisher_stop)) for p in publishers))
         await stop.wait()
 
         log.info("worker stopping")
+        if scheduler_address:  # stop renewing the lease first: its cameras move on when it ends
+            lease_task.cancel()
         await health_servicer.enter_graceful_shutdown()
         await server.stop(grace=2)
         # Stop the cameras first, then the analysis loop; every event produced so far is in the
