@@ -410,3 +410,30 @@ def test_watch_sees_another_process_writes_by_polling(db_url: str):
 
     asyncio.run(main())
     other.close()
+
+
+def test_retina_up_imports_the_file_and_disables_cameras_it_no_longer_lists(db_url: str):
+    from services.cli.cluster import import_cameras
+
+    async def main() -> None:
+        with CameraRegistry(db_url) as registry:
+            servicer = RegistryServicer(registry)
+            add = registry_pb2_grpc.add_RegistryServiceServicer_to_server
+            server, _, port = await start_grpc_server(
+                "127.0.0.1", 0, lambda s: add(servicer, s), "retina.v1.RegistryService"
+            )
+            address = f"127.0.0.1:{port}"
+            try:
+                first = await asyncio.to_thread(import_cameras, address, [camera("cam-1"), camera("cam-2")])
+                assert first == (2, 0, 0)
+                again = await asyncio.to_thread(
+                    import_cameras, address, [camera("cam-1", name="renamed")], disable_others=True
+                )
+                assert again == (0, 1, 0)
+                assert registry.get("cam-2").enabled is False  # kept, with its history, but not run
+                assert registry.get("cam-1").enabled and registry.get("cam-1").camera.name == "renamed"
+            finally:
+                servicer.close()
+                await server.stop(grace=1)
+
+    asyncio.run(main())

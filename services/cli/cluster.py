@@ -158,7 +158,7 @@ class LocalCluster:
         wait_until_serving(self.scheduler_address, 60, self.processes["scheduler"])
         for index in range(self.workers):
             wait_until_serving(self.worker_address_of(index), 120, self.processes[f"worker-{index + 1}"])
-        import_cameras(self.scheduler_address, cameras)
+        import_cameras(self.scheduler_address, cameras, disable_others=True)
 
     def start_scheduler(self) -> None:
         self.processes["scheduler"] = start_python(
@@ -224,11 +224,36 @@ class LocalCluster:
                 log.info("stopped", extra={"service_process": name, "exit_code": code})
 
 
-def import_cameras(scheduler_address: str, cameras: list[CameraConfig]) -> tuple[int, int, int]:
-    """Create or update cameras in the registry; return (created, updated, unchanged)."""
+def import_cameras(
+    scheduler_address: str, cameras: list[CameraConfig], disable_others: bool = False
+) -> tuple[int, int, int]:
+    """Create or update cameras in the registry; return (created, updated, unchanged).
+
+    ``disable_others`` (``retina up``: the file is the truth) disables registered cameras the file
+    no longer lists; their records and history stay.
+    """
     created = updated = unchanged = 0
     with grpc.insecure_channel(scheduler_address) as channel:
         stub = registry_pb2_grpc.RegistryServiceStub(channel)
+        if disable_others:
+            listed = {camera.id for camera in cameras}
+            page_token = ""
+            while True:
+                page = stub.ListCameras(
+                    registry_pb2.ListCamerasRequest(enabled=True, page_size=1000, page_token=page_token),
+                    timeout=10,
+                )
+                for record in page.cameras:
+                    if record.camera.id not in listed:
+                        stub.UpdateCamera(
+                            registry_pb2.UpdateCameraRequest(camera=record.camera, enabled=False), timeout=10
+                        )
+                        log.info(
+                            "camera not in the file any more: disabled", extra={"camera_id": record.camera.id}
+                        )
+                page_token = page.next_page_token
+                if not page_token:
+                    break
         for camera in cameras:
             message = camera_to_proto(camera)
             try:
