@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -117,3 +119,17 @@ def rtsp_server_factory() -> Iterator:
 
 def python_cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "services.cli", *args]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> float:
+    """Poll ``condition`` until true (a service not answering yet counts as false); return the
+    seconds it took, or fail naming ``what``."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        try:
+            if condition():
+                return time.monotonic() - started
+        except grpc.RpcError:
+            pass
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")

@@ -10,7 +10,6 @@ import sqlite3
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -24,7 +23,7 @@ from services.core import bus
 from services.core.config import load_config
 from services.core.convert import camera_to_proto
 from services.core.processes import free_port, start_python, stop_process
-from tests.conftest import MODEL, footage, python_cli
+from tests.conftest import MODEL, footage, python_cli, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -53,15 +52,6 @@ def write_config(path: Path, cameras: list[dict], nats_url: str = "nats://127.0.
 
 def parking(zone=WHOLE_FRAME, **params) -> list[dict]:
     return [{"name": "illegal_parking", "zones": [{"name": "all", "polygon": zone}], "params": params}]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 class StatusWatcher:

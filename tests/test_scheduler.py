@@ -31,7 +31,7 @@ from services.core import bus
 from services.core.config import load_config
 from services.core.convert import camera_to_proto
 from services.core.processes import stop_process
-from tests.conftest import MODEL
+from tests.conftest import MODEL, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -63,18 +63,6 @@ def analysed(address: str, camera_id: str) -> int:
         if a.camera_id == camera_id and a.HasField("health"):
             return a.health.frames_analysed
     return 0
-
-
-def wait_for(condition, timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        try:
-            if condition():
-                return time.monotonic() - started
-        except grpc.RpcError:
-            pass
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def stored_events(db: Path) -> list[tuple[str, str, str, int, str]]:
