@@ -21,12 +21,86 @@ from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 
 ENTRY_POINT_GROUP = "retina.algorithms"
 INCIDENT_NAMESPACE = uuid.UUID("6f1c1f9e-2f4e-4d3b-9a57-0c7d1a1e5b21")
 
 EventKind = Literal["new", "update", "end"]
+
+# ---------------------------------------------------------------------------------------------
+# The rules every configuration model follows
+# ---------------------------------------------------------------------------------------------
+
+MAX_DURATION_SECONDS = 7 * 24 * 3600
+DURATION_SUFFIX = "_seconds"
+
+
+class ConfigModel(BaseModel):
+    """Base of every configuration model: the cluster's sections and the plug-ins' parameters.
+
+    One rule set for all of them: unknown keys are errors; every number must be finite (NaN and
+    infinity are refused, also as the strings "nan" and "inf"); every duration — a field named
+    ``*_seconds`` — is at most :data:`MAX_DURATION_SECONDS` (7 days), whatever its own bounds.
+    Plug-in parameter models that do not derive from it get the same rules when validated
+    (:func:`validate_algorithm_params`).
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*")
+    @classmethod
+    def _bounded_duration(cls, value: Any, info: ValidationInfo) -> Any:
+        name = info.field_name or ""
+        if name.endswith(DURATION_SUFFIX) and isinstance(value, int | float) and value > MAX_DURATION_SECONDS:
+            raise ValueError(f"must be at most {MAX_DURATION_SECONDS} s (7 days), got {value:g}")
+        return value
+
+
+def error_location(loc: tuple[int | str, ...], prefix: str = "") -> str:
+    """``prefix.zones[0].polygon`` for a pydantic error location. Keys that are not short identifiers
+    (an unknown key can be anything) are shown as a short, truncated repr."""
+    path = prefix
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not part.startswith("function-"):  # a validator's name, not a field
+            name = part if part.isidentifier() and len(part) <= 64 else _short_repr(part)
+            path += f".{name}" if path else name
+    return path
+
+
+def _short_repr(value: str, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}…"
+
+
+def error_message(item: ErrorDetails) -> str:
+    """The admin-facing message of one pydantic error (never the whole bad value)."""
+    if item["type"] == "finite_number":
+        return "must be a finite number (not NaN or infinity)"
+    message = item["msg"]
+    for noise in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(noise)
+    return message
+
+
+@cache
+def with_config_rules(model: type[BaseModel]) -> type[BaseModel]:
+    """``model`` itself if it is a :class:`ConfigModel`, else a subclass of it that follows the rules."""
+    if issubclass(model, ConfigModel):
+        return model
+    return type(model.__name__, (model, ConfigModel), {"__module__": model.__module__})
+
 
 # ---------------------------------------------------------------------------------------------
 # Configuration pieces shared by every algorithm
@@ -44,16 +118,15 @@ def parse_local_time(value: str) -> time:
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-class ActiveHours(BaseModel):
+class ActiveHours(ConfigModel):
     """Local hours (and optionally weekdays) in which a rule raises new incidents.
 
     ``end`` before ``start`` wraps past midnight; ``start == end`` means all day. ``days`` limits
     the rule to those weekdays (of the day the period starts on).
     """
 
-    model_config = ConfigDict(extra="forbid")
-    start: str
-    end: str
+    start: str = Field(max_length=8)
+    end: str = Field(max_length=8)
     days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] | None = None
 
     @field_validator("start", "end")
@@ -77,12 +150,18 @@ class ActiveHours(BaseModel):
         return inside and (self.days is None or WEEKDAYS[weekday] in self.days)
 
 
-class Zone(BaseModel):
+class Zone(ConfigModel):
     """A named polygon in normalised image coordinates (0..1, origin top-left)."""
 
-    model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=64)
-    polygon: list[tuple[float, float]]
+    polygon: list[tuple[float, float]] = Field(max_length=1000, description="At most 1000 points")
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, name: str) -> str:
+        if not name.isprintable():
+            raise ValueError("must be printable text on one line (it is shown to dispatchers)")
+        return name
 
     @field_validator("polygon", mode="before")
     @classmethod
@@ -193,12 +272,11 @@ def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, 
     return inter / union if union > 0 else 0.0
 
 
-class AlgorithmSpec(BaseModel):
+class AlgorithmSpec(ConfigModel):
     """One algorithm enabled on a camera, as written in the configuration."""
 
-    model_config = ConfigDict(extra="forbid")
-    name: str
-    zones: list[Zone] = Field(default_factory=list)
+    name: str = Field(max_length=64)
+    zones: list[Zone] = Field(default_factory=list, max_length=100, description="At most 100 zones")
     params: dict[str, Any] = Field(default_factory=dict)
     active_hours: ActiveHours | None = None
 
@@ -665,11 +743,11 @@ def validate_algorithm_params(spec: AlgorithmSpec) -> list[str]:
     cls = available_algorithms()[spec.name]
     errors: list[str] = []
     try:
-        cls.manifest.params_model.model_validate(spec.params)
+        with_config_rules(cls.manifest.params_model).model_validate(spec.params)
     except ValidationError as exc:
         for item in exc.errors():
-            path = ".".join(str(p) for p in item["loc"])
-            message = item["msg"].removeprefix("Value error, ")
+            path = error_location(item["loc"])
+            message = error_message(item)
             if item["type"] == "extra_forbidden":
                 message = f"unknown parameter for {spec.name} (check the spelling)"
             errors.append(f"params.{path}: {message}")
@@ -683,10 +761,9 @@ def validate_algorithm_params(spec: AlgorithmSpec) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-class DwellParams(BaseModel):
-    """Parameters every dwell-gated rule shares (seconds of stream time)."""
+class DwellParams(ConfigModel):
+    """Parameters every dwell-gated rule shares (seconds of stream time, each at most 7 days)."""
 
-    model_config = ConfigDict(extra="forbid")
     dwell_seconds: float = Field(
         default=60.0, gt=0, description="How long the situation lasts before an alert"
     )

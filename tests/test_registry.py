@@ -20,6 +20,7 @@ from sqlalchemy import create_engine
 from services.core.config import CameraConfig, CameraDefaults, validate_camera
 from services.core.convert import camera_to_proto
 from services.core.serving import start_grpc_server
+from services.core.validation import add_guarded
 from services.scheduler.registry import (
     CameraExists,
     CameraNotFound,
@@ -222,7 +223,7 @@ async def serving(
     server, _, port = await start_grpc_server(
         "127.0.0.1",
         0,
-        lambda s: registry_pb2_grpc.add_RegistryServiceServicer_to_server(servicer, s),
+        lambda s: add_guarded(s, registry_pb2_grpc.add_RegistryServiceServicer_to_server, servicer),
         "retina.v1.RegistryService",
     )
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")

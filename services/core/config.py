@@ -14,6 +14,9 @@ Shape::
 
 Each camera is validated on its own: a broken camera is reported (``cameras[2].url: ...``) and
 skipped, the others run. Errors in the cluster-wide sections stop the load.
+
+Every model follows :class:`algorithms.base.ConfigModel`'s rules: unknown keys are errors, numbers
+must be finite, and every duration (``*_seconds``) is at most 7 days.
 """
 
 from __future__ import annotations
@@ -26,12 +29,17 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from algorithms.base import AlgorithmSpec, validate_algorithm_params
-
-# Camera ids and departments become NATS subject tokens and file names.
-TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+from algorithms.base import (
+    AlgorithmSpec,
+    ConfigModel,
+    error_location,
+    error_message,
+    validate_algorithm_params,
+)
+from services.core.validation import TOKEN_PATTERN as TOKEN_PATTERN  # re-exported: the id rule
+from services.core.validation import TOKEN_RULE, is_token, quote
 
 
 class ConfigError(ValueError):
@@ -42,8 +50,8 @@ class ConfigError(ValueError):
         self.errors = errors
 
 
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StrictModel(ConfigModel):
+    """A section of the configuration (see :class:`algorithms.base.ConfigModel` for the rules)."""
 
 
 class GeoLocation(StrictModel):
@@ -121,7 +129,9 @@ class FeaturesConfig(StrictModel):
 
         known = available_embedders()
         if self.embedder not in known:
-            raise ValueError(f"embedder: unknown {self.embedder!r} (available: {', '.join(sorted(known))})")
+            raise ValueError(
+                f"embedder: unknown {quote(self.embedder)} (available: {', '.join(sorted(known))})"
+            )
         return self
 
 
@@ -129,7 +139,9 @@ class SearchConfig(StrictModel):
     """The search service's FAISS index (see services/search)."""
 
     shard_hours: float = Field(default=24, gt=0, le=24 * 31, description="Time span of one index shard")
-    retention_days: float = Field(default=30, gt=0, description="Shards older than this are dropped")
+    retention_days: float = Field(
+        default=30, gt=0, le=3650, description="Shards older than this are dropped (at most 10 years)"
+    )
     exact_max_vectors: int = Field(
         default=200_000, ge=1000, description="A shard beyond this size switches to an approximate index"
     )
@@ -175,7 +187,7 @@ class WorkerConfig(StrictModel):
         if isinstance(value, list):
             for device in value:
                 if not re.fullmatch(r"(cuda|cpu):\d+", device):
-                    raise ValueError(f"{device!r}: use cuda:N or cpu:N")
+                    raise ValueError(f"{quote(device)}: use cuda:N or cpu:N")
             if not value:
                 raise ValueError("list at least one device, or 'auto'")
         return value
@@ -220,16 +232,19 @@ class CameraDefaults(StrictModel):
 
 class CameraConfig(StrictModel):
     id: str
-    name: str = ""
-    url: str
+    name: str = Field(default="", max_length=256)
+    url: str = Field(max_length=4096)
     department: str = Field(default="urban-management", description="The owning department")
     shared_with: list[str] = Field(
         default_factory=list,
+        max_length=256,
         description="Other departments that may receive its incidents and search its features; '*': all",
     )
-    scene_type: str = Field(default="", description="Free-form scene label (road, market, square...)")
+    scene_type: str = Field(
+        default="", max_length=128, description="Free-form scene label (road, market, square...)"
+    )
     location: GeoLocation | None = None
-    timezone: str = "UTC"
+    timezone: str = Field(default="UTC", max_length=64)
     analysis_fps: float = Field(default=2.0, gt=0, le=30)
     loop: bool = Field(default=False, description="File sources only: replay the file at its end")
     algorithms: list[AlgorithmSpec] = Field(default_factory=list)
@@ -237,16 +252,18 @@ class CameraConfig(StrictModel):
     @field_validator("id", "department")
     @classmethod
     def _token(cls, value: str) -> str:
-        if not TOKEN_PATTERN.match(value):
-            raise ValueError("use 1-64 letters, digits, '-' or '_' (it becomes a NATS subject token)")
+        if not is_token(value):
+            raise ValueError(f"{TOKEN_RULE} (it becomes a NATS subject token)")
         return value
 
     @field_validator("shared_with")
     @classmethod
     def _departments(cls, value: list[str]) -> list[str]:
         for department in value:
-            if department != "*" and not TOKEN_PATTERN.match(department):
-                raise ValueError(f"{department!r}: a department is 1-64 letters, digits, '-' or '_' (or '*')")
+            if department != "*" and not is_token(department):
+                raise ValueError(
+                    f"{quote(department)}: a department is 1-64 letters, digits, '-' or '_' (or '*')"
+                )
         return sorted(set(value))
 
     def visible_to(self, department: str) -> bool:
@@ -258,6 +275,8 @@ class CameraConfig(StrictModel):
     def _url(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
+        if not value.isprintable():
+            raise ValueError("must be printable text on one line (no control characters)")
         return value
 
     @field_validator("timezone")
@@ -265,8 +284,10 @@ class CameraConfig(StrictModel):
     def _timezone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {value!r} (use an IANA name such as Asia/Shanghai)") from None
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(
+                f"unknown timezone {quote(value)} (use an IANA name such as Asia/Shanghai)"
+            ) from None
         return value
 
     @model_validator(mode="after")
@@ -311,15 +332,8 @@ def format_validation_error(error: ValidationError, prefix: str = "") -> list[st
     """Turn a pydantic error into ``cameras[0].algorithms[0].zones[0].polygon: message`` lines."""
     lines = []
     for item in error.errors():
-        path = prefix
-        for part in item["loc"]:
-            if isinstance(part, int):
-                path += f"[{part}]"
-            elif part and not str(part).startswith("function-"):
-                path += f".{part}" if path else str(part)
-        message = item["msg"]
-        for noise in ("Value error, ", "Assertion failed, "):
-            message = message.removeprefix(noise)
+        path = error_location(item["loc"], prefix)
+        message = error_message(item)
         if item["type"] == "extra_forbidden":
             message = "unknown field (check the spelling)"
         lines.append(f"{path}: {message}")
@@ -373,6 +387,19 @@ def parse_config(data: Any, source: str = "config") -> LoadedConfig:
     return LoadedConfig(config=config, camera_errors=camera_errors)
 
 
+def require_cameras(loaded: LoadedConfig, source: str) -> LoadedConfig:
+    """``loaded`` if it has a camera to run, else ConfigError ``no cameras: ...`` naming ``source``.
+
+    For the commands that run the file's cameras (``retina validate``, ``retina up``); a service's
+    own configuration (worker, scheduler) may well list none.
+    """
+    if loaded.config.cameras:
+        return loaded
+    if loaded.camera_errors:
+        raise ConfigError([f"no cameras: every camera in {source} was rejected (see the errors above)"])
+    raise ConfigError([f"no cameras: {source} lists none (add a 'cameras:' list of at least one camera)"])
+
+
 def load_config(path: str | Path) -> LoadedConfig:
     """Read and validate a YAML configuration file."""
     path = Path(path)
@@ -380,10 +407,14 @@ def load_config(path: str | Path) -> LoadedConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start})"]) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError([f"{path}: not valid YAML ({exc})"]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: nested too deeply to be a configuration"]) from None
     loaded = parse_config(data, source=str(path))
     _resolve_relative_paths(loaded.config, path.resolve().parent)
     return loaded
@@ -394,12 +425,12 @@ def _resolve_relative_paths(config: RetinaConfig, base: Path) -> None:
     if config.detector.model and _is_relative_file(config.detector.model):
         candidate = base / config.detector.model
         if candidate.exists():
-            config.detector.model = str(candidate.resolve())
+            config.detector.model = os.path.abspath(candidate)
     if config.features.backbone_model and _is_relative_file(config.features.backbone_model):
-        config.features.backbone_model = str((base / config.features.backbone_model).resolve())
+        config.features.backbone_model = os.path.abspath(base / config.features.backbone_model)
     for camera in config.cameras:
         if _is_relative_file(camera.url):
-            camera.url = str((base / camera.url).resolve())
+            camera.url = os.path.abspath(base / camera.url)
 
 
 def _is_relative_file(value: str) -> bool:

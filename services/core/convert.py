@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from google.protobuf import json_format
-from retina.v1 import common_pb2
+from retina.v1 import common_pb2, worker_pb2
 
 from algorithms.base import HandedOverIncident
-from services.core.config import CameraConfig
+from services.core.config import CameraConfig, ConfigError
 from services.core.serving import to_timestamp
+from services.core.validation import check_number, check_text, check_timestamp, check_token
+
+MAX_LABEL_LENGTH = 64  # algorithm and zone names
 
 
 def camera_to_proto(camera: CameraConfig) -> common_pb2.Camera:
@@ -21,9 +24,26 @@ def camera_to_proto(camera: CameraConfig) -> common_pb2.Camera:
     return json_format.ParseDict(data, common_pb2.Camera())
 
 
-def camera_from_proto(message: common_pb2.Camera) -> dict[str, Any]:
-    """A plain mapping of a Camera message, ready for ``validate_camera`` (unset fields omitted)."""
-    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+def camera_from_proto(message: common_pb2.Camera, prefix: str = "camera") -> dict[str, Any]:
+    """A plain mapping of a Camera message, ready for ``validate_camera`` (unset fields omitted).
+
+    Raises ConfigError (naming ``prefix``) for what JSON cannot hold: NaN or infinity in
+    ``params``, or a ``params`` value with no kind set.
+    """
+    try:
+        return json_format.MessageToDict(message, preserving_proto_field_name=True)
+    except json_format.Error as exc:
+        raise ConfigError(
+            [f"{prefix}.algorithms: params must hold finite numbers and set values ({str(exc)[:200]})"]
+        ) from None
+
+
+def camera_state_name(state: int) -> str:
+    """The word for a CameraState value ("online", "stalled", ...); "unknown" for UNSPECIFIED or a
+    value this version does not know."""
+    if state == worker_pb2.CAMERA_STATE_UNSPECIFIED or state not in worker_pb2.CameraState.values():
+        return "unknown"
+    return worker_pb2.CameraState.Name(state).removeprefix("CAMERA_STATE_").lower()
 
 
 def open_incident_to_proto(incident: HandedOverIncident) -> common_pb2.OpenIncident:
@@ -41,16 +61,23 @@ def open_incident_to_proto(incident: HandedOverIncident) -> common_pb2.OpenIncid
     )
 
 
-def open_incident_from_proto(message: common_pb2.OpenIncident) -> HandedOverIncident:
+def open_incident_from_proto(message: common_pb2.OpenIncident, field: str = "incident") -> HandedOverIncident:
+    """The handed-over incident of a message; raises InvalidArgument naming ``field`` and the bad part."""
+
+    def unit(value: float, name: str) -> float:
+        return check_number(value, f"{field}.{name}", minimum=0, maximum=1)
+
     b = message.bbox
     return HandedOverIncident(
-        incident_id=message.id,
-        algorithm=message.algorithm,
-        zone=message.zone,
+        incident_id=check_token(message.id, f"{field}.id"),
+        algorithm=check_text(
+            message.algorithm, f"{field}.algorithm", max_length=MAX_LABEL_LENGTH, required=True
+        ),
+        zone=check_text(message.zone, f"{field}.zone", max_length=MAX_LABEL_LENGTH),
         revision=message.revision,
-        started_at=message.started_at.ToNanoseconds() / 1e9,
-        last_seen_at=message.last_seen_at.ToNanoseconds() / 1e9,
-        bbox=(b.x1, b.y1, b.x2, b.y2),
-        confidence=message.confidence,
+        started_at=check_timestamp(message.started_at, f"{field}.started_at"),
+        last_seen_at=check_timestamp(message.last_seen_at, f"{field}.last_seen_at"),
+        bbox=(unit(b.x1, "bbox.x1"), unit(b.y1, "bbox.y1"), unit(b.x2, "bbox.x2"), unit(b.y2, "bbox.y2")),
+        confidence=unit(message.confidence, "confidence"),
         track_id=message.track_id,
     )

@@ -5,7 +5,8 @@ Host it in any grpc.aio server::
     registry = CameraRegistry(sqlite_url(data_dir / "registry.sqlite"))
     servicer = RegistryServicer(registry, defaults=config.defaults)
     server, health, port = await start_grpc_server(
-        listen, port, lambda s: registry_pb2_grpc.add_RegistryServiceServicer_to_server(servicer, s),
+        listen, port,
+        lambda s: add_guarded(s, registry_pb2_grpc.add_RegistryServiceServicer_to_server, servicer),
         "retina.v1.RegistryService",
     )
     ...
@@ -16,6 +17,10 @@ How WatchCameras learns about changes: every write committed through the same
 :class:`CameraRegistry` object (through this servicer or directly, e.g. an import by the scheduler)
 wakes the watchers at once through :meth:`CameraRegistry.add_listener`. Writes by other processes
 sharing the database are picked up by polling the change log every ``poll_seconds``.
+
+Every request is checked before any work: ids must be camera-id tokens, texts have length limits,
+timestamps must be valid; a bad field raises :class:`~services.core.validation.InvalidArgument`,
+which :func:`~services.core.validation.add_guarded` (as above) answers with INVALID_ARGUMENT naming it.
 """
 
 from __future__ import annotations
@@ -29,9 +34,16 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 from retina.v1 import common_pb2, registry_pb2, registry_pb2_grpc, worker_pb2
 
-from services.core.config import TOKEN_PATTERN, CameraConfig, CameraDefaults, ConfigError, validate_camera
+from services.core.config import CameraConfig, CameraDefaults, ConfigError, validate_camera
 from services.core.convert import camera_from_proto, camera_to_proto
 from services.core.serving import to_timestamp
+from services.core.validation import (
+    InvalidArgument,
+    check_text,
+    check_timestamp,
+    check_token,
+    is_token,
+)
 from services.scheduler.registry import (
     HEALTH_STATUSES,
     CameraChange,
@@ -50,6 +62,9 @@ log = logging.getLogger(__name__)
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 POLL_SECONDS = 1.0
+MAX_LABEL_LENGTH = 128  # scene types, algorithm names and worker ids
+MAX_TEXT_LENGTH = 1024  # search text
+MAX_REASON_LENGTH = 8192  # a health reason quotes the camera's URL (up to 4096 characters)
 
 _STATUS_CODES: dict[type[RegistryError], grpc.StatusCode] = {
     CameraNotFound: grpc.StatusCode.NOT_FOUND,
@@ -173,7 +188,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def _validated(self, context: grpc.aio.ServicerContext, message: Any) -> CameraConfig:
         """The validated camera, or INVALID_ARGUMENT with one ``camera.<field>: problem`` per line."""
         try:
-            return validate_camera(camera_from_proto(message), "camera", self.defaults)
+            return validate_camera(camera_from_proto(message, "camera"), "camera", self.defaults)
         except ConfigError as exc:
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "\n".join(exc.errors))
 
@@ -198,6 +213,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     async def DeleteCamera(self, request, context):
         """Remove a camera, optionally only at an expected revision."""
+        check_token(request.camera_id, "camera_id")
         expected = request.expected_revision if request.HasField("expected_revision") else None
         revision = await self._call(context, self.registry.delete, request.camera_id, expected)
         log.info("camera deleted", extra={"camera_id": request.camera_id, "revision": revision})
@@ -205,6 +221,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     async def GetCamera(self, request, context):
         """One camera by id."""
+        check_token(request.camera_id, "camera_id")
         return record_to_proto(await self._call(context, self.registry.get, request.camera_id))
 
     async def ListCameras(self, request, context):
@@ -213,10 +230,12 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             await _abort(
                 context, grpc.StatusCode.INVALID_ARGUMENT, f"page_size: use 0 to {MAX_PAGE_SIZE} (0: default)"
             )
-        if request.page_token and not TOKEN_PATTERN.match(request.page_token):
-            await _abort(
-                context, grpc.StatusCode.INVALID_ARGUMENT, "page_token: not a next_page_token of this API"
-            )
+        if request.page_token and not is_token(request.page_token):
+            raise InvalidArgument("page_token", "not a next_page_token of this API")
+        check_token(request.department, "department", required=False)
+        check_text(request.scene_type, "scene_type", max_length=MAX_LABEL_LENGTH)
+        check_text(request.algorithm, "algorithm", max_length=MAX_LABEL_LENGTH)
+        check_text(request.text, "text", max_length=MAX_TEXT_LENGTH)
         size = request.page_size or DEFAULT_PAGE_SIZE
         records = await self._call(
             context,
@@ -262,12 +281,17 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     async def ReportHealth(self, request, context):
         """Store the health a worker reports for a camera."""
+        check_token(request.camera_id, "camera_id")
         status = _STATUS_NAMES.get(request.status)
         if status is None:
             choices = ", ".join(name.upper() for name in HEALTH_STATUSES)
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"status: set one of {choices}")
+            raise InvalidArgument("status", f"set one of {choices}")
+        check_text(request.reason, "reason", max_length=MAX_REASON_LENGTH, single_line=False)
+        check_text(request.worker_id, "worker_id", max_length=MAX_LABEL_LENGTH)
         last_frame_at = (
-            request.last_frame_at.ToNanoseconds() / 1e9 if request.HasField("last_frame_at") else None
+            check_timestamp(request.last_frame_at, "last_frame_at")
+            if request.HasField("last_frame_at")
+            else None
         )
         health = await self._call(
             context,

@@ -37,17 +37,36 @@ from retina.v1 import (
 
 from algorithms.base import HandedOverIncident
 from services.core.config import CameraConfig, CameraDefaults, SchedulerConfig
-from services.core.convert import camera_to_proto, open_incident_from_proto, open_incident_to_proto
+from services.core.convert import (
+    camera_state_name,
+    camera_to_proto,
+    open_incident_from_proto,
+    open_incident_to_proto,
+)
 from services.core.incident import IncidentMessage
 from services.core.metrics import serve_metrics
 from services.core.serving import run_until_signalled, start_grpc_server, to_timestamp
+from services.core.validation import (
+    MAX_DEVICE_ID_LENGTH,
+    InvalidArgument,
+    add_guarded,
+    check_number,
+    check_text,
+    check_timestamp,
+    check_token,
+)
 from services.scheduler import placement
 from services.scheduler.registry import CameraRegistry, sqlite_url
-from services.scheduler.registry_api import RegistryServicer
+from services.scheduler.registry_api import MAX_REASON_LENGTH, RegistryServicer
 
 log = logging.getLogger(__name__)
 
 RECONCILE_SECONDS = 1.0
+MAX_WORKER_ID_LENGTH = 128
+MAX_ADDRESS_LENGTH = 256
+MAX_DEVICES = 64
+MAX_MODEL_KEY_LENGTH = 256
+MAX_HEARTBEAT_CAMERAS = 10_000
 WORKERS_ALIVE = Gauge("retina_scheduler_workers_alive", "Workers holding a lease")
 CAMERAS_PLACED = Gauge("retina_scheduler_cameras_placed", "Enabled cameras placed on a worker")
 CAMERAS_UNPLACED = Gauge("retina_scheduler_cameras_unplaced", "Enabled cameras no worker can take")
@@ -118,9 +137,8 @@ class Scheduler:
     # -- workers ----------------------------------------------------------------------------------
 
     def register(self, request: scheduler_pb2.RegisterWorkerRequest) -> list[str]:
-        """Add or refresh a worker; return the problems of devices that were left out."""
-        if not request.worker_id.strip() or not request.address.strip():
-            raise ValueError("worker_id and address: both are required")
+        """Add or refresh a worker (a request :func:`check_register_request` accepted); return the
+        problems of devices that were left out."""
         host = request.address.rsplit(":", 1)[0]
         if host in ("0.0.0.0", "::", "[::]", ""):
             raise ValueError(
@@ -202,7 +220,7 @@ class Scheduler:
         self._health_seen[status.camera_id] = key
         last_frame = status.last_frame_at.ToNanoseconds() / 1e9 if status.HasField("last_frame_at") else None
         try:
-            state = worker_pb2.CameraState.Name(status.state).removeprefix("CAMERA_STATE_").lower()
+            state = camera_state_name(status.state)
             self.registry.report_health(status.camera_id, state, status.reason, last_frame, worker_id)
         except Exception as exc:  # a camera deleted from the registry meanwhile
             log.debug("health not recorded", extra={"camera_id": status.camera_id, "error": str(exc)})
@@ -459,11 +477,54 @@ class Scheduler:
         )
 
 
+def check_register_request(request: scheduler_pb2.RegisterWorkerRequest) -> None:
+    """Raise InvalidArgument for a malformed registration. Capacity figures are not judged here:
+    a device with bad ones is left out and reported back (placement.validate_worker)."""
+    check_text(request.worker_id, "worker_id", max_length=MAX_WORKER_ID_LENGTH, required=True)
+    check_text(request.address, "address", max_length=MAX_ADDRESS_LENGTH, required=True)
+    _, _, port = request.address.rpartition(":")
+    if not (port.isdigit() and 0 < int(port) < 65536):
+        raise InvalidArgument("address", "use host:port")
+    check_text(request.model_key, "model_key", max_length=MAX_MODEL_KEY_LENGTH)
+    if len(request.devices) > MAX_DEVICES:
+        raise InvalidArgument("devices", f"at most {MAX_DEVICES} (got {len(request.devices)})")
+    for index, device in enumerate(request.devices):
+        check_text(
+            device.device_id, f"devices[{index}].device_id", max_length=MAX_DEVICE_ID_LENGTH, required=True
+        )
+        for model_key in device.capacity_fps:
+            check_text(model_key, f"devices[{index}].capacity_fps", max_length=MAX_MODEL_KEY_LENGTH)
+
+
+def check_heartbeat_request(request: scheduler_pb2.HeartbeatRequest) -> None:
+    """Raise InvalidArgument for a malformed heartbeat."""
+    check_text(request.worker_id, "worker_id", max_length=MAX_WORKER_ID_LENGTH, required=True)
+    if len(request.cameras) > MAX_HEARTBEAT_CAMERAS:
+        raise InvalidArgument("cameras", f"at most {MAX_HEARTBEAT_CAMERAS} (got {len(request.cameras)})")
+    for index, camera in enumerate(request.cameras):
+        field = f"cameras[{index}]"
+        check_token(camera.camera_id, f"{field}.camera_id")
+        check_text(camera.device_id, f"{field}.device_id", max_length=MAX_DEVICE_ID_LENGTH)
+        if camera_state_name(camera.state) == "unknown":
+            raise InvalidArgument(f"{field}.state", f"not a known camera state (got {camera.state})")
+        if len(camera.reason) > MAX_REASON_LENGTH:  # only its size: an odd character must not cost a lease
+            raise InvalidArgument(f"{field}.reason", f"at most {MAX_REASON_LENGTH} characters")
+        for name in ("since", "last_frame_at"):
+            if camera.HasField(name):
+                check_timestamp(getattr(camera, name), f"{field}.{name}")
+    for device_id, fps in request.device_fps.items():
+        check_text(device_id, "device_fps", max_length=MAX_DEVICE_ID_LENGTH)
+        check_number(fps, f"device_fps[{device_id}]")
+
+
 class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
+    """``retina.v1.SchedulerService``; register it with ``add_guarded`` (services.core.validation)."""
+
     def __init__(self, scheduler: Scheduler):
         self.scheduler = scheduler
 
     async def RegisterWorker(self, request, context):
+        check_register_request(request)
         try:
             ignored = self.scheduler.register(request)
         except WorkerIdTaken as exc:
@@ -476,6 +537,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         )
 
     async def Heartbeat(self, request, context):
+        check_heartbeat_request(request)
         if not self.scheduler.heartbeat(request):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown worker {request.worker_id!r}: register")
         return scheduler_pb2.HeartbeatResponse()
@@ -512,8 +574,12 @@ def run_scheduler(
         serve_metrics(metrics_port, listen)
 
         def register(server: grpc.aio.Server) -> None:
-            scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(SchedulerServicer(scheduler), server)
-            registry_pb2_grpc.add_RegistryServiceServicer_to_server(registry_servicer, server)
+            add_guarded(
+                server,
+                scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server,
+                SchedulerServicer(scheduler),
+            )
+            add_guarded(server, registry_pb2_grpc.add_RegistryServiceServicer_to_server, registry_servicer)
 
         server, _, port = await start_grpc_server(listen, grpc_port, register, "retina.v1.SchedulerService")
         log.info("scheduler serving", extra={"grpc_port": port})

@@ -32,6 +32,14 @@ LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://
 MAX_LIVE_DRIFT_SECONDS = 5.0
 
 
+class SourceStalled(Exception):
+    """The source sent no frame for ``stall_seconds``, though its connection is still open."""
+
+    def __init__(self, silent_seconds: float):
+        super().__init__(f"no frame for {silent_seconds:.0f} s")
+        self.silent_seconds = silent_seconds
+
+
 class CameraState(StrEnum):
     STARTING = "starting"
     ONLINE = "online"
@@ -258,7 +266,13 @@ class CameraSource:
         )
 
     def _session(self) -> str:
-        """One connection: returns 'eof', 'failed' (never delivered a frame) or 'ok_then_failed'."""
+        """One connection: returns 'eof', 'failed' (never delivered a frame) or 'ok_then_failed'.
+
+        Stalls are timed here, from the last decoded frame, not by the read timeout alone: when a
+        read times out, FFmpeg's RTSP demuxer still hands over the packet it was assembling, and
+        the next read gets a fresh timeout, so the timeout by itself reports a frozen camera only
+        after twice ``stall_seconds``.
+        """
         delivered = False
         try:
             container = self._open()
@@ -266,6 +280,7 @@ class CameraSource:
             self._set_state(CameraState.OFFLINE, f"cannot open {self.camera.url}: {_describe(exc)}")
             return "failed"
         self._clock.restart_segment()
+        progress_at = time.monotonic()  # the last frame decoded (and handed on), or the session start
         try:
             if not container.streams.video:
                 self._set_state(CameraState.OFFLINE, "source has no video stream")
@@ -279,6 +294,9 @@ class CameraSource:
             for packet in container.demux(stream):
                 if self._stop.is_set():
                     return "eof"
+                silent_for = time.monotonic() - progress_at
+                if silent_for >= self.ingest.stall_seconds:
+                    raise SourceStalled(silent_for)
                 try:
                     frames = packet.decode()
                 except av.error.InvalidDataError:
@@ -307,6 +325,8 @@ class CameraSource:
                     self.buffer.put(
                         SampledFrame(self.camera.id, t, frame.to_ndarray(format="bgr24")), self._stop
                     )
+                if frames:  # after pacing and handing on: time spent here is not the source's
+                    progress_at = time.monotonic()
             if self.live:
                 self._set_state(CameraState.OFFLINE, "stream ended")
                 return "ok_then_failed" if delivered else "failed"
@@ -315,8 +335,8 @@ class CameraSource:
                 return "failed"
             return "eof"
         except Exception as exc:
-            silent_for = time.time() - (self.health.last_frame_at or self.health.since)
-            if silent_for >= self.ingest.stall_seconds * 0.9:
+            silent_for = time.monotonic() - progress_at
+            if isinstance(exc, SourceStalled) or silent_for >= self.ingest.stall_seconds * 0.9:
                 self._set_state(CameraState.STALLED, f"no frame for {silent_for:.0f} s")
             else:
                 self._set_state(CameraState.OFFLINE, f"stream error: {_describe(exc)}")

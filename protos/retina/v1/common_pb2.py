@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16retina/v1/common.proto\x12\tretina.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x01\x12\t\n\x01y\x18\x02 \x01(\x01\"\'\n\x0bGeoLocation\x12\x0b\n\x03lat\x18\x01 \x01(\x01\x12\x0b\n\x03lon\x18\x02 \x01(\x01\"7\n\x04Zone\x12\x0c\n\x04name\x18\x01 \x01(\t\x12!\n\x07polygon\x18\x02 \x03(\x0b\x32\x10.retina.v1.Point\")\n\x0b\x41\x63tiveHours\x12\r\n\x05start\x18\x01 \x01(\t\x12\x0b\n\x03\x65nd\x18\x02 \x01(\t\"\x94\x01\n\rAlgorithmSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1e\n\x05zones\x18\x02 \x03(\x0b\x32\x0f.retina.v1.Zone\x12\'\n\x06params\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12,\n\x0c\x61\x63tive_hours\x18\x04 \x01(\x0b\x32\x16.retina.v1.ActiveHours\"\xfa\x01\n\x06\x43\x61mera\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x12\n\ndepartment\x18\x04 \x01(\t\x12(\n\x08location\x18\x05 \x01(\x0b\x32\x16.retina.v1.GeoLocation\x12\x10\n\x08timezone\x18\x06 \x01(\t\x12\x14\n\x0c\x61nalysis_fps\x18\x07 \x01(\x01\x12,\n\nalgorithms\x18\x08 \x03(\x0b\x32\x18.retina.v1.AlgorithmSpec\x12\x0c\n\x04loop\x18\t \x01(\x08\x12\x13\n\x0bshared_with\x18\n \x03(\t\x12\x12\n\nscene_type\x18\x0b \x01(\t\"6\n\x04\x42\x42ox\x12\n\n\x02x1\x18\x01 \x01(\x01\x12\n\n\x02y1\x18\x02 \x01(\x01\x12\n\n\x02x2\x18\x03 \x01(\x01\x12\n\n\x02y2\x18\x04 \x01(\x01\"\xf4\x01\n\x0cOpenIncident\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x0c\n\x04zone\x18\x03 \x01(\t\x12\x10\n\x08revision\x18\x04 \x01(\r\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_seen_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x04\x62\x62ox\x18\x07 \x01(\x0b\x32\x0f.retina.v1.BBox\x12\x12\n\nconfidence\x18\x08 \x01(\x01\x12\x10\n\x08track_id\x18\t \x01(\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16retina/v1/common.proto\x12\tretina.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x01\x12\t\n\x01y\x18\x02 \x01(\x01\"A\n\x0bGeoLocation\x12\x10\n\x03lat\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x03lon\x18\x02 \x01(\x01H\x01\x88\x01\x01\x42\x06\n\x04_latB\x06\n\x04_lon\"7\n\x04Zone\x12\x0c\n\x04name\x18\x01 \x01(\t\x12!\n\x07polygon\x18\x02 \x03(\x0b\x32\x10.retina.v1.Point\")\n\x0b\x41\x63tiveHours\x12\r\n\x05start\x18\x01 \x01(\t\x12\x0b\n\x03\x65nd\x18\x02 \x01(\t\"\x94\x01\n\rAlgorithmSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1e\n\x05zones\x18\x02 \x03(\x0b\x32\x0f.retina.v1.Zone\x12\'\n\x06params\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12,\n\x0c\x61\x63tive_hours\x18\x04 \x01(\x0b\x32\x16.retina.v1.ActiveHours\"\xfa\x01\n\x06\x43\x61mera\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x12\n\ndepartment\x18\x04 \x01(\t\x12(\n\x08location\x18\x05 \x01(\x0b\x32\x16.retina.v1.GeoLocation\x12\x10\n\x08timezone\x18\x06 \x01(\t\x12\x14\n\x0c\x61nalysis_fps\x18\x07 \x01(\x01\x12,\n\nalgorithms\x18\x08 \x03(\x0b\x32\x18.retina.v1.AlgorithmSpec\x12\x0c\n\x04loop\x18\t \x01(\x08\x12\x13\n\x0bshared_with\x18\n \x03(\t\x12\x12\n\nscene_type\x18\x0b \x01(\t\"6\n\x04\x42\x42ox\x12\n\n\x02x1\x18\x01 \x01(\x01\x12\n\n\x02y1\x18\x02 \x01(\x01\x12\n\n\x02x2\x18\x03 \x01(\x01\x12\n\n\x02y2\x18\x04 \x01(\x01\"\xf4\x01\n\x0cOpenIncident\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x0c\n\x04zone\x18\x03 \x01(\t\x12\x10\n\x08revision\x18\x04 \x01(\r\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_seen_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x04\x62\x62ox\x18\x07 \x01(\x0b\x32\x0f.retina.v1.BBox\x12\x12\n\nconfidence\x18\x08 \x01(\x01\x12\x10\n\x08track_id\x18\t \x01(\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,17 +36,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_POINT']._serialized_start=100
   _globals['_POINT']._serialized_end=129
   _globals['_GEOLOCATION']._serialized_start=131
-  _globals['_GEOLOCATION']._serialized_end=170
-  _globals['_ZONE']._serialized_start=172
-  _globals['_ZONE']._serialized_end=227
-  _globals['_ACTIVEHOURS']._serialized_start=229
-  _globals['_ACTIVEHOURS']._serialized_end=270
-  _globals['_ALGORITHMSPEC']._serialized_start=273
-  _globals['_ALGORITHMSPEC']._serialized_end=421
-  _globals['_CAMERA']._serialized_start=424
-  _globals['_CAMERA']._serialized_end=674
-  _globals['_BBOX']._serialized_start=676
-  _globals['_BBOX']._serialized_end=730
-  _globals['_OPENINCIDENT']._serialized_start=733
-  _globals['_OPENINCIDENT']._serialized_end=977
+  _globals['_GEOLOCATION']._serialized_end=196
+  _globals['_ZONE']._serialized_start=198
+  _globals['_ZONE']._serialized_end=253
+  _globals['_ACTIVEHOURS']._serialized_start=255
+  _globals['_ACTIVEHOURS']._serialized_end=296
+  _globals['_ALGORITHMSPEC']._serialized_start=299
+  _globals['_ALGORITHMSPEC']._serialized_end=447
+  _globals['_CAMERA']._serialized_start=450
+  _globals['_CAMERA']._serialized_end=700
+  _globals['_BBOX']._serialized_start=702
+  _globals['_BBOX']._serialized_end=756
+  _globals['_OPENINCIDENT']._serialized_start=759
+  _globals['_OPENINCIDENT']._serialized_end=1003
 # @@protoc_insertion_point(module_scope)
