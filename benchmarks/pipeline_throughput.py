@@ -9,7 +9,10 @@ which decodes and detects every frame.
 second of video per second). Usage:
 
     python benchmarks/pipeline_throughput.py --video ../shared/videos/intersection.mp4 \
-        --model ../shared/models/yolov8n_coco_int8.onnx
+        --model ../shared/models/yolov8n_coco_int8.onnx [--smoke]
+
+``--smoke`` runs 2 cameras for 2 video-seconds each: it checks the benchmark works, its figures
+mean little.
 """
 
 from __future__ import annotations
@@ -131,7 +134,10 @@ def main() -> None:
     parser.add_argument("--analysis-fps", type=float, default=2.0)
     parser.add_argument("--seconds", type=float, default=20.0, help="video seconds per camera")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda:0 (half precision with a .pt model)")
+    parser.add_argument("--smoke", action="store_true", help="a tiny run: 2 cameras, 2 video-seconds")
     args = parser.parse_args()
+    if args.smoke:
+        args.cameras, args.seconds = 2, 2.0
     logging.basicConfig(level=logging.ERROR)
 
     processor = platform.processor() or "cpu"

@@ -13,6 +13,7 @@ one of three models and a 1080p or 720p stream; demand is about two thirds of ca
 
 Usage (a few seconds):
     python benchmarks/scheduler_placement.py [--cameras 10000 --nodes 50 --gpus-per-node 4]
+    python benchmarks/scheduler_placement.py --smoke   # 300 cameras on 5 nodes: checks it works
 """
 
 from __future__ import annotations
@@ -134,7 +135,10 @@ def main() -> None:
     parser.add_argument("--gpus-per-node", type=int, default=4)
     parser.add_argument("--fail", type=float, default=0.1, help="share of nodes that fail (default 0.1)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--smoke", action="store_true", help="a tiny run (300 cameras, 5 nodes)")
     args = parser.parse_args()
+    if args.smoke:
+        args.cameras, args.nodes = 300, 5
 
     rng = random.Random(args.seed)
     workers = simulated_cluster(args.nodes, args.gpus_per_node, rng)

@@ -34,7 +34,8 @@ from services.cli.cluster import assign_cameras, wait_until_serving
 from services.core import bus
 from services.core.config import RetinaConfig, SearchConfig, load_config
 from services.core.features import ColourEmbedder, FeatureRecord, encode_embedding, track_key, utc
-from services.core.processes import free_port, start_python, stop_process
+from services.core.ports import free_port
+from services.core.processes import start_python, stop_process
 from services.search.engine import EmptyIndexError, RejectedRecordError, SearchEngine
 from services.search.store import Filters
 from tests.conftest import MODEL, footage

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import re
 from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Literal
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, FiniteFloat, field_validator, model_validator
 
 from services.core.config import TOKEN_PATTERN, ConfigError
 
@@ -52,36 +53,83 @@ COLOUR_NAMES = (
     "black", "white", "grey", "red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink", "brown",
 )  # fmt: skip
 
+_TOKEN = TOKEN_PATTERN.pattern.removeprefix("^").removesuffix("$")
+# A track key, ``<camera id>:<first seen, epoch ms>:<tracker id>`` (see :func:`track_key`). It names
+# the track's crop file, so nothing but these characters may reach the search service's disk.
+TRACK_KEY_PATTERN = re.compile(rf"^({_TOKEN}):(\d{{1,16}}):(\d{{1,18}})$")
+SQLITE_INT_MAX = 2**63 - 1
+MAX_EMBEDDING_BASE64 = 2**20  # 196,000 float32 values: far more than any embedder has
+MAX_CROP_BASE64 = 4 * 2**20  # crops are JPEGs of at most CROP_MAX_SIDE px a side (tens of KB)
+
 
 class FeatureRecord(BaseModel):
     """One published appearance record of a track (message on ``retina.features.<camera_id>``)."""
 
     schema_id: Literal["retina.feature/1"] = Field(default=SCHEMA_ID, alias="schema")
-    id: str = Field(description="The track: camera id, first-seen time in ms, tracker id")
-    revision: int = Field(ge=0, description="Grows by one with every record of the track")
-    crop_revision: int = Field(ge=0, description="Grows when the crop (and embedding) changes")
+    id: str = Field(
+        pattern=TRACK_KEY_PATTERN.pattern,
+        description="The track: camera id, first-seen time in ms, tracker id",
+    )
+    revision: int = Field(ge=0, le=SQLITE_INT_MAX, description="Grows by one with every record of the track")
+    crop_revision: int = Field(
+        ge=0, le=SQLITE_INT_MAX, description="Grows when the crop (and embedding) changes"
+    )
     camera_id: str = Field(pattern=TOKEN_PATTERN.pattern)
     department: str = Field(pattern=TOKEN_PATTERN.pattern)
-    shared_with: list[str] = Field(default_factory=list)
-    track_id: int
+    shared_with: list[str] = Field(default_factory=list, max_length=256)
+    track_id: int = Field(ge=0, le=SQLITE_INT_MAX)
     family: SearchFamily
-    class_name: str
+    class_name: str = Field(pattern=r"^[A-Za-z0-9 _-]{1,64}$")
     first_seen: datetime
     last_seen: datetime
     ended: bool = Field(default=False, description="True on the track's last record")
     crop_seen_at: datetime | None = Field(default=None, description="When the crop was taken")
-    bbox: tuple[float, float, float, float] | None = Field(
+    bbox: tuple[FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat] | None = Field(
         default=None, description="Normalised box of the crop in its frame (x1, y1, x2, y2)"
     )
-    crop_width: int = 0
-    crop_height: int = 0
-    quality: float = 0.0
-    colours: list[str] = Field(default_factory=list, description="Dominant colours, most first")
-    embedder: str = Field(description="name@version of the embedder that produced the embedding")
-    embedding_base64: str | None = Field(default=None, description="float32 little-endian, L2-normalised")
-    crop_jpeg_base64: str | None = None
+    crop_width: int = Field(default=0, ge=0, le=2**16)
+    crop_height: int = Field(default=0, ge=0, le=2**16)
+    quality: FiniteFloat = 0.0
+    colours: list[str] = Field(
+        default_factory=list, max_length=len(COLOUR_NAMES), description="Dominant colours, most first"
+    )
+    embedder: str = Field(
+        min_length=1, max_length=128, description="name@version of the embedder that produced the embedding"
+    )
+    embedding_base64: str | None = Field(
+        default=None, max_length=MAX_EMBEDDING_BASE64, description="float32 little-endian, L2-normalised"
+    )
+    crop_jpeg_base64: str | None = Field(default=None, max_length=MAX_CROP_BASE64)
 
     model_config = {"populate_by_name": True}
+
+    @field_validator("shared_with")
+    @classmethod
+    def _departments(cls, value: list[str]) -> list[str]:
+        for department in value:
+            if department != "*" and not TOKEN_PATTERN.fullmatch(department):
+                raise ValueError(
+                    f"{department[:64]!r}: a department is 1-64 letters, digits, '-' or '_' (or '*')"
+                )
+        return value
+
+    @field_validator("colours")
+    @classmethod
+    def _colour_names(cls, value: list[str]) -> list[str]:
+        unknown = [c for c in value if c not in COLOUR_NAMES]
+        if unknown:
+            raise ValueError(f"{unknown[0][:32]!r} is not one of {', '.join(COLOUR_NAMES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _id_names_this_track(self) -> FeatureRecord:
+        camera_id, _, tracker_id = self.id.split(":")
+        if camera_id != self.camera_id or int(tracker_id) != self.track_id:
+            raise ValueError(
+                f"id: {self.id!r} is not a track of camera {self.camera_id!r} with track_id {self.track_id}"
+                " (want <camera_id>:<first seen ms>:<track_id>)"
+            )
+        return self
 
     @property
     def msg_id(self) -> str:
@@ -94,10 +142,10 @@ class FeatureRecord(BaseModel):
     def embedding(self) -> np.ndarray | None:
         if self.embedding_base64 is None:
             return None
-        return np.frombuffer(base64.b64decode(self.embedding_base64), dtype="<f4").copy()
+        return np.frombuffer(base64.b64decode(self.embedding_base64, validate=True), dtype="<f4").copy()
 
     def crop_jpeg(self) -> bytes | None:
-        return base64.b64decode(self.crop_jpeg_base64) if self.crop_jpeg_base64 else None
+        return base64.b64decode(self.crop_jpeg_base64, validate=True) if self.crop_jpeg_base64 else None
 
     def to_json(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()

@@ -7,6 +7,7 @@ results are grouped per track (one parked car is one result, not one per crop).
 
 from __future__ import annotations
 
+import binascii
 import io
 import logging
 import time
@@ -19,13 +20,19 @@ import PIL.Image
 
 from services.core.config import ConfigError, RetinaConfig
 from services.core.features import FeatureRecord, make_embedder
+from services.core.validation import quote
 from services.search.index import LoadReport, ShardedIndex
-from services.search.store import AppliedRecord, FeatureStore, Filters, StoredTrack
+from services.search.store import AppliedRecord, FeatureStore, Filters, StoredTrack, UnsafeCropPathError
 
 log = logging.getLogger(__name__)
 
 EXACT_SEARCH_LIMIT = 5_000  # filtered sets up to this size are scored exactly, without the index
 MAX_RESULTS = 100
+# A query photo is decoded only if its header promises at most this many pixels (a 50-megapixel
+# photo, ~150 MB decoded): a small PNG can declare 8000x8000 px and cost 200 MB and more to decode.
+MAX_IMAGE_PIXELS = 50_000_000
+IMAGE_FORMATS = frozenset({"JPEG", "PNG", "BMP", "TIFF", "WEBP", "MPO"})  # MPO: phones' multi-frame JPEG
+JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 class SearchInputError(ValueError):
@@ -97,13 +104,27 @@ class SearchEngine:
                 f"record {record.msg_id} was embedded with {record.embedder}, this index uses"
                 f" {self.embedder.key} (set features.embedder the same on workers and search)"
             )
-        vector = record.embedding()
+        try:
+            vector = record.embedding()
+        except (binascii.Error, ValueError):
+            raise RejectedRecordError(
+                f"record {record.msg_id}: embedding_base64 is not base64 of float32 values"
+            ) from None
         if vector is not None and (len(vector) != self.embedder.dim or not np.isfinite(vector).all()):
             raise RejectedRecordError(
                 f"record {record.msg_id}: embedding has {len(vector)} values (want {self.embedder.dim},"
                 " all finite)"
             )
-        applied = self.store.apply(record)
+        try:
+            crop = record.crop_jpeg()
+        except (binascii.Error, ValueError):
+            raise RejectedRecordError(f"record {record.msg_id}: crop_jpeg_base64 is not base64") from None
+        if crop is not None and not crop.startswith(JPEG_MAGIC):
+            raise RejectedRecordError(f"record {record.msg_id}: crop_jpeg_base64 is not a JPEG")
+        try:
+            applied = self.store.apply(record)
+        except UnsafeCropPathError as exc:
+            raise RejectedRecordError(f"record {record.msg_id}: {exc}") from None
         if applied.vector_id is not None:
             self.index.add(applied.shard, applied.vector_id, applied.vector)
         return applied
@@ -127,13 +148,14 @@ class SearchEngine:
             raise SearchInputError(
                 f"image: {len(data) / 2**20:.1f} MB is over the {limits.max_image_bytes / 2**20:.0f} MB limit"
             )
-        try:  # the header alone: size is checked before anything is decoded
-            with PIL.Image.open(io.BytesIO(data)) as header:
-                w, h = header.size
-        except (PIL.UnidentifiedImageError, OSError):
-            raise SearchInputError("image: not a picture (send JPEG, PNG, BMP, TIFF or WebP bytes)") from None
+        w, h = _header_size(data)  # the header alone: the size is checked before anything is decoded
         if max(h, w) > limits.max_image_side:
             raise SearchInputError(f"image: {w}x{h} px is over the {limits.max_image_side} px limit")
+        if w * h > MAX_IMAGE_PIXELS:
+            raise SearchInputError(
+                f"image: {w}x{h} px is {w * h / 1e6:.0f} megapixels, over the {MAX_IMAGE_PIXELS / 1e6:.0f}"
+                " megapixel limit"
+            )
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         if image is None:
             raise SearchInputError("image: the picture is damaged and cannot be decoded")
@@ -152,10 +174,12 @@ class SearchEngine:
         """The vectors of an indexed track, if the department may see its camera."""
         track = self.store.track(track_key)
         if track is None or not track.visible_to(department):
-            raise NotFoundError(f"track_id: no track {track_key!r} visible to department {department!r}")
+            raise NotFoundError(
+                f"track_id: no track {quote(track_key)} visible to department {quote(department)}"
+            )
         vectors = self.store.track_vectors(track_key)
         if len(vectors) == 0:
-            raise NotFoundError(f"track_id: track {track_key!r} has no appearance indexed yet")
+            raise NotFoundError(f"track_id: track {quote(track_key)} has no appearance indexed yet")
         return vectors, track
 
     def search(
@@ -218,6 +242,24 @@ class SearchEngine:
                 if len(hits) >= k:
                     return hits
         return hits
+
+
+def _header_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from an image's header, without decoding its pixels; SearchInputError if the
+    bytes are not a picture of a format the service takes."""
+    try:
+        with PIL.Image.open(io.BytesIO(data)) as header:
+            if header.format not in IMAGE_FORMATS:
+                raise SearchInputError(
+                    f"image: {header.format} pictures are not taken (send JPEG, PNG, BMP, TIFF or WebP)"
+                )
+            return header.size
+    except PIL.Image.DecompressionBombError:  # Pillow's own limit, far above ours
+        raise SearchInputError(f"image: over the {MAX_IMAGE_PIXELS / 1e6:.0f} megapixel limit") from None
+    except SearchInputError:
+        raise
+    except Exception:  # Pillow's plug-ins raise many kinds for damaged headers
+        raise SearchInputError("image: not a picture (send JPEG, PNG, BMP, TIFF or WebP bytes)") from None
 
 
 def _passes(track: StoredTrack, department: str, filters: Filters) -> bool:

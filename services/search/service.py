@@ -14,11 +14,14 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 import threading
 import time
+from collections.abc import Awaitable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import grpc
@@ -28,10 +31,12 @@ from retina.v1 import common_pb2, incidents_pb2, incidents_pb2_grpc, search_pb2,
 
 from services.core import bus
 from services.core.config import RetinaConfig
-from services.core.features import FeatureRecord
+from services.core.features import COLOUR_NAMES, TRACK_KEY_PATTERN, FeatureRecord
 from services.core.incident import IncidentMessage
 from services.core.metrics import serve_metrics
 from services.core.serving import run_until_signalled, start_grpc_server, to_timestamp
+from services.core.validation import InvalidArgument, add_guarded, check_timestamp, check_token
+from services.core.validation import quote as short_repr
 from services.search.engine import (
     MAX_RESULTS,
     EmptyIndexError,
@@ -45,6 +50,7 @@ from services.search.engine import (
 from services.search.store import Filters
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CONSUMER = "search-index"
 SAVE_INTERVAL_SECONDS = 30.0
@@ -58,6 +64,15 @@ QUERY_SECONDS = Histogram(
     "retina_search_query_seconds", "Search latency", buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5)
 )
 SHARDS_DROPPED = Counter("retina_search_shards_dropped_total", "Index shards dropped by retention")
+
+SERVICE_NAME = "retina.v1.SearchService"
+# Requests up to this multiple of ``search.max_image_bytes`` are read, so that an oversized photo gets
+# an answer naming its size; gRPC refuses larger ones unread (RESOURCE_EXHAUSTED).
+RECEIVE_LIMIT_FACTOR = 2.5
+IMAGE_DECODES_AT_ONCE = 2  # bounds the memory of decoding query photos (each up to MAX_IMAGE_PIXELS)
+# Incident ids are UUIDs; any id of the incident store's alphabet is passed on, nothing else.
+INCIDENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+MAX_FILTER_VALUES = 1000  # camera ids, families or colours in one filter
 
 
 class CropUrls:
@@ -139,36 +154,50 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         self.urls = urls
         self.incidents_address = incidents_address
         self.records_applied = 0
+        self._decoding = asyncio.Semaphore(IMAGE_DECODES_AT_ONCE)
 
-    async def Search(self, request, context):
-        kind = request.WhichOneof("query") or "none"
+    async def Search(self, request, context) -> search_pb2.SearchResponse:
+        kind = request.WhichOneof("query")
         started = time.perf_counter()
-        try:
-            response = await self._search(request, context)
-        except SearchInputError as exc:
-            QUERIES.labels(kind, "invalid").inc()
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except NotFoundError as exc:
-            QUERIES.labels(kind, "not_found").inc()
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-        except EmptyIndexError as exc:
-            QUERIES.labels(kind, "empty").inc()
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-        except UnavailableError as exc:
-            QUERIES.labels(kind, "unavailable").inc()
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        QUERIES.labels(kind, "ok").inc()
+        response = await self._answer(context, "Search", kind or "none", self._search(request))
         QUERY_SECONDS.observe(time.perf_counter() - started)
         return response
 
-    async def _search(self, request, context) -> search_pb2.SearchResponse:
+    async def _answer(self, context, method: str, kind: str, work: Awaitable[T]) -> T:
+        """Await ``work`` and map its failure to one clear status: bad input INVALID_ARGUMENT (the
+        message names the field), anything unexpected INTERNAL with the details in the log. (The
+        guard every method is registered with answers undecodable requests.)"""
+        try:
+            response = await work
+        except (SearchInputError, InvalidArgument) as exc:
+            outcome, code, details = "invalid", grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+        except NotFoundError as exc:
+            outcome, code, details = "not_found", grpc.StatusCode.NOT_FOUND, str(exc)
+        except EmptyIndexError as exc:
+            outcome, code, details = "empty", grpc.StatusCode.FAILED_PRECONDITION, str(exc)
+        except UnavailableError as exc:
+            outcome, code, details = "unavailable", grpc.StatusCode.UNAVAILABLE, str(exc)
+        except Exception:
+            log.exception("request failed", extra={"method": method, "query": kind})
+            outcome, code = "failed", grpc.StatusCode.INTERNAL
+            details = "the search service failed on this request; its log has the details"
+        else:
+            outcome = "ok"
+        if method == "Search":
+            QUERIES.labels(kind, outcome).inc()
+        if outcome != "ok":
+            await context.abort(code, details)
+        return response
+
+    async def _search(self, request: search_pb2.SearchRequest) -> search_pb2.SearchResponse:
         department = request.department.strip()
         if not department:
             raise SearchInputError(
                 "department: say which department searches (results follow its sharing scope)"
             )
+        check_token(department, "department")
         if request.k > MAX_RESULTS:
-            raise SearchInputError(f"k: at most {MAX_RESULTS}")
+            raise SearchInputError(f"k: at most {MAX_RESULTS} (got {request.k})")
         filters = _filters(request.filters)
         kind = request.WhichOneof("query")
         exclude = None
@@ -177,11 +206,22 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             if request.HasField("region"):
                 r = request.region
                 region = (r.x1, r.y1, r.x2, r.y2)
-            queries = await asyncio.to_thread(self.engine.embed_image, request.image, region)
+            async with self._decoding:
+                queries = await asyncio.to_thread(self.engine.embed_image, request.image, region)
         elif kind == "track_id":
+            if not TRACK_KEY_PATTERN.fullmatch(request.track_id):
+                raise SearchInputError(
+                    f"track_id: {short_repr(request.track_id)} is not a track id (<camera>:<ms>:<tracker id>,"
+                    " as search results give it)"
+                )
             queries, track = self.engine.track_query(request.track_id, department)
             exclude = track.key
         elif kind == "incident_id":
+            if not INCIDENT_ID_PATTERN.fullmatch(request.incident_id):
+                raise SearchInputError(
+                    f"incident_id: {short_repr(request.incident_id)} is not an incident id (1-128 letters,"
+                    " digits, '.', '_', ':' or '-')"
+                )
             track = await self._incident_track(request.incident_id)
             queries, _ = self.engine.track_query(track, department)
             exclude = track
@@ -244,7 +284,10 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             bbox=bbox,
         )
 
-    async def GetIndexStats(self, request, context):
+    async def GetIndexStats(self, request, context) -> search_pb2.IndexStats:
+        return await self._answer(context, "GetIndexStats", "stats", self._index_stats())
+
+    async def _index_stats(self) -> search_pb2.IndexStats:
         tracks, vectors = await asyncio.to_thread(self.engine.store.counts)
         return search_pb2.IndexStats(
             tracks=tracks,
@@ -259,17 +302,40 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
 
 
 def _filters(message: search_pb2.SearchFilters) -> Filters:
+    for field in ("camera_ids", "families", "colours"):
+        if len(getattr(message, field)) > MAX_FILTER_VALUES:
+            raise SearchInputError(f"filters.{field}: at most {MAX_FILTER_VALUES} values")
+    for camera_id in message.camera_ids:
+        check_token(camera_id, "filters.camera_ids")
     families = set(message.families)
     unknown = families - {"person", "vehicle", "non_motor"}
     if unknown:
         raise SearchInputError(
-            f"filters.families: unknown {sorted(unknown)} (use person, vehicle, non_motor)"
+            f"filters.families: unknown {short_repr(sorted(unknown))} (use person, vehicle, non_motor)"
         )
-    start = message.start.ToNanoseconds() / 1e9 if message.HasField("start") else None
-    end = message.end.ToNanoseconds() / 1e9 if message.HasField("end") else None
+    colours = set(message.colours)
+    unknown = colours - set(COLOUR_NAMES)
+    if unknown:
+        raise SearchInputError(
+            f"filters.colours: unknown {short_repr(sorted(unknown))} (use {', '.join(COLOUR_NAMES)})"
+        )
+    start = check_timestamp(message.start, "filters.start") if message.HasField("start") else None
+    end = check_timestamp(message.end, "filters.end") if message.HasField("end") else None
     if start is not None and end is not None and end < start:
         raise SearchInputError("filters.end: before filters.start")
-    return Filters(frozenset(message.camera_ids), start, end, frozenset(families), frozenset(message.colours))
+    return Filters(frozenset(message.camera_ids), start, end, frozenset(families), frozenset(colours))
+
+
+def _validation_summary(exc: ValidationError, limit: int = 3) -> str:
+    """``field: problem`` for the first few errors of a record, never echoing its values."""
+    problems = [  # checks across fields have no location; their message starts with the field
+        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg'][:160]}"
+        if error["loc"]
+        else error["msg"].removeprefix("Value error, ")[:200]
+        for error in exc.errors(include_input=False)[:limit]
+    ]
+    more = exc.error_count() - len(problems)
+    return "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")
 
 
 async def _apply_record(engine: SearchEngine, servicer: SearchServicer, msg) -> None:
@@ -278,10 +344,22 @@ async def _apply_record(engine: SearchEngine, servicer: SearchServicer, msg) -> 
         record = FeatureRecord.model_validate_json(msg.data)
     except ValidationError as exc:
         RECORDS.labels("unknown", "rejected").inc()
-        log.error("not a feature record; dropped", extra={"subject": msg.subject, "error": str(exc)[:300]})
+        log.error(
+            "not a valid feature record; dropped",
+            extra={"subject": short_repr(msg.subject, 120), "error": _validation_summary(exc)},
+        )
         await msg.term()
         return
     extra = {"camera_id": record.camera_id, "track": record.id, "revision": record.revision}
+    if msg.subject != record.subject:
+        RECORDS.labels(record.camera_id, "rejected").inc()
+        error = f"camera_id: a record of {record.camera_id} belongs on {record.subject}"
+        log.error(
+            "feature record on another camera's subject; dropped",
+            extra={**extra, "subject": short_repr(msg.subject, 120), "error": error},
+        )
+        await msg.term()
+        return
     try:
         applied = await asyncio.to_thread(engine.apply, record)
     except RejectedRecordError as exc:
@@ -305,12 +383,10 @@ async def _consume(
     nc = await bus.connect(nats_url, "retina-search", stop)
     js = nc.jetstream()
     replay = engine.store.counts()[0] == 0  # an empty store (new or lost) re-reads the whole stream
-    subscription = await bus.durable_subscription(
-        js, bus.FEATURE_STREAM, bus.FEATURE_SUBJECTS, CONSUMER, bus.ensure_feature_stream, stop, replay=replay
-    )
-    if subscription is not None:
-        log.info("consuming features", extra={"stream": bus.FEATURE_STREAM, "replay": replay})
-        await bus.consume(subscription, lambda msg: _apply_record(engine, servicer, msg), stop)
+    await bus.consume(
+        js, bus.FEATURE_STREAM, bus.FEATURE_SUBJECTS, CONSUMER, bus.ensure_feature_stream,
+        lambda msg: _apply_record(engine, servicer, msg), stop, replay=replay,
+    )  # fmt: skip
     await nc.close()
 
 
@@ -322,6 +398,11 @@ async def _every(interval: float, action, stop: asyncio.Event) -> None:
             await asyncio.to_thread(action)
         except Exception:
             log.exception("periodic task failed; retrying next time")
+
+
+def receive_limit(config: RetinaConfig) -> int:
+    """The largest request the gRPC server reads (bounded: a small multiple of the photo limit)."""
+    return int(RECEIVE_LIMIT_FACTOR * config.search.max_image_bytes)
 
 
 def run_search_service(
@@ -354,8 +435,10 @@ def run_search_service(
         urls.base_url = base_url.rstrip("/")
         servicer = SearchServicer(engine, urls, incidents_address)
         server, _, port = await start_grpc_server(
-            listen, grpc_port, lambda s: search_pb2_grpc.add_SearchServiceServicer_to_server(servicer, s),
-            "retina.v1.SearchService", max_message_bytes=2 * config.search.max_image_bytes,
+            listen, grpc_port,
+            lambda s: add_guarded(s, search_pb2_grpc.add_SearchServiceServicer_to_server, servicer),
+            SERVICE_NAME,
+            max_message_bytes=receive_limit(config),
         )  # fmt: skip
         log.info(
             "search serving",

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from services.core.features import FeatureRecord
+from services.core.config import TOKEN_PATTERN
+from services.core.features import TRACK_KEY_PATTERN, FeatureRecord
+from services.core.validation import quote
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tracks (
@@ -66,6 +68,10 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)
 """
 
 EVERY_DEPARTMENT = "*"
+
+
+class UnsafeCropPathError(ValueError):
+    """A record whose ids would put its crop outside its camera's folder."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,23 @@ class FeatureStore:
 
     # -- writing -------------------------------------------------------------------------------
 
+    def crop_path(self, camera_id: str, track_key: str, crop_revision: int) -> str:
+        """The crop file of a track, relative to ``crop_dir``: ``<camera>/<track key>-<revision>.jpg``.
+
+        Built only from checked parts, and checked again once resolved: it must lie in the camera's
+        own folder (a record can never write over another camera's crops).
+        """
+        if not TOKEN_PATTERN.fullmatch(camera_id):
+            raise UnsafeCropPathError(f"camera_id: {quote(camera_id)} is not a camera id")
+        key = TRACK_KEY_PATTERN.fullmatch(track_key)
+        if key is None or key.group(1) != camera_id:
+            raise UnsafeCropPathError(f"id: {quote(track_key)} is not a track key of camera {camera_id!r}")
+        path = f"{camera_id}/{track_key.replace(':', '_')}-{int(crop_revision)}.jpg"
+        camera_dir = (self.crop_dir / camera_id).resolve()
+        if (self.crop_dir / path).resolve().parent != camera_dir:
+            raise UnsafeCropPathError(f"id: the crop path {path!r} leaves the folder of camera {camera_id!r}")
+        return path
+
     def apply(self, record: FeatureRecord) -> AppliedRecord:
         """Store one record idempotently.
 
@@ -169,10 +192,8 @@ class FeatureStore:
             shard = row[1] if row is not None else self.shard_of(first_seen)
             crop_path = None
             if new_crop:
-                crop_path = f"{record.camera_id}/{record.id.replace(':', '_')}-{record.crop_revision}.jpg"
-                target = (self.crop_dir / crop_path).resolve()
-                if not target.is_relative_to(self.crop_dir.resolve()):
-                    raise ValueError(f"crop path {crop_path!r} leaves the crop folder")
+                crop_path = self.crop_path(record.camera_id, record.id, record.crop_revision)
+                target = self.crop_dir / crop_path
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(crop)
             self._db.execute("BEGIN IMMEDIATE")
