@@ -15,7 +15,8 @@ import pytest
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "0")
 
-from services.core.processes import free_port, start_nats_server, stop_process, wait_for_port
+from services.core.ports import free_port
+from services.core.processes import start_nats_server, stop_process, wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("RETINA_SHARED_DIR", REPO.parent / "shared"))

@@ -22,7 +22,8 @@ from services.cli.cluster import ClusterPorts, LocalCluster, wait_until_serving
 from services.core import bus
 from services.core.config import load_config
 from services.core.convert import camera_to_proto
-from services.core.processes import free_port, start_python, stop_process
+from services.core.ports import free_port
+from services.core.processes import start_python, stop_process
 from tests.conftest import MODEL, footage, python_cli, wait_for
 
 pytestmark = pytest.mark.slow
@@ -232,7 +233,7 @@ def test_nats_restart_loses_and_duplicates_nothing(tmp_path):
         assert max(pending) > 0, "no incident event was produced while NATS was down"
         cluster.start_nats()
         wait_for(lambda: _pending(cluster) == 0, 60, "the outbox to drain after NATS came back")
-        assert stop_process(cluster.processes.pop("worker-1"), "worker") == 0  # flushes its outbox
+        assert cluster.stop_child("worker-1") == 0  # flushes its outbox
 
         accepted = _accepted_msg_ids(tmp_path / "var" / "logs" / "worker-1.log")
         stream = _stream_events(cluster.nats_url)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import shutil
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import av
+import pytest
 
-from services.core.incident import BBox, ClipRef, IncidentMessage
+from services.core.incident import BBox, ClipRef, IncidentMessage, SnapshotRef
 from services.incidents.store import IncidentStore
 from services.worker.evidence import ClipCutter, ClipRequest
 from tests.conftest import footage
@@ -85,7 +89,7 @@ def test_retention_deletes_oldest_media_first_and_keeps_open_incidents(tmp_path:
         if state == "end":
             store.apply(message(incident_id, "end"), None)
         assert [p for p, i, _ in store.pending_media() if i == incident_id]
-        store.attach_clip(f"cam-1/{incident_id}/clip.mp4", incident_id, b"x" * 1000)
+        store.attach_media(f"cam-1/{incident_id}/clip.mp4", incident_id, b"x" * 1000)
         os.utime(tmp_path / "media" / f"cam-1/{incident_id}/clip.mp4", (now - age_days * 86400,) * 2)
     assert store.pending_media() == []
     assert store.get("old-ended").clip_path == "cam-1/old-ended/clip.mp4"
@@ -99,3 +103,56 @@ def test_retention_deletes_oldest_media_first_and_keeps_open_incidents(tmp_path:
     assert store.enforce_retention(max_bytes=10**9, max_age_seconds=5 * 86400, now=now) == [
         "cam-1/old-open/clip.mp4"
     ]
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A real 2 MB filesystem (tmpfs; needs root, as CI and `make test` run here)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(path: Path) -> None:
+    with path.open("wb") as f, contextlib.suppress(OSError):
+        while True:
+            f.write(b"\0" * 65536)
+            f.flush()
+
+
+def test_a_full_media_disk_loses_no_incident_and_the_snapshot_follows(tmp_path: Path, small_disk: Path):
+    store = IncidentStore(tmp_path / "db.sqlite", small_disk / "media")
+    filler = small_disk / "filler.bin"
+    _fill(filler)
+    event = message("inc-1", "new").model_copy(
+        update={
+            "snapshot": SnapshotRef(
+                path="cam-1/inc-1/snapshot.jpg", object="s", width=640, height=480, thumbnail_jpeg_base64=""
+            )
+        }
+    )
+    assert store.apply(event, b"\xff\xd8" + b"j" * 5000)  # stored although the JPEG could not be
+    assert store.get("inc-1") is not None and store.get("inc-1").snapshot_path is None
+    pending = {p for p, _, _ in store.pending_media()}
+    assert pending == {"cam-1/inc-1/snapshot.jpg", "cam-1/inc-1/clip.mp4"}
+    with pytest.raises(OSError):  # still full: it stays pending
+        store.attach_media("cam-1/inc-1/snapshot.jpg", "inc-1", b"j" * 5000)
+    filler.unlink()
+    store.attach_media("cam-1/inc-1/snapshot.jpg", "inc-1", b"j" * 5000)
+    assert store.get("inc-1").snapshot_path == "cam-1/inc-1/snapshot.jpg"
+    assert store.get("inc-1").clip_path is None  # the clip is still pending, not confused with it
+
+
+def test_retention_keeps_the_media_disk_from_filling(tmp_path: Path, small_disk: Path):
+    store = IncidentStore(tmp_path / "db.sqlite", small_disk / "media")
+    for incident_id in ("a", "b", "c"):
+        store.apply(message(incident_id, "new"), None)
+        store.apply(message(incident_id, "end"), None)
+        store.attach_media(f"cam-1/{incident_id}/clip.mp4", incident_id, b"x" * 300_000)
+    free = shutil.disk_usage(small_disk).free / shutil.disk_usage(small_disk).total
+    deleted = store.enforce_retention(max_bytes=10**12, max_age_seconds=10**9, min_free_ratio=free + 0.2)
+    assert deleted == ["cam-1/a/clip.mp4", "cam-1/b/clip.mp4"]  # oldest first, only as much as needed

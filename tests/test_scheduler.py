@@ -30,7 +30,6 @@ from services.cli.demo import compose_bus_scene
 from services.core import bus
 from services.core.config import load_config
 from services.core.convert import camera_to_proto
-from services.core.processes import stop_process
 from tests.conftest import MODEL, wait_for
 
 pytestmark = pytest.mark.slow
@@ -236,7 +235,7 @@ def test_failover_runtime_changes_and_scheduler_restart(tmp_path: Path, model_pa
 
         # Restart the scheduler: workers keep analysing meanwhile; assignments are kept.
         kept = placed(scheduler)
-        assert stop_process(cluster.processes.pop("scheduler"), "scheduler") == 0
+        assert cluster.stop_child("scheduler") == 0
         with grpc.insecure_channel(worker_status) as channel:
             stub = worker_pb2_grpc.WorkerServiceStub(channel)
 

@@ -10,20 +10,30 @@ import sys
 import threading
 from pathlib import Path
 
-from services.core.config import ConfigError, LoadedConfig, RetinaConfig, load_config
+from services.core.config import ConfigError, LoadedConfig, RetinaConfig, load_config, require_cameras
 from services.core.logs import setup_logging
+from services.core.ports import ClusterPorts
+
+DEFAULT_PORTS = ClusterPorts()
+WORKER_ADDRESS = f"127.0.0.1:{DEFAULT_PORTS.worker_grpc}"
+SCHEDULER_ADDRESS = f"127.0.0.1:{DEFAULT_PORTS.scheduler_grpc}"
+INCIDENTS_ADDRESS = f"127.0.0.1:{DEFAULT_PORTS.incidents_grpc}"
+SEARCH_ADDRESS = f"127.0.0.1:{DEFAULT_PORTS.search_grpc}"
 
 
-def _load(path: str) -> LoadedConfig:
-    """Load a config; report rejected cameras on stderr and carry on with the others."""
+def _load(path: str, *, cameras_required: bool = False) -> LoadedConfig:
+    """Load a config; report rejected cameras on stderr and carry on with the others.
+
+    ``cameras_required``: a file with no camera left to run is a ConfigError ("no cameras: ...").
+    """
     loaded = load_config(path)
     for line in loaded.camera_errors:
         print(f"config error (camera skipped): {line}", file=sys.stderr)
-    return loaded
+    return require_cameras(loaded, path) if cameras_required else loaded
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    loaded = _load(args.config)
+    loaded = _load(args.config, cameras_required=True)
     print(f"{len(loaded.config.cameras)} camera(s) valid, {len(loaded.camera_errors)} error(s)")
     return 1 if loaded.camera_errors else 0
 
@@ -113,31 +123,13 @@ def cmd_search_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_search_query(args: argparse.Namespace) -> int:
-    import grpc
-    from google.protobuf.timestamp_pb2 import Timestamp
-    from retina.v1 import common_pb2, search_pb2, search_pb2_grpc
+    from services.search.client import QueryError, search
 
-    request = search_pb2.SearchRequest(k=args.k, department=args.department)
-    if args.image:
-        request.image = Path(args.image).read_bytes()
-        if args.region:
-            x1, y1, x2, y2 = (float(v) for v in args.region.split(","))
-            request.region.CopyFrom(common_pb2.BBox(x1=x1, y1=y1, x2=x2, y2=y2))
-    elif args.incident:
-        request.incident_id = args.incident
-    else:
-        request.track_id = args.track
-    request.filters.camera_ids.extend(args.camera)
-    request.filters.families.extend(args.family)
-    request.filters.colours.extend(args.colour)
-    for name in ("since", "until"):
-        value = getattr(args, name)
-        if value:
-            stamp = Timestamp()
-            stamp.FromJsonString(value if value.endswith("Z") or "+" in value else value + "Z")
-            (request.filters.start if name == "since" else request.filters.end).CopyFrom(stamp)
-    with grpc.insecure_channel(args.address) as channel:
-        reply = search_pb2_grpc.SearchServiceStub(channel).Search(request, timeout=30)
+    try:
+        reply = search(args)
+    except QueryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     if not reply.matches:
         print("no match (nothing similar on the cameras this department may search)")
     for rank, match in enumerate(reply.matches, 1):
@@ -251,7 +243,7 @@ def cmd_scheduler_serve(args: argparse.Namespace) -> int:
 def cmd_cameras_import(args: argparse.Namespace) -> int:
     from services.cli.cluster import import_cameras
 
-    loaded = _load(args.file)
+    loaded = _load(args.file, cameras_required=True)
     created, updated, unchanged = import_cameras(args.scheduler, loaded.config.cameras)
     print(
         f"{created} created, {updated} updated, {unchanged} unchanged, {len(loaded.camera_errors)} rejected"
@@ -263,14 +255,26 @@ def cmd_cameras_list(args: argparse.Namespace) -> int:
     import grpc
     from retina.v1 import registry_pb2, registry_pb2_grpc
 
+    from services.core.convert import camera_state_name
+
+    records, page_token = [], ""
     with grpc.insecure_channel(args.scheduler) as channel:
-        reply = registry_pb2_grpc.RegistryServiceStub(channel).ListCameras(
-            registry_pb2.ListCamerasRequest(department=args.department, page_size=1000), timeout=10
-        )
-    for record in reply.cameras:
+        stub = registry_pb2_grpc.RegistryServiceStub(channel)
+        while True:
+            reply = stub.ListCameras(
+                registry_pb2.ListCamerasRequest(
+                    department=args.department, page_size=1000, page_token=page_token
+                ),
+                timeout=10,
+            )
+            records += reply.cameras
+            page_token = reply.next_page_token
+            if not page_token:
+                break
+    for record in records:
         camera = record.camera
         algorithms = ",".join(a.name for a in camera.algorithms) or "-"
-        health = record.health.status or "unknown"
+        health = camera_state_name(record.health.status) if record.HasField("health") else "unknown"
         enabled = "on " if record.enabled else "off"
         print(
             f"{camera.id:14} {camera.name[:24]:24} {camera.department:18} {enabled} "
@@ -282,7 +286,7 @@ def cmd_cameras_list(args: argparse.Namespace) -> int:
 def cmd_assign(args: argparse.Namespace) -> int:
     from services.cli.cluster import assign_cameras, wait_until_serving
 
-    loaded = _load(args.config)
+    loaded = _load(args.config, cameras_required=True)
     wait_until_serving(args.worker, args.wait)
     assign_cameras(args.worker, loaded.config.cameras)
     print(f"assigned {len(loaded.config.cameras)} camera(s) to {args.worker}")
@@ -290,44 +294,45 @@ def cmd_assign(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from services.cli.cluster import ClusterPorts, LocalCluster
+    from services.cli.cluster import LocalCluster
+    from services.cli.supervisor import ChildCannotStart
+    from services.core.metrics import serve_metrics
+    from services.core.ports import PortError
 
     setup_logging("retina-up", args.log_level)
-    loaded = _load(args.config)
-    ports = ClusterPorts(
-        nats=args.nats_port,
-        nats_monitor=args.nats_monitor_port,
-        worker_grpc=args.worker_port,
-        incidents_grpc=args.incidents_port,
-        worker_metrics=args.worker_metrics_port,
-        incidents_metrics=args.incidents_metrics_port,
-        scheduler_grpc=args.scheduler_port,
-        search_grpc=args.search_port,
-        search_http=args.search_http_port,
-    )
+    loaded = _load(args.config, cameras_required=True)
+    if args.workers < 1:
+        print("error: --workers: must be at least 1", file=sys.stderr)
+        return 2
+    ports = ClusterPorts(**{f.name: getattr(args, f.name) for f in ClusterPorts.single_fields()})
     cluster = LocalCluster(Path(args.config).resolve(), Path(args.data_dir).resolve(), ports, args.workers)
+    try:
+        cluster.ports.check()
+    except PortError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    serve_metrics(cluster.ports.supervisor_metrics, "127.0.0.1")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
         try:
             cluster.start(loaded.config.cameras)
-        except RuntimeError as exc:
-            print(
-                f"error: the cluster did not start: {exc} (see {cluster.data_dir / 'logs'})", file=sys.stderr
-            )
+        except (RuntimeError, ChildCannotStart) as exc:
+            print(f"error: the cluster did not start: {exc} (logs in {cluster.logs})", file=sys.stderr)
             return 1
         print(
             f"retina is up: NATS {cluster.nats_url}, scheduler {cluster.scheduler_address}, "
             f"{args.workers} worker(s) from {cluster.worker_address}, "
             f"incidents {cluster.incidents_address}, search {cluster.search_address}; "
-            f"logs in {cluster.data_dir / 'logs'}. Ctrl-C stops.",
+            f"logs in {cluster.logs}. Ctrl-C stops.",
             flush=True,
         )
         while not stop.wait(1):
-            failed = cluster.failed()
-            if failed:
-                print(f"process exited unexpectedly: {', '.join(failed)}; stopping", file=sys.stderr)
+            try:
+                cluster.supervise()
+            except ChildCannotStart as exc:
+                print(f"error: {exc}; stopping the cluster (logs in {cluster.logs})", file=sys.stderr)
                 return 1
     finally:
         cluster.stop()
@@ -357,15 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="run the whole cluster on this machine")
     p.add_argument("--config", required=True)
     p.add_argument("--data-dir", default="var")
-    p.add_argument("--nats-port", type=int, default=4222)
-    p.add_argument("--worker-port", type=int, default=50051)
-    p.add_argument("--incidents-port", type=int, default=50052)
-    p.add_argument("--nats-monitor-port", type=int, default=8222)
-    p.add_argument("--worker-metrics-port", type=int, default=9101)
-    p.add_argument("--incidents-metrics-port", type=int, default=9102)
-    p.add_argument("--scheduler-port", type=int, default=50050)
-    p.add_argument("--search-port", type=int, default=50053)
-    p.add_argument("--search-http-port", type=int, default=8090)
+    for port in ClusterPorts.single_fields():
+        p.add_argument(port.metadata["flag"], dest=port.name, type=int, default=port.default,
+                       help=f"{port.metadata['help']} (default {port.default})")  # fmt: skip
     p.add_argument("--workers", type=int, default=1, help="worker processes (worker i: --worker-port + i)")
     p.set_defaults(func=cmd_up)
 
@@ -385,8 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True)
     p.add_argument("--data-dir", default="var/worker")
     p.add_argument("--nats-url")
-    p.add_argument("--grpc-port", type=int, default=50051)
-    p.add_argument("--metrics-port", type=int, default=9101)
+    p.add_argument("--grpc-port", type=int, default=DEFAULT_PORTS.worker_grpc)
+    p.add_argument("--metrics-port", type=int, default=DEFAULT_PORTS.worker_metrics)
     p.add_argument("--worker-id")
     p.add_argument("--listen", default="127.0.0.1", help="address for gRPC and metrics (0.0.0.0 in a pod)")
     p.add_argument("--scheduler", help="scheduler address: register there and receive cameras from it")
@@ -395,12 +394,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("assign", help="assign a configuration's cameras to a running worker")
     p.add_argument("--config", required=True)
-    p.add_argument("--worker", default="127.0.0.1:50051", help="the worker's gRPC address")
+    p.add_argument("--worker", default=WORKER_ADDRESS, help="the worker's gRPC address")
     p.add_argument("--wait", type=float, default=120, help="seconds to wait for the worker to serve")
     p.set_defaults(func=cmd_assign)
 
     p = sub.add_parser("status", help="workers, devices, assignments, camera health and load")
-    p.add_argument("--scheduler", default="127.0.0.1:50050", help="the scheduler's gRPC address")
+    p.add_argument("--scheduler", default=SCHEDULER_ADDRESS, help="the scheduler's gRPC address")
     p.add_argument("--worker", help="show one worker's own view instead (its gRPC address)")
     p.set_defaults(func=cmd_status)
 
@@ -410,9 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = scheduler.add_parser("serve", help="run the scheduler (registry, worker leases, placement)")
     p.add_argument("--config", help="cluster config (its scheduler section); defaults otherwise")
     p.add_argument("--data-dir", default="var/scheduler")
-    p.add_argument("--grpc-port", type=int, default=50050)
-    p.add_argument("--metrics-port", type=int, default=9100)
-    p.add_argument("--incidents-address", default="127.0.0.1:50052", help="open incidents of moved cameras")
+    p.add_argument("--grpc-port", type=int, default=DEFAULT_PORTS.scheduler_grpc)
+    p.add_argument("--metrics-port", type=int, default=DEFAULT_PORTS.scheduler_metrics)
+    p.add_argument("--incidents-address", default=INCIDENTS_ADDRESS, help="open incidents of moved cameras")
     p.add_argument(
         "--database-url",
         default=os.environ.get("RETINA_DATABASE_URL"),
@@ -426,11 +425,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = cameras.add_parser("import", help="create or update the cameras of a YAML file in the registry")
     p.add_argument("file", help="YAML with a 'cameras' list (the configuration format)")
-    p.add_argument("--scheduler", default="127.0.0.1:50050")
+    p.add_argument("--scheduler", default=SCHEDULER_ADDRESS)
     p.set_defaults(func=cmd_cameras_import)
     p = cameras.add_parser("list", help="cameras in the registry with their health")
     p.add_argument("--department", default="")
-    p.add_argument("--scheduler", default="127.0.0.1:50050")
+    p.add_argument("--scheduler", default=SCHEDULER_ADDRESS)
     p.set_defaults(func=cmd_cameras_list)
 
     incidents = sub.add_parser("incidents", help="the incident store").add_subparsers(
@@ -439,14 +438,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = incidents.add_parser("serve", help="run the incident store service")
     p.add_argument("--data-dir", default="var/incidents")
     p.add_argument("--nats-url", default="nats://127.0.0.1:4222")
-    p.add_argument("--grpc-port", type=int, default=50052)
-    p.add_argument("--metrics-port", type=int, default=9102)
+    p.add_argument("--grpc-port", type=int, default=DEFAULT_PORTS.incidents_grpc)
+    p.add_argument("--metrics-port", type=int, default=DEFAULT_PORTS.incidents_metrics)
     p.add_argument("--listen", default="127.0.0.1", help="address for gRPC and metrics (0.0.0.0 in a pod)")
     p.add_argument("--media-max-gb", type=float, default=50, help="snapshots and clips kept, in GiB")
     p.add_argument("--media-max-age-days", type=float, default=30, help="media older than this is deleted")
     p.set_defaults(func=cmd_incidents_serve)
     p = incidents.add_parser("list", help="list incidents, newest first")
-    p.add_argument("--address", default="127.0.0.1:50052")
+    p.add_argument("--address", default=INCIDENTS_ADDRESS)
     p.add_argument("--camera", default="")
     p.add_argument("--state", default="", choices=["", "open", "ended"])
     p.add_argument("--limit", type=int, default=50)
@@ -456,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.add_argument("--by", required=True, help="who closes it")
     p.add_argument("--note", default="")
-    p.add_argument("--address", default="127.0.0.1:50052")
+    p.add_argument("--address", default=INCIDENTS_ADDRESS)
     p.set_defaults(func=cmd_incidents_close)
 
     search = sub.add_parser("search", help="search by image (以图搜图)").add_subparsers(
@@ -466,10 +465,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="the cluster config (its features and search sections)")
     p.add_argument("--data-dir", default="var/search")
     p.add_argument("--nats-url")
-    p.add_argument("--grpc-port", type=int, default=50053)
-    p.add_argument("--http-port", type=int, default=8090, help="signed crop URLs are served here")
-    p.add_argument("--metrics-port", type=int, default=9103)
-    p.add_argument("--incidents-address", default="127.0.0.1:50052", help="for searches by incident id")
+    p.add_argument("--grpc-port", type=int, default=DEFAULT_PORTS.search_grpc)
+    p.add_argument(
+        "--http-port", type=int, default=DEFAULT_PORTS.search_http, help="signed crop URLs are served here"
+    )
+    p.add_argument("--metrics-port", type=int, default=DEFAULT_PORTS.search_metrics)
+    p.add_argument("--incidents-address", default=INCIDENTS_ADDRESS, help="for searches by incident id")
     p.add_argument("--listen", default="127.0.0.1", help="address for gRPC, crops and metrics")
     p.set_defaults(func=cmd_search_serve)
     p = search.add_parser("rebuild", help="rebuild the index files from the feature store (service stopped)")
@@ -483,13 +484,13 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--track", help="a track id from an earlier result")
     p.add_argument("--region", help="x1,y1,x2,y2: the part of the photo showing the object (0-1)")
     p.add_argument("--department", required=True, help="who searches (results follow sharing scopes)")
-    p.add_argument("-k", type=int, default=10, help="results wanted")
+    p.add_argument("-k", type=int, default=10, help="results wanted (1-100)")
     p.add_argument("--camera", action="append", default=[], help="only this camera (repeatable)")
     p.add_argument("--family", action="append", default=[], choices=["person", "vehicle", "non_motor"])
     p.add_argument("--colour", action="append", default=[], help="e.g. white, red (repeatable)")
-    p.add_argument("--since", help="ISO time, e.g. 2026-11-22T08:00:00")
-    p.add_argument("--until", help="ISO time")
-    p.add_argument("--address", default="127.0.0.1:50053")
+    p.add_argument("--since", help="ISO time, e.g. 2026-11-22T08:00:00 (UTC unless it has an offset)")
+    p.add_argument("--until", help="ISO time (UTC unless it has an offset)")
+    p.add_argument("--address", default=SEARCH_ADDRESS)
     p.set_defaults(func=cmd_search_query)
 
     p = sub.add_parser("eval", help="score algorithms on labelled, composed scenes (precision, recall, F1)")

@@ -2,7 +2,8 @@
 
 Starts a real nats-server (JetStream, data under ``DATA_DIR/nats``), the incident store, the
 search service, the scheduler (with the camera registry) and the workers, then registers the
-configured cameras; the scheduler places them on the workers. Stops in reverse order on
+configured cameras; the scheduler places them on the workers. Supervises them: a process that
+exits is restarted with backoff while the others keep running. Stops in reverse order on
 SIGTERM/Ctrl-C, so the workers flush their outboxes before NATS goes away.
 """
 
@@ -11,49 +12,20 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from retina.v1 import registry_pb2, registry_pb2_grpc, worker_pb2, worker_pb2_grpc
 
+from services.cli.supervisor import Supervisor
 from services.core.config import CameraConfig
 from services.core.convert import camera_to_proto
-from services.core.processes import free_port, start_nats_server, start_python, stop_process, wait_for_port
+from services.core.ports import ClusterPorts
+from services.core.processes import start_nats_server, start_python, stop_process
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ClusterPorts:
-    """Ports of a local cluster. Worker ``i`` (from 0) listens on ``worker_grpc + i`` and
-    ``worker_metrics + i`` unless ``worker_ports`` lists its (gRPC, metrics) pair."""
-
-    nats: int = 4222
-    nats_monitor: int = 8222
-    worker_grpc: int = 50051
-    incidents_grpc: int = 50052
-    worker_metrics: int = 9101
-    incidents_metrics: int = 9102
-    search_grpc: int = 50053
-    search_http: int = 8090
-    search_metrics: int = 9103
-    scheduler_grpc: int = 50050
-    scheduler_metrics: int = 9100
-    worker_ports: list[tuple[int, int]] = field(default_factory=list)
-
-    @classmethod
-    def free(cls, workers: int = 1) -> ClusterPorts:
-        """Free ports for every service (tests, and several clusters on one machine)."""
-        singles = [free_port() for f in fields(cls) if f.name != "worker_ports"]
-        return cls(*singles, worker_ports=[(free_port(), free_port()) for _ in range(workers)])
-
-    def worker(self, index: int) -> tuple[int, int]:
-        """(gRPC, metrics) ports of worker ``index``."""
-        if index < len(self.worker_ports):
-            return self.worker_ports[index]
-        return self.worker_grpc + index, self.worker_metrics + index
 
 
 def wait_until_serving(address: str, timeout: float, process: subprocess.Popen | None = None) -> None:
@@ -87,13 +59,30 @@ def assign_cameras(worker_address: str, cameras: list[CameraConfig]) -> None:
 
 @dataclass
 class LocalCluster:
-    """NATS, the incident store, search, the scheduler and ``workers`` workers as local processes."""
+    """NATS, the incident store, search, the scheduler and ``workers`` workers as local processes.
+
+    Every process runs under a :class:`Supervisor`: call :meth:`supervise` periodically and a
+    process that exits is restarted (a worker re-registers and the scheduler gives its cameras back,
+    with their open incidents, exactly as when a worker machine fails and returns).
+    """
 
     config_path: Path
     data_dir: Path
     ports: ClusterPorts = field(default_factory=ClusterPorts)
     workers: int = 1
-    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    supervisor: Supervisor = field(default_factory=Supervisor)
+
+    def __post_init__(self) -> None:
+        self.ports = self.ports.for_workers(self.workers)
+
+    @property
+    def processes(self) -> dict[str, subprocess.Popen]:
+        """The current process of every supervised child, by name (a snapshot: see ``stop_child``)."""
+        return {name: c.process for name, c in self.supervisor.children.items() if c.process is not None}
+
+    @property
+    def logs(self) -> Path:
+        return self.data_dir / "logs"
 
     @property
     def nats_url(self) -> str:
@@ -126,8 +115,8 @@ class LocalCluster:
 
     def start_services(self, cameras: list[CameraConfig]) -> None:
         """Start the services (NATS already running), then register the cameras in the registry."""
-        logs = self.data_dir / "logs"
-        self.processes["incidents"] = start_python(
+        self._supervise(
+            "incidents",
             [
                 "incidents", "serve",
                 "--data-dir", str(self.data_dir / "incidents"),
@@ -135,9 +124,9 @@ class LocalCluster:
                 "--grpc-port", str(self.ports.incidents_grpc),
                 "--metrics-port", str(self.ports.incidents_metrics),
             ],
-            log_file=logs / "incidents.log",
         )  # fmt: skip
-        self.processes["search"] = start_python(
+        self._supervise(
+            "search",
             [
                 "search", "serve",
                 "--config", str(self.config_path),
@@ -148,20 +137,33 @@ class LocalCluster:
                 "--metrics-port", str(self.ports.search_metrics),
                 "--incidents-address", self.incidents_address,
             ],
-            log_file=logs / "search.log",
         )  # fmt: skip
         self.start_scheduler()
         for index in range(self.workers):
             self.start_worker(index)
-        wait_until_serving(self.incidents_address, 60, self.processes["incidents"])
-        wait_until_serving(self.search_address, 60, self.processes["search"])
-        wait_until_serving(self.scheduler_address, 60, self.processes["scheduler"])
+        self.wait_serving(self.incidents_address, 60)
+        self.wait_serving(self.search_address, 60)
+        self.wait_serving(self.scheduler_address, 60)
         for index in range(self.workers):
-            wait_until_serving(self.worker_address_of(index), 120, self.processes[f"worker-{index + 1}"])
+            self.wait_serving(self.worker_address_of(index), 120)
         import_cameras(self.scheduler_address, cameras, disable_others=True)
 
+    def wait_serving(self, address: str, timeout: float) -> None:
+        """Wait until the gRPC server at ``address`` is SERVING, restarting children that exit
+        meanwhile (raises ChildCannotStart when one gives up, RuntimeError on the time-out)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.supervisor.check()
+            try:
+                wait_until_serving(address, min(2.0, max(0.1, deadline - time.monotonic())))
+                return
+            except RuntimeError:
+                if time.monotonic() >= deadline:
+                    raise RuntimeError(f"service at {address} not serving after {timeout:.0f} s") from None
+
     def start_scheduler(self) -> None:
-        self.processes["scheduler"] = start_python(
+        self._supervise(
+            "scheduler",
             [
                 "scheduler", "serve",
                 "--config", str(self.config_path),
@@ -170,14 +172,14 @@ class LocalCluster:
                 "--metrics-port", str(self.ports.scheduler_metrics),
                 "--incidents-address", self.incidents_address,
             ],
-            log_file=self.data_dir / "logs" / "scheduler.log",
         )  # fmt: skip
 
     def start_worker(self, index: int) -> None:
         """Start worker ``index`` (from 0) as ``worker-<index + 1>``, registered with the scheduler."""
         name = f"worker-{index + 1}"
         grpc_port, metrics_port = self.ports.worker(index)
-        self.processes[name] = start_python(
+        self._supervise(
+            name,
             [
                 "worker",
                 "--config", str(self.config_path),
@@ -188,33 +190,46 @@ class LocalCluster:
                 "--worker-id", name,
                 "--scheduler", self.scheduler_address,
             ],
-            log_file=self.data_dir / "logs" / f"{name}.log",
         )  # fmt: skip
 
+    def _supervise(self, name: str, args: list[str]) -> None:
+        log_file = self.logs / f"{name}.log"
+        self.supervisor.start(name, lambda: start_python(args, log_file=log_file), log_file)
+
     def start_nats(self) -> None:
-        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
-        self.processes["nats"] = start_nats_server(
-            self.ports.nats,
-            self.data_dir / "nats",
-            monitor_port=self.ports.nats_monitor,
-            log_file=self.data_dir / "logs" / "nats.log",
-        )
-        wait_for_port(self.ports.nats, 15)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log_file = self.logs / "nats.log"
+
+        def start() -> subprocess.Popen:
+            return start_nats_server(
+                self.ports.nats,
+                self.data_dir / "nats",
+                monitor_port=self.ports.nats_monitor,
+                log_file=log_file,
+            )
+
+        self.supervisor.start("nats", start, log_file)
+        if self.supervisor.process("nats") is None:
+            raise RuntimeError(f"nats-server did not start; see {log_file}")
+
+    def stop_child(self, name: str) -> int | None:
+        """Stop one process on purpose (SIGTERM; it is not restarted); return its exit code."""
+        process = self.supervisor.forget(name)
+        return None if process is None else stop_process(process, name)
 
     def stop_nats(self) -> None:
-        process = self.processes.pop("nats", None)
-        if process is not None:
-            stop_process(process, "nats")
+        """Stop NATS on purpose (tests of an outage): it is not restarted until ``start_nats``."""
+        self.stop_child("nats")
 
-    def failed(self) -> list[str]:
-        """Names of the processes that have exited."""
-        return [name for name, p in self.processes.items() if p.poll() is not None]
+    def supervise(self) -> list[str]:
+        """Restart the children that exited; return their names (ChildCannotStart if one gave up)."""
+        return self.supervisor.check()
 
     def stop(self) -> None:
         """Stop in reverse order: scheduler, workers (they flush their outboxes), search, store, NATS."""
-        workers = sorted(name for name in self.processes if name.startswith("worker-"))
+        workers = sorted(name for name in self.supervisor.children if name.startswith("worker-"))
         for name in ["scheduler", *workers, "search", "incidents", "nats"]:
-            process = self.processes.pop(name, None)
+            process = self.supervisor.forget(name)
             if process is not None:
                 try:
                     code = stop_process(process, name)

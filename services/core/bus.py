@@ -1,11 +1,15 @@
-"""NATS JetStream plumbing shared by the services: connection, streams, subjects."""
+"""NATS JetStream plumbing shared by the services: connection, streams, subjects.
+
+The bus heals itself: a stream, durable consumer or object-store bucket found missing (deleted by
+hand, or lost with a JetStream store) is recreated by the service that needs it, with a warning in
+the log and ``retina_bus_recreated_total{resource}`` counting it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable
 
 import nats
@@ -24,8 +28,16 @@ from nats.js.api import (
 )
 from nats.js.errors import BucketNotFoundError
 from nats.js.object_store import ObjectStore
+from prometheus_client import Counter
+
+from services.core.backoff import Backoff
 
 log = logging.getLogger(__name__)
+
+RECREATED = Counter(
+    "retina_bus_recreated_total", "JetStream streams, consumers and buckets found missing and recreated",
+    ["resource"],
+)  # fmt: skip
 
 INCIDENT_STREAM = "INCIDENTS"
 INCIDENT_SUBJECTS = "retina.incidents.>"
@@ -49,7 +61,7 @@ async def connect(url: str, name: str, stop: asyncio.Event | None = None) -> Cli
 
     Once connected, the client reconnects by itself forever.
     """
-    delay = 0.5
+    backoff = Backoff(initial=0.5, maximum=10)
     while True:
         try:
             return await nats.connect(
@@ -64,8 +76,7 @@ async def connect(url: str, name: str, stop: asyncio.Event | None = None) -> Cli
             if stop is not None and stop.is_set():
                 raise
             log.warning("NATS not reachable, retrying", extra={"nats_url": url, "error": str(exc)})
-            await asyncio.sleep(delay + random.uniform(0, delay / 2))
-            delay = min(delay * 2, 10)
+            await asyncio.sleep(backoff.next_delay())
 
 
 async def ensure_incident_stream(js: JetStreamContext) -> None:
@@ -106,16 +117,22 @@ async def durable_subscription(
 ) -> JetStreamContext.PullSubscription | None:
     """Bind a durable pull consumer, retrying until JetStream is ready; None if stopped first.
 
-    ``replay`` deletes the consumer first, so the whole stream is delivered again (a consumer whose
-    store was lost rebuilds it this way).
+    A missing stream or consumer is (re)created and counted. ``replay`` deletes the consumer first,
+    so the whole stream is delivered again (a consumer whose store was lost rebuilds it this way).
     """
     while not stop.is_set():
         try:
-            await ensure_stream(js)
+            await _recreate_stream_if_missing(js, stream, ensure_stream)
             if replay:
                 with contextlib.suppress(nats.js.errors.NotFoundError):
                     await js.delete_consumer(stream, durable)
                 replay = False
+            else:
+                try:
+                    await js.consumer_info(stream, durable)
+                    _exists(f"consumer {stream}/{durable}")
+                except nats.js.errors.NotFoundError:
+                    _recreated(f"consumer {stream}/{durable}")
             return await js.pull_subscribe(
                 subjects,
                 durable=durable,
@@ -130,17 +147,71 @@ async def durable_subscription(
     return None
 
 
+async def _recreate_stream_if_missing(
+    js: JetStreamContext, stream: str, ensure_stream: Callable[[JetStreamContext], Awaitable[None]]
+) -> None:
+    """Create or update ``stream``; count it as recreated when it was missing."""
+    try:
+        await js.stream_info(stream)
+        missing = False
+        _exists(f"stream {stream}")
+    except nats.js.errors.NotFoundError:
+        missing = True
+    await ensure_stream(js)
+    if missing:
+        _recreated(f"stream {stream}")
+
+
+_seen: set[str] = set()  # resources this process has seen exist: missing later means deleted
+
+
+def _exists(resource: str) -> None:
+    _seen.add(resource)
+
+
+def _recreated(resource: str) -> None:
+    """A missing resource was just created: count it when this process had seen it before."""
+    if resource in _seen:
+        RECREATED.labels(resource).inc()
+        log.warning("JetStream resource was missing; recreated it", extra={"resource": resource})
+    else:
+        log.info("JetStream resource created", extra={"resource": resource})
+        _seen.add(resource)
+
+
 async def consume(
-    subscription: JetStreamContext.PullSubscription,
+    js: JetStreamContext,
+    stream: str,
+    subjects: str,
+    durable: str,
+    ensure_stream: Callable[[JetStreamContext], Awaitable[None]],
     handle: Callable[[Msg], Awaitable[None]],
     stop: asyncio.Event,
+    *,
+    replay: bool = False,
     batch: int = 32,
 ) -> None:
-    """Fetch messages and hand each to ``handle`` (which acks, naks or terms it) until ``stop``."""
-    while not stop.is_set():
+    """Bind the durable consumer (see :func:`durable_subscription`), fetch messages and hand each
+    to ``handle`` (which acks, naks or terms it) until ``stop``.
+
+    When the stream or consumer disappears, both are recreated and bound again: the bus heals.
+    """
+
+    async def subscribe(replay: bool) -> JetStreamContext.PullSubscription | None:
+        return await durable_subscription(js, stream, subjects, durable, ensure_stream, stop, replay=replay)
+
+    subscription = await subscribe(replay)
+    log.info("consuming", extra={"stream": stream, "consumer": durable, "replay": replay})
+    while subscription is not None and not stop.is_set():
         try:
             messages = await subscription.fetch(batch, timeout=1)
         except TimeoutError:
+            continue
+        except (nats.js.errors.ServiceUnavailableError, nats.js.errors.NotFoundError) as exc:
+            log.warning("stream or consumer gone; binding again", extra={"error": repr(exc)})
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
+            subscription = await subscribe(False)
             continue
         except Exception as exc:  # NATS restarting: the client reconnects by itself
             log.warning("fetch failed, retrying", extra={"error": str(exc) or type(exc).__name__})
@@ -148,6 +219,22 @@ async def consume(
             continue
         for msg in messages:
             await handle(msg)
+
+
+def resource_missing(exc: BaseException) -> bool:
+    """True when a JetStream call failed because a stream or bucket does not exist."""
+    return isinstance(exc, nats.js.errors.NoStreamResponseError | nats.js.errors.BucketNotFoundError) or (
+        isinstance(exc, nats.js.errors.NotFoundError)
+        and not isinstance(exc, nats.js.errors.ObjectNotFoundError)
+    )
+
+
+async def ensure_all(js: JetStreamContext) -> ObjectStore:
+    """Create every stream and the media bucket a publisher needs (counting those that were missing);
+    return the media bucket."""
+    await _recreate_stream_if_missing(js, INCIDENT_STREAM, ensure_incident_stream)
+    await _recreate_stream_if_missing(js, FEATURE_STREAM, ensure_feature_stream)
+    return await media_store(js)
 
 
 async def redeliver_or_give_up(msg: Msg, what: str, extra: dict) -> bool:
@@ -166,8 +253,11 @@ async def redeliver_or_give_up(msg: Msg, what: str, extra: dict) -> bool:
 async def media_store(js: JetStreamContext) -> ObjectStore:
     """The object store bucket that carries snapshot JPEGs from workers to the incident store."""
     try:
-        return await js.object_store(MEDIA_BUCKET)
+        bucket = await js.object_store(MEDIA_BUCKET)
+        _exists(f"bucket {MEDIA_BUCKET}")
+        return bucket
     except BucketNotFoundError:
+        _recreated(f"bucket {MEDIA_BUCKET}")
         return await js.create_object_store(
             MEDIA_BUCKET,
             config=ObjectStoreConfig(

@@ -15,13 +15,6 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for_port(
     port: int, timeout: float, host: str = "127.0.0.1", process: subprocess.Popen | None = None
 ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from services.core import bus
 from services.core.incident import IncidentMessage
 from services.core.metrics import serve_metrics
 from services.core.serving import run_until_signalled, start_grpc_server, to_timestamp
+from services.core.validation import InvalidArgument, add_guarded, check_text, check_timestamp, check_token
 from services.incidents.store import IncidentStore, StoredIncident
 
 log = logging.getLogger(__name__)
@@ -29,11 +31,19 @@ CONSUMER = "incident-store"
 MEDIA_RETRY_SECONDS = 3.0
 MEDIA_GIVE_UP_SECONDS = 15 * 60
 RETENTION_INTERVAL_SECONDS = 60.0
+MEDIA_MIN_FREE_RATIO = 0.05  # retention also deletes the oldest media while the disk is fuller than 95 %
 EVENTS_STORED = Counter("retina_store_events_total", "Incident events stored", ["event"])
 DUPLICATES = Counter("retina_store_duplicates_total", "Redelivered incident events ignored")
 REJECTED = Counter("retina_store_rejected_total", "Messages that are not valid incidents")
 FAILED = Counter("retina_store_failed_total", "Incident events that failed to store repeatedly")
+STORAGE_ERRORS = Counter(
+    "retina_store_storage_errors_total", "Incident events not stored yet because the disk failed (retried)"
+)
 MEDIA_DELETED = Counter("retina_store_media_deleted_total", "Media files deleted by the retention policy")
+MAX_LIST_LIMIT = 1000
+MAX_ALGORITHM_LENGTH = 128
+MAX_CLOSED_BY_LENGTH = 256
+MAX_NOTE_LENGTH = 4096
 
 
 def incident_to_proto(row: StoredIncident) -> incidents_pb2.Incident:
@@ -66,33 +76,43 @@ def incident_to_proto(row: StoredIncident) -> incidents_pb2.Incident:
 
 
 class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
+    """``retina.v1.IncidentService``; register it with ``add_guarded`` (services.core.validation)."""
+
     def __init__(self, store: IncidentStore):
         self.store = store
 
     async def ListIncidents(self, request, context):
+        check_token(request.camera_id, "camera_id", required=False)
+        check_token(request.department, "department", required=False)
+        check_text(request.algorithm, "algorithm", max_length=MAX_ALGORITHM_LENGTH)
         if request.state not in ("", "open", "ended"):
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, "state: use 'open', 'ended' or leave it empty"
-            )
+            raise InvalidArgument("state", "use 'open', 'ended' or leave it empty")
+        if not 0 <= request.limit <= MAX_LIST_LIMIT:
+            raise InvalidArgument("limit", f"use 0 to {MAX_LIST_LIMIT} (0: 100), got {request.limit}")
+        since = check_timestamp(request.since, "since") if request.HasField("since") else None
         rows = self.store.list(
             camera_id=request.camera_id,
             department=request.department,
             algorithm=request.algorithm,
             state=request.state,
-            since=request.since.ToNanoseconds() / 1e9 if request.HasField("since") else None,
+            since=since,
             limit=request.limit,
         )
         return incidents_pb2.ListIncidentsResponse(incidents=[incident_to_proto(r) for r in rows])
 
     async def GetIncident(self, request, context):
+        check_token(request.id, "id")
         row = self.store.get(request.id)
         if row is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no incident with id {request.id!r}")
         return incident_to_proto(row)
 
     async def CloseIncident(self, request, context):
+        check_token(request.id, "id")
         if not request.closed_by.strip():
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "closed_by: say who closes the incident")
+            raise InvalidArgument("closed_by", "say who closes the incident")
+        check_text(request.closed_by, "closed_by", max_length=MAX_CLOSED_BY_LENGTH)
+        check_text(request.note, "note", max_length=MAX_NOTE_LENGTH, single_line=False)
         row = self.store.close_out(request.id, request.closed_by, request.note)
         if row is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no incident with id {request.id!r}")
@@ -104,12 +124,6 @@ async def _consume(store: IncidentStore, nats_url: str, stop: asyncio.Event) -> 
     """Pull incident events from JetStream into the store until ``stop`` is set."""
     nc = await bus.connect(nats_url, "retina-incident-store", stop)
     js = nc.jetstream()
-    subscription = await bus.durable_subscription(
-        js, bus.INCIDENT_STREAM, bus.INCIDENT_SUBJECTS, CONSUMER, bus.ensure_incident_stream, stop
-    )
-    if subscription is None:  # stopped before JetStream was ever ready
-        await nc.close()
-        return
     media = None
     while media is None and not stop.is_set():
         try:
@@ -117,15 +131,22 @@ async def _consume(store: IncidentStore, nats_url: str, stop: asyncio.Event) -> 
         except Exception as exc:  # JetStream restarting: keep trying, never lose the consumer
             log.warning("object store not ready, retrying", extra={"error": str(exc)})
             await asyncio.sleep(1)
-    log.info("consuming incidents", extra={"stream": bus.INCIDENT_STREAM, "consumer": CONSUMER})
+    if media is None:  # stopped before JetStream was ever ready
+        await nc.close()
+        return
+
     fetcher = asyncio.create_task(_fetch_pending_media(store, media, stop))
-    await bus.consume(subscription, lambda msg: _store_one(store, media, msg), stop)
+    await bus.consume(
+        js, bus.INCIDENT_STREAM, bus.INCIDENT_SUBJECTS, CONSUMER, bus.ensure_incident_stream,
+        lambda msg: _store_one(store, media, msg), stop,
+    )  # fmt: skip
     await fetcher
     await nc.close()  # every fetched message was acked or nak'ed above
 
 
 async def _fetch_pending_media(store: IncidentStore, media, stop: asyncio.Event) -> None:
-    """Fetch evidence clips announced by incidents; workers upload them a few seconds later."""
+    """Fetch evidence announced by incidents: clips (workers upload them a few seconds later) and
+    snapshots that could not be written when they came (media disk full)."""
     while not stop.is_set():
         for path, incident_id, first_try in await asyncio.to_thread(store.pending_media):
             extra = {"incident_id": incident_id, "path": path}
@@ -133,11 +154,15 @@ async def _fetch_pending_media(store: IncidentStore, media, stop: asyncio.Event)
                 data = (await media.get(path)).data
             except Exception:
                 if time.time() - first_try > MEDIA_GIVE_UP_SECONDS:
-                    log.warning("evidence clip never arrived; giving up", extra=extra)
-                    await asyncio.to_thread(store.attach_clip, path, incident_id, None)
+                    log.warning("evidence never arrived; giving up", extra=extra)
+                    await asyncio.to_thread(store.attach_media, path, incident_id, None)
                 continue
-            await asyncio.to_thread(store.attach_clip, path, incident_id, data)
-            log.info("evidence clip stored", extra=extra)
+            try:
+                await asyncio.to_thread(store.attach_media, path, incident_id, data)
+            except OSError as exc:  # media disk full: it stays pending
+                log.error("could not write evidence; will retry", extra={**extra, "error": str(exc)})
+                break
+            log.info("evidence stored", extra=extra)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=MEDIA_RETRY_SECONDS)
 
@@ -147,7 +172,9 @@ async def _enforce_retention(
 ) -> None:
     """Keep the media folder within its size and age limits (oldest first, open incidents kept)."""
     while not stop.is_set():
-        deleted = await asyncio.to_thread(store.enforce_retention, max_bytes, max_age)
+        deleted = await asyncio.to_thread(
+            store.enforce_retention, max_bytes, max_age, None, MEDIA_MIN_FREE_RATIO
+        )
         if deleted:
             MEDIA_DELETED.inc(len(deleted))
             log.info("media retention deleted files", extra={"files": len(deleted), "oldest": deleted[0]})
@@ -172,6 +199,11 @@ async def _store_one(store: IncidentStore, media, msg) -> None:
             log.warning("snapshot missing from the object store", extra={**extra, "error": str(exc)})
     try:
         stored = await asyncio.to_thread(store.apply, incident, snapshot)
+    except (OSError, sqlite3.OperationalError) as exc:  # disk full, locked: wait for it, never give up
+        STORAGE_ERRORS.inc()
+        log.error("storage failed; the event will be redelivered", extra={**extra, "error": str(exc)})
+        await msg.nak(delay=5)
+        return
     except Exception:
         if await bus.redeliver_or_give_up(msg, "incident event", extra):
             FAILED.inc()
@@ -201,7 +233,9 @@ def run_incident_store(
         server, _, port = await start_grpc_server(
             listen,
             grpc_port,
-            lambda s: incidents_pb2_grpc.add_IncidentServiceServicer_to_server(IncidentServicer(store), s),
+            lambda s: add_guarded(
+                s, incidents_pb2_grpc.add_IncidentServiceServicer_to_server, IncidentServicer(store)
+            ),
             "retina.v1.IncidentService",
         )
         log.info("incident store serving", extra={"grpc_port": port, "data_dir": str(data_dir)})

@@ -6,7 +6,9 @@ written (temp file + rename) before the row that points at it is committed.
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -14,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.core.incident import IncidentMessage
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
@@ -102,17 +106,30 @@ class IncidentStore:
             self._db.execute("ALTER TABLE incidents ADD COLUMN clip_path TEXT")
 
     def apply(self, message: IncidentMessage, snapshot: bytes | None) -> bool:
-        """Record one event; False if this exact event (id, event, revision) was already stored."""
-        snapshot_path = None
+        """Record one event; False if this exact event (id, event, revision) was already stored.
+
+        A snapshot that cannot be written (media disk full) never holds the event back: the event
+        is stored and the snapshot is fetched again later, like a clip (see ``pending_media``).
+        """
+        snapshot_path, pending = None, []
+        if message.clip is not None:
+            pending.append(message.clip.path)
         if snapshot is not None and message.snapshot is not None:
-            snapshot_path = self._write_media(message.snapshot.path, snapshot)
+            try:
+                snapshot_path = self._write_media(message.snapshot.path, snapshot)
+            except OSError as exc:
+                log.error(
+                    "could not write a snapshot; it will be fetched again later",
+                    extra={"incident_id": message.id, "camera_id": message.camera_id, "error": str(exc)},
+                )
+                pending.append(message.snapshot.path)
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                if message.clip is not None:
+                for path in pending:
                     self._db.execute(
                         "INSERT OR IGNORE INTO pending_media (path, incident_id, first_try) VALUES (?, ?, ?)",
-                        (message.clip.path, message.id, time.time()),
+                        (path, message.id, time.time()),
                     )
                 inserted = self._db.execute(
                     "INSERT OR IGNORE INTO incident_events"
@@ -170,7 +187,11 @@ class IncidentStore:
             raise ValueError(f"snapshot path escapes the media folder: {relative!r}")
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.with_suffix(".tmp")
-        temporary.write_bytes(data)
+        try:
+            temporary.write_bytes(data)
+        except OSError:
+            temporary.unlink(missing_ok=True)  # a partial file must not keep a full disk full
+            raise
         os.replace(temporary, target)
         return relative
 
@@ -179,19 +200,34 @@ class IncidentStore:
         with self._lock:
             return self._db.execute("SELECT path, incident_id, first_try FROM pending_media").fetchall()
 
-    def attach_clip(self, path: str, incident_id: str, data: bytes | None) -> None:
-        """Store a fetched clip (or, with None, give up on it) and forget it as pending."""
+    def attach_media(self, path: str, incident_id: str, data: bytes | None) -> None:
+        """Store a fetched clip or snapshot (or, with None, give up on it) and forget it as pending.
+
+        Raises OSError while the media disk is full; it stays pending and is tried again."""
         if data is not None:
             self._write_media(path, data)
         with self._lock:
-            if data is not None:
-                self._db.execute("UPDATE incidents SET clip_path=? WHERE id=?", (path, incident_id))
+            if data is not None:  # it becomes the incident's clip or snapshot if its message names it
+                self._db.execute(
+                    "UPDATE incidents SET"
+                    " clip_path = CASE WHEN json_extract(message_json, '$.clip.path') = :p THEN :p"
+                    " ELSE clip_path END,"
+                    " snapshot_path = CASE WHEN json_extract(message_json, '$.snapshot.path') = :p THEN :p"
+                    " ELSE snapshot_path END"
+                    " WHERE id = :id",
+                    {"p": path, "id": incident_id},
+                )
             self._db.execute("DELETE FROM pending_media WHERE path=?", (path,))
 
     def enforce_retention(
-        self, max_bytes: int, max_age_seconds: float, now: float | None = None
+        self,
+        max_bytes: int,
+        max_age_seconds: float,
+        now: float | None = None,
+        min_free_ratio: float = 0.0,
     ) -> list[str]:
-        """Delete media, oldest first, while over ``max_bytes`` or older than ``max_age_seconds``.
+        """Delete media, oldest first, while over ``max_bytes``, older than ``max_age_seconds``, or
+        while less than ``min_free_ratio`` of the media disk is free.
 
         Media of incidents still open is never deleted. Returns the deleted paths.
         """
@@ -200,10 +236,12 @@ class IncidentStore:
             open_ids = {r[0] for r in self._db.execute("SELECT id FROM incidents WHERE state='open'")}
         files = sorted((p for p in self.media_dir.rglob("*") if p.is_file()), key=lambda p: p.stat().st_mtime)
         total = sum(p.stat().st_size for p in files)
+        usage = shutil.disk_usage(self.media_dir)
+        to_free = max(0, int(min_free_ratio * usage.total) - usage.free)
         deleted = []
         for path in files:
             stat = path.stat()
-            if total <= max_bytes and now - stat.st_mtime <= max_age_seconds:
+            if total <= max_bytes and now - stat.st_mtime <= max_age_seconds and to_free <= 0:
                 continue
             relative = path.relative_to(self.media_dir).as_posix()
             parts = relative.split("/")  # <camera>/<incident id>/<file>
@@ -211,6 +249,7 @@ class IncidentStore:
                 continue
             path.unlink()
             total -= stat.st_size
+            to_free -= stat.st_size
             deleted.append(relative)
             with self._lock:
                 self._db.execute("UPDATE incidents SET snapshot_path=NULL WHERE snapshot_path=?", (relative,))

@@ -1,8 +1,9 @@
 """Publishes an outbox to JetStream: in order, removing each message only once it is acknowledged.
 
-While NATS is unreachable every message waits. A message that JetStream itself keeps rejecting
-while connected (after ``PARK_AFTER_REJECTIONS`` tries) is parked in the outbox's ``parked`` table
-with the reason, so it cannot hold back every later message.
+While NATS is unreachable every message waits; a stream or bucket found missing is recreated
+(:func:`services.core.bus.ensure_all`) and the message sent again. A message that JetStream itself
+keeps rejecting while connected (after ``PARK_AFTER_REJECTIONS`` tries) is parked in the outbox's
+``parked`` table with the reason, so it cannot hold back every later message.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.object_store import ObjectStore
 
+from services.core import bus
 from services.core.outbox import Outbox
 from services.worker import metrics
 
@@ -74,7 +76,12 @@ class OutboxPublisher:
                     metrics.PUBLISH_ERRORS.labels(self.name).inc()
                     reason = str(exc) or type(exc).__name__
                     log.warning("publish failed, will retry", extra={"msg_id": item.msg_id, "error": reason})
-                    if self._nc.is_connected and not isinstance(exc, TimeoutError | nats.errors.TimeoutError):
+                    if bus.resource_missing(exc):  # a stream or bucket was deleted: recreate, retry
+                        with contextlib.suppress(Exception):
+                            self._media = await bus.ensure_all(self._js)
+                    elif self._nc.is_connected and not isinstance(
+                        exc, TimeoutError | nats.errors.TimeoutError
+                    ):
                         rejections[item.seq] = rejections.get(item.seq, 0) + 1
                         if rejections[item.seq] >= PARK_AFTER_REJECTIONS:
                             self.outbox.park(item.seq, reason)

@@ -31,6 +31,13 @@ from services.core.incident import build_message, clip_key
 from services.core.metrics import serve_metrics
 from services.core.outbox import Outbox
 from services.core.serving import run_until_signalled, start_grpc_server, to_timestamp
+from services.core.validation import (
+    MAX_DEVICE_ID_LENGTH,
+    InvalidArgument,
+    add_guarded,
+    check_text,
+    check_token,
+)
 from services.worker import metrics
 from services.worker.evidence import ClipRequest
 from services.worker.features import FeatureExtractor
@@ -43,6 +50,7 @@ log = logging.getLogger(__name__)
 
 STATUS_REPUBLISH_SECONDS = 15.0
 SHUTDOWN_DRAIN_SECONDS = 10.0
+MAX_RESUMED_INCIDENTS = 1000
 
 _STATE_TO_PROTO = {
     CameraState.STARTING: worker_pb2.CAMERA_STATE_STARTING,
@@ -186,9 +194,7 @@ class Worker:
         js = self._nc.jetstream()
         while not stop.is_set():
             try:
-                await bus.ensure_incident_stream(js)
-                await bus.ensure_feature_stream(js)
-                media = await bus.media_store(js)
+                media = await bus.ensure_all(js)
                 break
             except Exception as exc:
                 log.warning("JetStream not ready, retrying", extra={"error": str(exc)})
@@ -234,7 +240,9 @@ class Worker:
         server, health_servicer, port = await start_grpc_server(
             listen,
             grpc_port,
-            lambda s: worker_pb2_grpc.add_WorkerServiceServicer_to_server(_WorkerServicer(self), s),
+            lambda s: add_guarded(
+                s, worker_pb2_grpc.add_WorkerServiceServicer_to_server, _WorkerServicer(self)
+            ),
             "retina.v1.WorkerService",
         )
         log.info("worker serving", extra={"grpc_port": port, "worker_id": self.worker_id})
@@ -291,15 +299,22 @@ class Worker:
 
 
 class _WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
+    """``retina.v1.WorkerService``, registered with ``add_guarded`` (services.core.validation)."""
+
     def __init__(self, worker: Worker):
         self.worker = worker
 
     async def AssignCamera(self, request, context):
+        check_text(request.device_id, "device_id", max_length=MAX_DEVICE_ID_LENGTH)
+        if len(request.resume) > MAX_RESUMED_INCIDENTS:
+            raise InvalidArgument(
+                "resume", f"at most {MAX_RESUMED_INCIDENTS} incidents (got {len(request.resume)})"
+            )
         try:
             camera = validate_camera(camera_from_proto(request.camera), "camera", self.worker.config.defaults)
         except ConfigError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        resume = [open_incident_from_proto(m) for m in request.resume]
+        resume = [open_incident_from_proto(m, f"resume[{i}]") for i, m in enumerate(request.resume)]
         try:
             health_ = await asyncio.to_thread(self.worker.lanes.assign, camera, request.device_id, resume)
         except KeyError as exc:
@@ -308,6 +323,7 @@ class _WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         return worker_pb2.AssignCameraResponse(status=health_to_proto(camera.id, health_, device_id))
 
     async def ReleaseCamera(self, request, context):
+        check_token(request.camera_id, "camera_id")
         handed = await asyncio.to_thread(self.worker.lanes.release, request.camera_id, request.handover)
         if handed is None:
             await context.abort(
