@@ -8,7 +8,7 @@ PROTO_SRC := $(wildcard protos/retina/v1/*.proto)
 # Ultralytics never installs packages behind our back; tests never download weights.
 export YOLO_AUTOINSTALL ?= 0
 
-.PHONY: setup demo test lint protos bench clean
+.PHONY: setup demo test lint protos bench faults clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,11 @@ bench: setup
 	YOLO_OFFLINE=1 $(BIN)/python benchmarks/pipeline_throughput.py \
 		--video ../shared/videos/intersection.mp4 --model ../shared/models/yolov8n_coco_int8.onnx --cameras 8
 	$(BIN)/python benchmarks/scheduler_placement.py
+
+# Fault suite on a live `retina up` (about 4 minutes; kill -9 of every process, RTSP and disk faults).
+faults: setup
+	YOLO_OFFLINE=1 $(BIN)/python benchmarks/faults.py --repeats 3 \
+		--video ../shared/videos/intersection.mp4 --model ../shared/models/yolov8n_coco_int8.onnx
 
 clean:
 	rm -rf var

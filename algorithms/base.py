@@ -99,7 +99,10 @@ def with_config_rules(model: type[BaseModel]) -> type[BaseModel]:
     """``model`` itself if it is a :class:`ConfigModel`, else a subclass of it that follows the rules."""
     if issubclass(model, ConfigModel):
         return model
-    return type(model.__name__, (model, ConfigModel), {"__module__": model.__module__})
+    # The plug-in's own settings (say extra="allow") win, except that numbers stay finite.
+    config = {**ConfigModel.model_config, **model.model_config, "allow_inf_nan": False}
+    namespace = {"__module__": model.__module__, "model_config": config}
+    return type(model.__name__, (model, ConfigModel), namespace)
 
 
 # ---------------------------------------------------------------------------------------------

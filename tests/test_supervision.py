@@ -20,7 +20,7 @@ from retina.v1 import scheduler_pb2, scheduler_pb2_grpc, worker_pb2, worker_pb2_
 
 from services.cli.supervisor import ChildCannotStart, Supervisor
 from services.core import bus
-from services.core.ports import ClusterPorts, PortError
+from services.core.ports import ClusterPorts, PortError, free_port, port_in_use
 from tests.conftest import footage, python_cli, wait_for
 from tests.test_cluster import parking, write_config
 
@@ -98,12 +98,20 @@ def test_supervisor_restarts_with_backoff_and_gives_up_with_the_reason(tmp_path)
     supervisor.forget("steady").kill()
 
 
+def free_block(size: int) -> int:
+    """The first of ``size`` consecutive free ports, below the kernel's ephemeral range."""
+    while True:
+        base = free_port()
+        if all(not port_in_use(port) for port in range(base, base + size)):
+            return base
+
+
 @pytest.mark.slow
 def test_retina_up_survives_its_own_faults(tmp_path):
     """The README's `retina up --workers 2` with the default port structure: a killed worker, a
     killed nats-server and a deleted INCIDENTS stream are all recovered while the cluster runs."""
     video = footage("intersection.mp4")
-    base = 42000 + (os.getpid() % 500) * 20  # the default layout, shifted: worker-2 would hit the store
+    base = free_block(20)  # the default layout, shifted: worker-2 would land on the store's port
     names = ["--nats-port", "--nats-monitor-port", "--scheduler-port", "--worker-port", "--incidents-port",
              "--search-port", "--search-http-port", "--metrics-port", "--scheduler-metrics-port",
              "--worker-metrics-port", "--incidents-metrics-port", "--search-metrics-port"]  # fmt: skip
@@ -207,3 +215,24 @@ def test_retina_up_refuses_a_file_with_no_cameras(tmp_path):
     assert done.returncode == 2
     assert f"config error: no cameras: {config}" in done.stderr
     assert not (tmp_path / "var").exists()
+
+
+def test_a_child_that_was_serving_is_restarted_however_often_it_is_killed(tmp_path):
+    supervisor = Supervisor(max_failures=3, stable_seconds=60, first_delay=0.05, max_delay=0.1)
+    supervisor.start(
+        "worker", _child(tmp_path / "w.log", 0, seconds=60), tmp_path / "w.log", ready=lambda: True
+    )
+    for _ in range(6):  # more kills than max_failures: each time it was serving, so it never gives up
+        deadline = time.monotonic() + 5
+        while not supervisor.children["worker"].ready and time.monotonic() < deadline:
+            supervisor.check()
+            time.sleep(0.02)
+        killed = supervisor.process("worker")
+        killed.kill()
+        killed.wait()
+        deadline = time.monotonic() + 5
+        while supervisor.process("worker") is killed and time.monotonic() < deadline:
+            supervisor.check()
+            time.sleep(0.02)
+        assert supervisor.process("worker") is not killed, "restarted"
+    supervisor.forget("worker").kill()

@@ -305,8 +305,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         print("error: --workers: must be at least 1", file=sys.stderr)
         return 2
     ports = ClusterPorts(**{f.name: getattr(args, f.name) for f in ClusterPorts.single_fields()})
-    cluster = LocalCluster(Path(args.config).resolve(), Path(args.data_dir).resolve(), ports, args.workers)
     try:
+        data_dir = Path(args.data_dir).resolve()
+        cluster = LocalCluster(Path(args.config).resolve(), data_dir, ports, args.workers)
         cluster.ports.check()
     except PortError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -318,7 +319,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         try:
             cluster.start(loaded.config.cameras)
-        except (RuntimeError, ChildCannotStart) as exc:
+        except RuntimeError as exc:  # ChildCannotStart included
             print(f"error: the cluster did not start: {exc} (logs in {cluster.logs})", file=sys.stderr)
             return 1
         print(

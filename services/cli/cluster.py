@@ -23,28 +23,31 @@ from services.cli.supervisor import Supervisor
 from services.core.config import CameraConfig
 from services.core.convert import camera_to_proto
 from services.core.ports import ClusterPorts
-from services.core.processes import start_nats_server, start_python, stop_process
+from services.core.processes import port_open, start_nats_server, start_python, stop_process
 
 log = logging.getLogger(__name__)
 
 
-def wait_until_serving(address: str, timeout: float, process: subprocess.Popen | None = None) -> None:
-    """Wait until a gRPC server reports SERVING through grpc.health.v1."""
-    deadline = time.monotonic() + timeout
+def is_serving(address: str, timeout: float = 1.0) -> bool:
+    """One grpc.health.v1 check: True when the server at ``address`` reports SERVING."""
     with grpc.insecure_channel(address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if process is not None and process.poll() is not None:
-                raise RuntimeError(
-                    f"service at {address} exited with code {process.returncode} while starting"
-                )
-            try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.3)
+        try:
+            reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+        except grpc.RpcError:
+            return False
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def wait_until_serving(address: str, timeout: float, process: subprocess.Popen | None = None) -> None:
+    """Wait until a gRPC server reports SERVING; RuntimeError if ``process`` exits first or on time-out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"service at {address} exited with code {process.returncode} while starting")
+        if is_serving(address):
+            return
+        time.sleep(0.3)
     raise RuntimeError(f"service at {address} not serving after {timeout:.0f} s")
 
 
@@ -124,6 +127,7 @@ class LocalCluster:
                 "--grpc-port", str(self.ports.incidents_grpc),
                 "--metrics-port", str(self.ports.incidents_metrics),
             ],
+            self.incidents_address,
         )  # fmt: skip
         self._supervise(
             "search",
@@ -137,6 +141,7 @@ class LocalCluster:
                 "--metrics-port", str(self.ports.search_metrics),
                 "--incidents-address", self.incidents_address,
             ],
+            self.search_address,
         )  # fmt: skip
         self.start_scheduler()
         for index in range(self.workers):
@@ -152,14 +157,11 @@ class LocalCluster:
         """Wait until the gRPC server at ``address`` is SERVING, restarting children that exit
         meanwhile (raises ChildCannotStart when one gives up, RuntimeError on the time-out)."""
         deadline = time.monotonic() + timeout
-        while True:
+        while not is_serving(address):
             self.supervisor.check()
-            try:
-                wait_until_serving(address, min(2.0, max(0.1, deadline - time.monotonic())))
-                return
-            except RuntimeError:
-                if time.monotonic() >= deadline:
-                    raise RuntimeError(f"service at {address} not serving after {timeout:.0f} s") from None
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"service at {address} not serving after {timeout:.0f} s")
+            time.sleep(0.3)
 
     def start_scheduler(self) -> None:
         self._supervise(
@@ -172,6 +174,7 @@ class LocalCluster:
                 "--metrics-port", str(self.ports.scheduler_metrics),
                 "--incidents-address", self.incidents_address,
             ],
+            self.scheduler_address,
         )  # fmt: skip
 
     def start_worker(self, index: int) -> None:
@@ -190,11 +193,16 @@ class LocalCluster:
                 "--worker-id", name,
                 "--scheduler", self.scheduler_address,
             ],
+            self.worker_address_of(index),
         )  # fmt: skip
 
-    def _supervise(self, name: str, args: list[str]) -> None:
+    def _supervise(self, name: str, args: list[str], address: str) -> None:
+        """Start ``retina ARGS`` as child ``name``; it is ready once its gRPC server at ``address``
+        reports SERVING."""
         log_file = self.logs / f"{name}.log"
-        self.supervisor.start(name, lambda: start_python(args, log_file=log_file), log_file)
+        self.supervisor.start(
+            name, lambda: start_python(args, log_file=log_file), log_file, lambda: is_serving(address)
+        )
 
     def start_nats(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -208,7 +216,7 @@ class LocalCluster:
                 log_file=log_file,
             )
 
-        self.supervisor.start("nats", start, log_file)
+        self.supervisor.start("nats", start, log_file, lambda: port_open(self.ports.nats))
         if self.supervisor.process("nats") is None:
             raise RuntimeError(f"nats-server did not start; see {log_file}")
 

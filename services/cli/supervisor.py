@@ -1,9 +1,10 @@
 """Keeps the child processes of ``retina up`` running.
 
 A child that exits is restarted after a backoff (1 s, 2 s, 4 s … up to 30 s) and the others keep
-running. A child that keeps exiting before it has run for ``stable_seconds`` — ``max_failures``
-times in a row — cannot start at all; the supervisor then gives up with the reason (its exit code
-and the last line of its log), and only then does the cluster stop.
+running. A child that keeps exiting before it is ready (its ``ready`` check passes, or it has run
+for ``stable_seconds``) — ``max_failures`` times in a row — cannot start at all; the supervisor then
+gives up with the reason (its exit code and the last line of its log), and only then does the
+cluster stop. A child that was ready when it died starts counting afresh.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ class Child:
     name: str
     start: Callable[[], subprocess.Popen]
     log_file: Path | None
+    ready_check: Callable[[], bool] | None = None
     process: subprocess.Popen | None = None
     started_at: float = 0.0
+    ready: bool = False
     failures: int = 0
     restart_at: float | None = None
     backoff: Backoff = field(default_factory=Backoff)
@@ -58,9 +61,16 @@ class Supervisor:
         self.first_delay, self.max_delay = first_delay, max_delay
         self.children: dict[str, Child] = {}
 
-    def start(self, name: str, start: Callable[[], subprocess.Popen], log_file: Path | None = None) -> None:
-        """Start a child now and supervise it from then on."""
-        child = Child(name, start, log_file, backoff=Backoff(self.first_delay, self.max_delay, jitter=0.1))
+    def start(
+        self,
+        name: str,
+        start: Callable[[], subprocess.Popen],
+        log_file: Path | None = None,
+        ready: Callable[[], bool] | None = None,
+    ) -> None:
+        """Start a child now and supervise it from then on; ``ready()`` says it is serving."""
+        backoff = Backoff(self.first_delay, self.max_delay, jitter=0.1)
+        child = Child(name, start, log_file, ready, backoff=backoff)
         self.children[name] = child
         self._launch(child)
 
@@ -96,12 +106,13 @@ class Supervisor:
                 continue
             code = child.process.poll() if child.process is not None else "did not start"
             if code is None:
-                if now - child.started_at >= self.stable_seconds:
+                if not child.ready and self._is_ready(child, now):
+                    child.ready = True
                     child.failures = 0
                     child.backoff.reset()
                 continue
             RUNNING.labels(child.name).set(0)
-            child.failures += 1
+            child.failures = 1 if child.ready else child.failures + 1
             last_line = _last_line(child.log_file)
             if child.failures >= self.max_failures:
                 raise ChildCannotStart(
@@ -122,8 +133,17 @@ class Supervisor:
             )
         return restarted
 
+    def _is_ready(self, child: Child, now: float) -> bool:
+        if now - child.started_at >= self.stable_seconds:
+            return True
+        try:
+            return child.ready_check is not None and child.ready_check()
+        except Exception:  # not answering yet
+            return False
+
     def _launch(self, child: Child) -> None:
         child.started_at = time.monotonic()
+        child.ready = False
         try:
             child.process = child.start()
         except (OSError, RuntimeError) as exc:  # counted as an exit by the next check()

@@ -154,7 +154,7 @@ class SearchConfig(StrictModel):
     )
     hnsw_ef_search: int = Field(default=256, ge=8, description="HNSW search breadth: recall vs latency")
     ivf_nprobe: int = Field(default=32, ge=1, description="IVF lists visited: recall vs latency")
-    max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0, le=200 * 1024 * 1024)
     max_image_side: int = Field(default=8000, gt=0)
     crop_url_base: str | None = Field(
         default=None, description="Public base URL of the crop endpoint; None: the service's own address"

@@ -52,6 +52,7 @@ def free_port() -> int:
 def port_in_use(port: int) -> bool:
     """True when a listener holds ``port`` on any local address."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: TIME_WAIT is free
         try:
             s.bind(("", port))
         except OSError as exc:

@@ -15,6 +15,13 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """True when host:port accepts a TCP connection."""
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
 def wait_for_port(
     port: int, timeout: float, host: str = "127.0.0.1", process: subprocess.Popen | None = None
 ) -> None:
@@ -25,10 +32,8 @@ def wait_for_port(
             raise RuntimeError(
                 f"process {process.args[0]} exited with {process.returncode} before port {port} opened"
             )
-        with socket.socket() as s:
-            s.settimeout(0.5)
-            if s.connect_ex((host, port)) == 0:
-                return
+        if port_open(port, host):
+            return
         time.sleep(0.1)
     raise RuntimeError(f"nothing listening on {host}:{port} after {timeout:.0f} s")
 
@@ -56,7 +61,12 @@ def start_nats_server(
         args += ["-m", str(monitor_port)]
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - owned by the process
     process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    wait_for_port(port, 15, process=process)
+    try:
+        wait_for_port(port, 60, process=process)  # a large JetStream store takes a while to recover
+    except RuntimeError:
+        process.kill()  # never leave a server nobody tracks
+        process.wait(10)
+        raise
     return process
 
 

@@ -172,9 +172,13 @@ async def _enforce_retention(
 ) -> None:
     """Keep the media folder within its size and age limits (oldest first, open incidents kept)."""
     while not stop.is_set():
-        deleted = await asyncio.to_thread(
-            store.enforce_retention, max_bytes, max_age, None, MEDIA_MIN_FREE_RATIO
-        )
+        try:
+            deleted = await asyncio.to_thread(
+                store.enforce_retention, max_bytes, max_age, None, MEDIA_MIN_FREE_RATIO
+            )
+        except OSError:  # the next pass tries again; retention must never stop for good
+            log.exception("media retention failed")
+            deleted = []
         if deleted:
             MEDIA_DELETED.inc(len(deleted))
             log.info("media retention deleted files", extra={"files": len(deleted), "oldest": deleted[0]})

@@ -6,6 +6,7 @@ written (temp file + rename) before the row that points at it is committed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -234,20 +235,29 @@ class IncidentStore:
         now = time.time() if now is None else now
         with self._lock:
             open_ids = {r[0] for r in self._db.execute("SELECT id FROM incidents WHERE state='open'")}
-        files = sorted((p for p in self.media_dir.rglob("*") if p.is_file()), key=lambda p: p.stat().st_mtime)
-        total = sum(p.stat().st_size for p in files)
+        files = []
+        for path in self.media_dir.rglob("*"):
+            with contextlib.suppress(FileNotFoundError):  # replaced or deleted meanwhile
+                if path.is_file() and path.suffix != ".tmp":
+                    files.append((path, path.stat()))
+        files.sort(key=lambda item: item[1].st_mtime)
+        total = sum(stat.st_size for _, stat in files)
         usage = shutil.disk_usage(self.media_dir)
         to_free = max(0, int(min_free_ratio * usage.total) - usage.free)
+        if to_free > 0:
+            log.warning(
+                "media disk almost full; deleting the oldest evidence of closed incidents",
+                extra={"free_bytes": usage.free, "to_free_bytes": to_free},
+            )
         deleted = []
-        for path in files:
-            stat = path.stat()
+        for path, stat in files:
             if total <= max_bytes and now - stat.st_mtime <= max_age_seconds and to_free <= 0:
                 continue
             relative = path.relative_to(self.media_dir).as_posix()
             parts = relative.split("/")  # <camera>/<incident id>/<file>
             if len(parts) == 3 and parts[1] in open_ids:
                 continue
-            path.unlink()
+            path.unlink(missing_ok=True)
             total -= stat.st_size
             to_free -= stat.st_size
             deleted.append(relative)

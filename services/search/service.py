@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import logging
 import os
-import re
 import secrets
 import threading
 import time
@@ -70,8 +69,6 @@ SERVICE_NAME = "retina.v1.SearchService"
 # an answer naming its size; gRPC refuses larger ones unread (RESOURCE_EXHAUSTED).
 RECEIVE_LIMIT_FACTOR = 2.5
 IMAGE_DECODES_AT_ONCE = 2  # bounds the memory of decoding query photos (each up to MAX_IMAGE_PIXELS)
-# Incident ids are UUIDs; any id of the incident store's alphabet is passed on, nothing else.
-INCIDENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_FILTER_VALUES = 1000  # camera ids, families or colours in one filter
 
 
@@ -217,11 +214,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             queries, track = self.engine.track_query(request.track_id, department)
             exclude = track.key
         elif kind == "incident_id":
-            if not INCIDENT_ID_PATTERN.fullmatch(request.incident_id):
-                raise SearchInputError(
-                    f"incident_id: {short_repr(request.incident_id)} is not an incident id (1-128 letters,"
-                    " digits, '.', '_', ':' or '-')"
-                )
+            check_token(request.incident_id, "incident_id")  # the incident store's own rule
             track = await self._incident_track(request.incident_id)
             queries, _ = self.engine.track_query(track, department)
             exclude = track
@@ -245,8 +238,8 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
                     incidents_pb2.GetIncidentRequest(id=incident_id), timeout=10
                 )
             except grpc.aio.AioRpcError as exc:
-                if exc.code() == grpc.StatusCode.NOT_FOUND:
-                    raise NotFoundError(f"incident_id: no incident {incident_id!r}") from None
+                if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                    raise NotFoundError(f"incident_id: no incident {short_repr(incident_id)}") from None
                 raise UnavailableError(
                     f"incident_id: the incident store cannot be reached ({exc.code().name})"
                 ) from None

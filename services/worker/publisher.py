@@ -18,6 +18,7 @@ from nats.js import JetStreamContext
 from nats.js.object_store import ObjectStore
 
 from services.core import bus
+from services.core.backoff import Backoff
 from services.core.outbox import Outbox
 from services.worker import metrics
 
@@ -53,7 +54,7 @@ class OutboxPublisher:
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until ``stop`` is set and the outbox is empty (or NATS is unreachable)."""
         self._loop = asyncio.get_running_loop()
-        backoff = 0.5
+        backoff = Backoff(initial=0.5, maximum=5.0)
         rejections: dict[int, int] = {}
         while True:
             items = self.outbox.peek(64)
@@ -92,10 +93,9 @@ class OutboxPublisher:
                             continue
                     if stop.is_set():
                         return
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    await asyncio.sleep(backoff.next_delay())
                     break
                 self.outbox.remove(item.seq)
                 metrics.PUBLISHED.labels(self.name).inc()
                 metrics.OUTBOX_PENDING.labels(self.name).set(len(self.outbox))
-                backoff = 0.5
+                backoff.reset()
