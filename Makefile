@@ -35,7 +35,7 @@ lint: setup
 
 # Regenerate the gRPC code from protos/ (checked in; tests/test_protos.py checks it is current).
 protos: setup
-	$(BIN)/python -m services.core.protogen
+	$(BIN)/python -m retina.services.core.protogen
 
 # Throughput on this machine (needs ../shared); prints the table the README carries.
 bench: setup

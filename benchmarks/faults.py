@@ -48,11 +48,10 @@ import grpc
 import nats
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from retina.services.core import bus
+from retina.services.core.ports import ClusterPorts, free_port
+from retina.services.core.processes import wait_for_port
 from retina.v1 import scheduler_pb2, scheduler_pb2_grpc, worker_pb2, worker_pb2_grpc
-
-from services.core import bus
-from services.core.ports import ClusterPorts, free_port
-from services.core.processes import wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]
 DEBIAN_PYTHON = "/usr/bin/python3"
@@ -125,7 +124,7 @@ class FaultBench:
             for a in (f.metadata["flag"], str(getattr(self.ports, f.name)))
         ]
         self.up = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "up", "--config", str(config), "--data-dir",
+            [sys.executable, "-m", "retina.services.cli", "up", "--config", str(config), "--data-dir",
              str(self.work / "var"), "--workers", "2", *flags],
             stdout=subprocess.PIPE, stderr=(self.work / "up.log").open("wb"), text=True,
             start_new_session=True,
@@ -279,9 +278,9 @@ class FaultBench:
         for log in (self.work / "var" / "logs").glob("worker-*.log"):
             for line in log.read_text(errors="replace").splitlines():
                 record = json.loads(line) if line.startswith("{") else {}
-                if record.get("logger") == "services.worker.service" and record.get("msg", "").startswith(
-                    "incident "
-                ):
+                if record.get("logger") == "retina.services.worker.service" and record.get(
+                    "msg", ""
+                ).startswith("incident "):
                     ids.append(record["msg_id"])
         return ids
 

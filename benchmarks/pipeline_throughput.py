@@ -29,9 +29,9 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "0")
 os.environ.setdefault("YOLO_VERBOSE", "False")
 
-from services.core.config import parse_config
-from services.worker.detector import Detector
-from services.worker.pipeline import Analyzer
+from retina.services.core.config import parse_config
+from retina.services.worker.detector import Detector
+from retina.services.worker.pipeline import Analyzer
 
 
 def retina_throughput(

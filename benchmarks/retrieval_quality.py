@@ -38,9 +38,8 @@ os.environ.setdefault("YOLO_VERBOSE", "False")
 import av
 import cv2
 import numpy as np
-
-from services.core.config import DetectorConfig, TrackerConfig
-from services.core.features import (
+from retina.services.core.config import DetectorConfig, TrackerConfig
+from retina.services.core.features import (
     SEARCH_FAMILY_OF_CLASS,
     BackboneColourEmbedder,
     ColourEmbedder,
@@ -48,7 +47,7 @@ from services.core.features import (
     crop_quality,
     normalise_rows,
 )
-from services.worker.detector import CameraTracker, Detector
+from retina.services.worker.detector import CameraTracker, Detector
 
 FPS = 5.0
 MIN_CROPS = 6  # a track needs this many crops to be split into query and gallery

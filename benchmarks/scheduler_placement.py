@@ -24,7 +24,7 @@ import random
 import time
 from collections import defaultdict
 
-from services.scheduler.placement import (
+from retina.services.scheduler.placement import (
     Assignment,
     CameraDemand,
     Device,

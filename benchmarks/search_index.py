@@ -30,11 +30,10 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-
-from services.core.config import RetinaConfig, SearchConfig
-from services.search.engine import SearchEngine
-from services.search.index import ShardedIndex
-from services.search.store import Filters
+from retina.services.core.config import RetinaConfig, SearchConfig
+from retina.services.search.engine import SearchEngine
+from retina.services.search.index import ShardedIndex
+from retina.services.search.store import Filters
 
 DIM = 256
 CAMERAS = 1000

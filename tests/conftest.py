@@ -15,8 +15,8 @@ import pytest
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "0")
 
-from services.core.ports import free_port
-from services.core.processes import start_nats_server, stop_process, wait_for_port
+from retina.services.core.ports import free_port
+from retina.services.core.processes import start_nats_server, stop_process, wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("RETINA_SHARED_DIR", REPO.parent / "shared"))
@@ -119,7 +119,7 @@ def rtsp_server_factory() -> Iterator:
 
 
 def python_cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "services.cli", *args]
+    return [sys.executable, "-m", "retina.services.cli", *args]
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> float:

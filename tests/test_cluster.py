@@ -16,14 +16,14 @@ import grpc
 import nats
 import pytest
 import yaml
+from retina.services.cli.cluster import ClusterPorts, LocalCluster, wait_until_serving
+from retina.services.core import bus
+from retina.services.core.config import load_config
+from retina.services.core.convert import camera_to_proto
+from retina.services.core.ports import free_port
+from retina.services.core.processes import start_python, stop_process
 from retina.v1 import worker_pb2, worker_pb2_grpc
 
-from services.cli.cluster import ClusterPorts, LocalCluster, wait_until_serving
-from services.core import bus
-from services.core.config import load_config
-from services.core.convert import camera_to_proto
-from services.core.ports import free_port
-from services.core.processes import start_python, stop_process
 from tests.conftest import MODEL, footage, python_cli, wait_for
 
 pytestmark = pytest.mark.slow
@@ -199,7 +199,7 @@ def _accepted_msg_ids(worker_log: Path) -> list[str]:
     ids = []
     for line in worker_log.read_text().splitlines():
         record = json.loads(line) if line.startswith("{") else {}
-        if record.get("logger") == "services.worker.service" and record.get("msg", "").startswith(
+        if record.get("logger") == "retina.services.worker.service" and record.get("msg", "").startswith(
             "incident "
         ):
             ids.append(record["msg_id"])

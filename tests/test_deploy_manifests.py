@@ -3,9 +3,8 @@
 from pathlib import Path
 
 import yaml
-
-from services.cli import build_parser
-from services.core.config import parse_config
+from retina.services.cli import build_parser
+from retina.services.core.config import parse_config
 
 K8S = Path(__file__).resolve().parents[1] / "k8s"
 

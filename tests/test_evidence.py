@@ -13,10 +13,10 @@ from pathlib import Path
 
 import av
 import pytest
+from retina.services.core.incident import BBox, ClipRef, IncidentMessage, SnapshotRef
+from retina.services.incidents.store import IncidentStore
+from retina.services.worker.evidence import ClipCutter, ClipRequest
 
-from services.core.incident import BBox, ClipRef, IncidentMessage, SnapshotRef
-from services.incidents.store import IncidentStore
-from services.worker.evidence import ClipCutter, ClipRequest
 from tests.conftest import footage
 
 

@@ -4,9 +4,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
-
-from algorithms.base import ActiveHours, AlgorithmSpec, AnalysedFrame, CameraContext, TrackedObject
-from algorithms.illegal_parking import IllegalParking
+from retina.algorithms.base import ActiveHours, AlgorithmSpec, AnalysedFrame, CameraContext, TrackedObject
+from retina.algorithms.illegal_parking import IllegalParking
 
 W, H = 640, 480
 IMAGE = np.zeros((H, W, 3), dtype=np.uint8)

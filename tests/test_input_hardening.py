@@ -26,6 +26,24 @@ import numpy as np
 import pytest
 import yaml
 from google.protobuf.timestamp_pb2 import Timestamp
+from retina.services.cli import main as retina
+from retina.services.core.config import (
+    CameraConfig,
+    CameraDefaults,
+    ConfigError,
+    IngestConfig,
+    load_config,
+    parse_config,
+    validate_camera,
+)
+from retina.services.core.convert import camera_from_proto, camera_to_proto
+from retina.services.core.ports import free_port
+from retina.services.core.processes import start_python, stop_process, wait_for_port
+from retina.services.core.serving import start_grpc_server
+from retina.services.core.validation import add_guarded
+from retina.services.scheduler.registry import CameraRegistry, sqlite_url
+from retina.services.scheduler.registry_api import RegistryServicer
+from retina.services.worker.ingest import CameraSource, CameraState, FrameBuffer
 from retina.v1 import (
     common_pb2,
     incidents_pb2,
@@ -38,24 +56,6 @@ from retina.v1 import (
     worker_pb2_grpc,
 )
 
-from services.cli import main as retina
-from services.core.config import (
-    CameraConfig,
-    CameraDefaults,
-    ConfigError,
-    IngestConfig,
-    load_config,
-    parse_config,
-    validate_camera,
-)
-from services.core.convert import camera_from_proto, camera_to_proto
-from services.core.ports import free_port
-from services.core.processes import start_python, stop_process, wait_for_port
-from services.core.serving import start_grpc_server
-from services.core.validation import add_guarded
-from services.scheduler.registry import CameraRegistry, sqlite_url
-from services.scheduler.registry_api import RegistryServicer
-from services.worker.ingest import CameraSource, CameraState, FrameBuffer
 from tests.conftest import MODEL, NatsServer, wait_for
 
 CURB = {"name": "curb", "polygon": [[0.0, 0.6], [1.0, 0.6], [1.0, 1.0], [0.0, 1.0]]}
@@ -460,12 +460,12 @@ def test_an_unexpected_error_is_internal_and_logged(tmp_path: Path, caplog: pyte
             servicer.close()
             await server.stop(grace=1)
 
-    with caplog.at_level(logging.ERROR, logger="services.core.validation"):
+    with caplog.at_level(logging.ERROR, logger="retina.services.core.validation"):
         error = asyncio.run(main())
     registry.close()
     assert error.code() == grpc.StatusCode.INTERNAL
     assert error.details() == "internal error (OperationalError); see the service log"
-    (record,) = [r for r in caplog.records if r.name == "services.core.validation"]
+    (record,) = [r for r in caplog.records if r.name == "retina.services.core.validation"]
     assert record.getMessage() == "unexpected error in /retina.v1.RegistryService/GetCamera"
     assert "no such table: camera_health" in str(record.exc_info[1])
 

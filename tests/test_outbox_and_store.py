@@ -3,9 +3,9 @@
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from services.core.incident import BBox, IncidentMessage, SnapshotRef
-from services.core.outbox import Outbox
-from services.incidents.store import IncidentStore
+from retina.services.core.incident import BBox, IncidentMessage, SnapshotRef
+from retina.services.core.outbox import Outbox
+from retina.services.incidents.store import IncidentStore
 
 
 def test_outbox_keeps_order_and_survives_reopen(tmp_path: Path):

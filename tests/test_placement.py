@@ -8,8 +8,7 @@ import random
 from collections import defaultdict
 
 import pytest
-
-from services.scheduler.placement import (
+from retina.services.scheduler.placement import (
     CameraDemand,
     Device,
     Placement,

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from services.core import incident
-from services.core.protogen import PROTO_ROOT, generate
+from retina.services.core import incident
+from retina.services.core.protogen import PROTO_ROOT, generate
 
 
 def test_generated_grpc_code_is_current(tmp_path: Path):
@@ -15,5 +15,5 @@ def test_generated_grpc_code_is_current(tmp_path: Path):
 
 def test_incident_schema_file_is_current():
     assert incident.SCHEMA_PATH.read_text() == incident.json_schema(), (
-        "services/core/incident.schema.json is stale: run `python -m services.core.incident`"
+        "services/core/incident.schema.json is stale: run `python -m retina.services.core.incident`"
     )

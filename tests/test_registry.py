@@ -14,14 +14,11 @@ import grpc
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from retina.v1 import common_pb2, registry_pb2, registry_pb2_grpc, worker_pb2
-from sqlalchemy import create_engine
-
-from services.core.config import CameraConfig, CameraDefaults, validate_camera
-from services.core.convert import camera_to_proto
-from services.core.serving import start_grpc_server
-from services.core.validation import add_guarded
-from services.scheduler.registry import (
+from retina.services.core.config import CameraConfig, CameraDefaults, validate_camera
+from retina.services.core.convert import camera_to_proto
+from retina.services.core.serving import start_grpc_server
+from retina.services.core.validation import add_guarded
+from retina.services.scheduler.registry import (
     CameraExists,
     CameraNotFound,
     CameraRegistry,
@@ -31,7 +28,9 @@ from services.scheduler.registry import (
     metadata,
     sqlite_url,
 )
-from services.scheduler.registry_api import RegistryServicer
+from retina.services.scheduler.registry_api import RegistryServicer
+from retina.v1 import common_pb2, registry_pb2, registry_pb2_grpc, worker_pb2
+from sqlalchemy import create_engine
 
 UPSERT = registry_pb2.CameraChange.KIND_UPSERT
 DELETE = registry_pb2.CameraChange.KIND_DELETE
@@ -414,7 +413,7 @@ def test_watch_sees_another_process_writes_by_polling(db_url: str):
 
 
 def test_retina_up_imports_the_file_and_disables_cameras_it_no_longer_lists(db_url: str):
-    from services.cli.cluster import import_cameras
+    from retina.services.cli.cluster import import_cameras
 
     async def main() -> None:
         with CameraRegistry(db_url) as registry:

@@ -16,6 +16,11 @@ import grpc
 import nats
 import pytest
 import yaml
+from retina.services.cli.cluster import ClusterPorts, LocalCluster, wait_until_serving
+from retina.services.cli.demo import compose_bus_scene
+from retina.services.core import bus
+from retina.services.core.config import load_config
+from retina.services.core.convert import camera_to_proto
 from retina.v1 import (
     registry_pb2,
     registry_pb2_grpc,
@@ -25,11 +30,6 @@ from retina.v1 import (
     worker_pb2_grpc,
 )
 
-from services.cli.cluster import ClusterPorts, LocalCluster, wait_until_serving
-from services.cli.demo import compose_bus_scene
-from services.core import bus
-from services.core.config import load_config
-from services.core.convert import camera_to_proto
 from tests.conftest import MODEL, wait_for
 
 pytestmark = pytest.mark.slow

@@ -21,6 +21,14 @@ import PIL.Image
 import pytest
 import yaml
 from google.protobuf.timestamp_pb2 import Timestamp
+from retina.services.cli.cluster import assign_cameras, wait_until_serving
+from retina.services.core import bus
+from retina.services.core.config import RetinaConfig, SearchConfig, load_config
+from retina.services.core.features import ColourEmbedder, FeatureRecord, encode_embedding, track_key, utc
+from retina.services.core.ports import free_port
+from retina.services.core.processes import start_python, stop_process
+from retina.services.search.engine import EmptyIndexError, RejectedRecordError, SearchEngine
+from retina.services.search.store import Filters
 from retina.v1 import (
     incidents_pb2,
     incidents_pb2_grpc,
@@ -30,14 +38,6 @@ from retina.v1 import (
     worker_pb2_grpc,
 )
 
-from services.cli.cluster import assign_cameras, wait_until_serving
-from services.core import bus
-from services.core.config import RetinaConfig, SearchConfig, load_config
-from services.core.features import ColourEmbedder, FeatureRecord, encode_embedding, track_key, utc
-from services.core.ports import free_port
-from services.core.processes import start_python, stop_process
-from services.search.engine import EmptyIndexError, RejectedRecordError, SearchEngine
-from services.search.store import Filters
 from tests.conftest import MODEL, footage
 
 COLOURS_BGR = {"red": (0, 0, 220), "green": (0, 180, 0), "blue": (220, 0, 0), "yellow": (0, 220, 220)}

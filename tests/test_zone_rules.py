@@ -5,9 +5,14 @@ from zoneinfo import ZoneInfo
 import cv2
 import numpy as np
 import pytest
-
-from algorithms.base import AlgorithmSpec, AnalysedFrame, CameraContext, TrackedObject, available_algorithms
-from services.core.config import parse_config
+from retina.algorithms.base import (
+    AlgorithmSpec,
+    AnalysedFrame,
+    CameraContext,
+    TrackedObject,
+    available_algorithms,
+)
+from retina.services.core.config import parse_config
 
 W, H = 640, 480
 BLANK = np.zeros((H, W, 3), dtype=np.uint8)
@@ -175,7 +180,7 @@ def test_one_camera_runs_several_rules():
 def test_active_hours_with_weekdays_and_overnight_periods():
     from datetime import datetime
 
-    from algorithms.base import ActiveHours
+    from retina.algorithms.base import ActiveHours
 
     tz = ZoneInfo("Asia/Shanghai")
     weekend_days = ActiveHours(start="07:00", end="22:00", days=["sat", "sun"])

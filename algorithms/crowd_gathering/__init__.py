@@ -5,8 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import Field
-
-from algorithms.base import AlgorithmManifest, AnalysedFrame, DwellParams, DwellRule, Observation, union_box
+from retina.algorithms.base import (
+    AlgorithmManifest,
+    AnalysedFrame,
+    DwellParams,
+    DwellRule,
+    Observation,
+    union_box,
+)
 
 
 class CrowdGatheringParams(DwellParams):

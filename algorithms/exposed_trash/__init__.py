@@ -25,8 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 from pydantic import Field
-
-from algorithms.base import (
+from retina.algorithms.base import (
     AlgorithmManifest,
     AnalysedFrame,
     DwellParams,

@@ -15,8 +15,7 @@ import math
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from algorithms.base import (
+from retina.algorithms.base import (
     Algorithm,
     AlgorithmManifest,
     AnalysedFrame,

@@ -12,8 +12,7 @@ import math
 from typing import Any
 
 from pydantic import Field
-
-from algorithms.base import (
+from retina.algorithms.base import (
     AlgorithmManifest,
     AnalysedFrame,
     DwellParams,

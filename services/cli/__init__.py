@@ -10,9 +10,9 @@ import sys
 import threading
 from pathlib import Path
 
-from services.core.config import ConfigError, LoadedConfig, RetinaConfig, load_config, require_cameras
-from services.core.logs import setup_logging
-from services.core.ports import ClusterPorts
+from retina.services.core.config import ConfigError, LoadedConfig, RetinaConfig, load_config, require_cameras
+from retina.services.core.logs import setup_logging
+from retina.services.core.ports import ClusterPorts
 
 DEFAULT_PORTS = ClusterPorts()
 WORKER_ADDRESS = f"127.0.0.1:{DEFAULT_PORTS.worker_grpc}"
@@ -39,7 +39,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from services.cli.analyze import analyze
+    from retina.services.cli.analyze import analyze
 
     loaded = _load(args.config)
     cameras = loaded.config.cameras
@@ -63,7 +63,7 @@ def _service_config(args: argparse.Namespace, service: str) -> RetinaConfig:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from services.worker.service import run_worker
+    from retina.services.worker.service import run_worker
 
     config = _service_config(args, "worker")
     run_worker(
@@ -80,7 +80,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_incidents_serve(args: argparse.Namespace) -> int:
-    from services.incidents.service import run_incident_store
+    from retina.services.incidents.service import run_incident_store
 
     setup_logging("incidents", args.log_level)
     run_incident_store(
@@ -96,7 +96,7 @@ def cmd_incidents_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_search_serve(args: argparse.Namespace) -> int:
-    from services.search.service import run_search_service
+    from retina.services.search.service import run_search_service
 
     config = _service_config(args, "search")
     run_search_service(
@@ -112,7 +112,7 @@ def cmd_search_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_search_rebuild(args: argparse.Namespace) -> int:
-    from services.search.engine import SearchEngine
+    from retina.services.search.engine import SearchEngine
 
     setup_logging("search", args.log_level)
     engine = SearchEngine(Path(args.data_dir), _load(args.config).config)
@@ -123,7 +123,7 @@ def cmd_search_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_search_query(args: argparse.Namespace) -> int:
-    from services.search.client import QueryError, search
+    from retina.services.search.client import QueryError, search
 
     try:
         reply = search(args)
@@ -222,7 +222,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_scheduler_serve(args: argparse.Namespace) -> int:
-    from services.scheduler.service import run_scheduler
+    from retina.services.scheduler.service import run_scheduler
 
     setup_logging("scheduler", args.log_level)
     config = _load(args.config).config if args.config else RetinaConfig()
@@ -241,7 +241,7 @@ def cmd_scheduler_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_cameras_import(args: argparse.Namespace) -> int:
-    from services.cli.cluster import import_cameras
+    from retina.services.cli.cluster import import_cameras
 
     loaded = _load(args.file, cameras_required=True)
     created, updated, unchanged = import_cameras(args.scheduler, loaded.config.cameras)
@@ -253,9 +253,8 @@ def cmd_cameras_import(args: argparse.Namespace) -> int:
 
 def cmd_cameras_list(args: argparse.Namespace) -> int:
     import grpc
+    from retina.services.core.convert import camera_state_name
     from retina.v1 import registry_pb2, registry_pb2_grpc
-
-    from services.core.convert import camera_state_name
 
     records, page_token = [], ""
     with grpc.insecure_channel(args.scheduler) as channel:
@@ -284,7 +283,7 @@ def cmd_cameras_list(args: argparse.Namespace) -> int:
 
 
 def cmd_assign(args: argparse.Namespace) -> int:
-    from services.cli.cluster import assign_cameras, wait_until_serving
+    from retina.services.cli.cluster import assign_cameras, wait_until_serving
 
     loaded = _load(args.config, cameras_required=True)
     wait_until_serving(args.worker, args.wait)
@@ -294,10 +293,10 @@ def cmd_assign(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from services.cli.cluster import LocalCluster
-    from services.cli.supervisor import ChildCannotStart
-    from services.core.metrics import serve_metrics
-    from services.core.ports import PortError
+    from retina.services.cli.cluster import LocalCluster
+    from retina.services.cli.supervisor import ChildCannotStart
+    from retina.services.core.metrics import serve_metrics
+    from retina.services.core.ports import PortError
 
     setup_logging("retina-up", args.log_level)
     loaded = _load(args.config, cameras_required=True)
@@ -341,7 +340,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from services.cli.scenes import evaluate, format_report
+    from retina.services.cli.scenes import evaluate, format_report
 
     overrides = {"model": args.model} if args.model else None
     report = evaluate(Path(args.scenes), Path(args.work_dir), overrides)
@@ -350,7 +349,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from services.cli.demo import run_demo
+    from retina.services.cli.demo import run_demo
 
     return run_demo(Path(args.data_dir))
 

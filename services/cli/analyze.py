@@ -12,12 +12,12 @@ import threading
 import time
 from pathlib import Path
 
-from algorithms.base import IncidentEvent
-from services.core.config import CameraConfig, RetinaConfig
-from services.core.incident import build_message, clip_key
-from services.worker.detector import Detector
-from services.worker.ingest import CameraHealth, CameraState
-from services.worker.pipeline import Analyzer
+from retina.algorithms.base import IncidentEvent
+from retina.services.core.config import CameraConfig, RetinaConfig
+from retina.services.core.incident import build_message, clip_key
+from retina.services.worker.detector import Detector
+from retina.services.worker.ingest import CameraHealth, CameraState
+from retina.services.worker.pipeline import Analyzer
 
 LOCAL_MEDIA_BUCKET = "local"
 

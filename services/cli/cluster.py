@@ -17,13 +17,12 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from retina.services.cli.supervisor import Supervisor
+from retina.services.core.config import CameraConfig
+from retina.services.core.convert import camera_to_proto
+from retina.services.core.ports import ClusterPorts
+from retina.services.core.processes import port_open, start_nats_server, start_python, stop_process
 from retina.v1 import registry_pb2, registry_pb2_grpc, worker_pb2, worker_pb2_grpc
-
-from services.cli.supervisor import Supervisor
-from services.core.config import CameraConfig
-from services.core.convert import camera_to_proto
-from services.core.ports import ClusterPorts
-from services.core.processes import port_open, start_nats_server, start_python, stop_process
 
 log = logging.getLogger(__name__)
 

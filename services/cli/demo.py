@@ -16,11 +16,10 @@ from pathlib import Path
 
 import grpc
 import yaml
+from retina.services.cli.cluster import ClusterPorts, LocalCluster
+from retina.services.core import bus
+from retina.services.core.config import load_config
 from retina.v1 import incidents_pb2, incidents_pb2_grpc, search_pb2, search_pb2_grpc
-
-from services.cli.cluster import ClusterPorts, LocalCluster
-from services.core import bus
-from services.core.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = REPO / "examples" / "intersection.yaml"
@@ -31,8 +30,7 @@ def compose_bus_scene(path: Path, seconds: int = 24, fps: int = 10) -> None:
     """Write a video of Ultralytics' bundled bus.jpg: a bus standing at the kerb for ``seconds``."""
     import av
     import cv2
-
-    from services.cli.scenes import ultralytics_asset
+    from retina.services.cli.scenes import ultralytics_asset
 
     image = cv2.imread(str(ultralytics_asset("bus.jpg")))
     image = cv2.resize(image, (540, 720))

@@ -24,9 +24,8 @@ import cv2
 import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from algorithms.base import IncidentEvent
-from services.core.config import (
+from retina.algorithms.base import IncidentEvent
+from retina.services.core.config import (
     CameraConfig,
     CameraDefaults,
     ConfigError,
@@ -195,8 +194,8 @@ def match(truth: list[TruthIncident], found: list[tuple[float, float]]) -> tuple
 
 def run_scene(config: RetinaConfig, camera: CameraConfig, video: Path) -> list[IncidentEvent]:
     """Run one camera's pipeline over a composed scene; return every incident event."""
-    from services.worker.detector import Detector
-    from services.worker.pipeline import Analyzer
+    from retina.services.worker.detector import Detector
+    from retina.services.worker.pipeline import Analyzer
 
     events: list[IncidentEvent] = []
     analyzer = Analyzer(

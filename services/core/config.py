@@ -15,7 +15,7 @@ Shape::
 Each camera is validated on its own: a broken camera is reported (``cameras[2].url: ...``) and
 skipped, the others run. Errors in the cluster-wide sections stop the load.
 
-Every model follows :class:`algorithms.base.ConfigModel`'s rules: unknown keys are errors, numbers
+Every model follows :class:`retina.algorithms.base.ConfigModel`'s rules: unknown keys are errors, numbers
 must be finite, and every duration (``*_seconds``) is at most 7 days.
 """
 
@@ -30,16 +30,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
-
-from algorithms.base import (
+from retina.algorithms.base import (
     AlgorithmSpec,
     ConfigModel,
     error_location,
     error_message,
     validate_algorithm_params,
 )
-from services.core.validation import TOKEN_PATTERN as TOKEN_PATTERN  # re-exported: the id rule
-from services.core.validation import TOKEN_RULE, is_token, quote
+from retina.services.core.validation import TOKEN_PATTERN as TOKEN_PATTERN  # re-exported: the id rule
+from retina.services.core.validation import TOKEN_RULE, is_token, quote
 
 
 class ConfigError(ValueError):
@@ -51,7 +50,7 @@ class ConfigError(ValueError):
 
 
 class StrictModel(ConfigModel):
-    """A section of the configuration (see :class:`algorithms.base.ConfigModel` for the rules)."""
+    """A section of the configuration (see :class:`retina.algorithms.base.ConfigModel` for the rules)."""
 
 
 class GeoLocation(StrictModel):
@@ -125,7 +124,7 @@ class FeaturesConfig(StrictModel):
 
     @model_validator(mode="after")
     def _known_embedder(self) -> FeaturesConfig:
-        from services.core.features import available_embedders
+        from retina.services.core.features import available_embedders
 
         known = available_embedders()
         if self.embedder not in known:

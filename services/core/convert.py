@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from google.protobuf import json_format
+from retina.algorithms.base import HandedOverIncident
+from retina.services.core.config import CameraConfig, ConfigError
+from retina.services.core.serving import to_timestamp
+from retina.services.core.validation import check_number, check_text, check_timestamp, check_token
 from retina.v1 import common_pb2, worker_pb2
-
-from algorithms.base import HandedOverIncident
-from services.core.config import CameraConfig, ConfigError
-from services.core.serving import to_timestamp
-from services.core.validation import check_number, check_text, check_timestamp, check_token
 
 MAX_LABEL_LENGTH = 64  # algorithm and zone names
 

@@ -25,11 +25,10 @@ from typing import TYPE_CHECKING, Literal
 import cv2
 import numpy as np
 from pydantic import BaseModel, Field, FiniteFloat, field_validator, model_validator
-
-from services.core.config import TOKEN_PATTERN, ConfigError
+from retina.services.core.config import TOKEN_PATTERN, ConfigError
 
 if TYPE_CHECKING:
-    from services.core.config import DetectorConfig, FeaturesConfig
+    from retina.services.core.config import DetectorConfig, FeaturesConfig
 
 log = logging.getLogger(__name__)
 

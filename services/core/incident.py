@@ -17,9 +17,8 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-
-from algorithms.base import IncidentEvent, Snapshot
-from services.core.config import CameraConfig
+from retina.algorithms.base import IncidentEvent, Snapshot
+from retina.services.core.config import CameraConfig
 
 SCHEMA_ID = "retina.incident/1"
 SCHEMA_PATH = Path(__file__).with_name("incident.schema.json")

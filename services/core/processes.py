@@ -73,10 +73,11 @@ def start_nats_server(
 def start_python(
     module_args: list[str], log_file: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.Popen:
-    """Start ``python -m services.cli ARGS`` as a child process (its own session, for clean signals)."""
+    """Start ``python -m retina.services.cli ARGS`` as a child process (its own session, so that
+    signals reach it alone)."""
     out = open(log_file, "ab") if log_file else None  # noqa: SIM115 - owned by the process
     return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", *module_args],
+        [sys.executable, "-m", "retina.services.cli", *module_args],
         stdout=out,
         stderr=subprocess.STDOUT if out else None,
         env={**os.environ, **(env or {})},

@@ -16,14 +16,19 @@ from pathlib import Path
 import grpc
 from prometheus_client import Counter
 from pydantic import ValidationError
+from retina.services.core import bus
+from retina.services.core.incident import IncidentMessage
+from retina.services.core.metrics import serve_metrics
+from retina.services.core.serving import run_until_signalled, start_grpc_server, to_timestamp
+from retina.services.core.validation import (
+    InvalidArgument,
+    add_guarded,
+    check_text,
+    check_timestamp,
+    check_token,
+)
+from retina.services.incidents.store import IncidentStore, StoredIncident
 from retina.v1 import common_pb2, incidents_pb2, incidents_pb2_grpc
-
-from services.core import bus
-from services.core.incident import IncidentMessage
-from services.core.metrics import serve_metrics
-from services.core.serving import run_until_signalled, start_grpc_server, to_timestamp
-from services.core.validation import InvalidArgument, add_guarded, check_text, check_timestamp, check_token
-from services.incidents.store import IncidentStore, StoredIncident
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.core.incident import IncidentMessage
+from retina.services.core.incident import IncidentMessage
 
 log = logging.getLogger(__name__)
 

@@ -38,6 +38,7 @@ from typing import Any, Literal, NamedTuple
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from pydantic import ValidationError
+from retina.services.core.config import CameraConfig, format_validation_error
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -66,8 +67,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-
-from services.core.config import CameraConfig, format_validation_error
 
 log = logging.getLogger(__name__)
 

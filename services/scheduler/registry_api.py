@@ -32,19 +32,17 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, NoReturn, TypeVar
 
 import grpc
-from retina.v1 import common_pb2, registry_pb2, registry_pb2_grpc, worker_pb2
-
-from services.core.config import CameraConfig, CameraDefaults, ConfigError, validate_camera
-from services.core.convert import camera_from_proto, camera_to_proto
-from services.core.serving import to_timestamp
-from services.core.validation import (
+from retina.services.core.config import CameraConfig, CameraDefaults, ConfigError, validate_camera
+from retina.services.core.convert import camera_from_proto, camera_to_proto
+from retina.services.core.serving import to_timestamp
+from retina.services.core.validation import (
     InvalidArgument,
     check_text,
     check_timestamp,
     check_token,
     is_token,
 )
-from services.scheduler.registry import (
+from retina.services.scheduler.registry import (
     HEALTH_STATUSES,
     CameraChange,
     CameraExists,
@@ -56,6 +54,7 @@ from services.scheduler.registry import (
     RevisionConflict,
     StoredCameraInvalid,
 )
+from retina.v1 import common_pb2, registry_pb2, registry_pb2_grpc, worker_pb2
 
 log = logging.getLogger(__name__)
 

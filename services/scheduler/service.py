@@ -2,7 +2,7 @@
 
 Workers register their devices and measured capacity and heartbeat every ``heartbeat_seconds``.
 A reconcile loop (every second, and at once after a registration or a registry change) places every
-enabled camera on one worker and device (:mod:`services.scheduler.placement`) and makes the
+enabled camera on one worker and device (:mod:`retina.services.scheduler.placement`) and makes the
 workers match: it assigns, moves and releases cameras over the workers' gRPC API.
 
 A camera that moves keeps its open incidents: the old worker hands them over (``ReleaseCamera``
@@ -25,6 +25,29 @@ from pathlib import Path
 
 import grpc
 from prometheus_client import Counter, Gauge, Histogram
+from retina.algorithms.base import HandedOverIncident
+from retina.services.core.config import CameraConfig, CameraDefaults, SchedulerConfig
+from retina.services.core.convert import (
+    camera_state_name,
+    camera_to_proto,
+    open_incident_from_proto,
+    open_incident_to_proto,
+)
+from retina.services.core.incident import IncidentMessage
+from retina.services.core.metrics import serve_metrics
+from retina.services.core.serving import run_until_signalled, start_grpc_server, to_timestamp
+from retina.services.core.validation import (
+    MAX_DEVICE_ID_LENGTH,
+    InvalidArgument,
+    add_guarded,
+    check_number,
+    check_text,
+    check_timestamp,
+    check_token,
+)
+from retina.services.scheduler import placement
+from retina.services.scheduler.registry import CameraRegistry, sqlite_url
+from retina.services.scheduler.registry_api import MAX_REASON_LENGTH, RegistryServicer
 from retina.v1 import (
     incidents_pb2,
     incidents_pb2_grpc,
@@ -34,30 +57,6 @@ from retina.v1 import (
     worker_pb2,
     worker_pb2_grpc,
 )
-
-from algorithms.base import HandedOverIncident
-from services.core.config import CameraConfig, CameraDefaults, SchedulerConfig
-from services.core.convert import (
-    camera_state_name,
-    camera_to_proto,
-    open_incident_from_proto,
-    open_incident_to_proto,
-)
-from services.core.incident import IncidentMessage
-from services.core.metrics import serve_metrics
-from services.core.serving import run_until_signalled, start_grpc_server, to_timestamp
-from services.core.validation import (
-    MAX_DEVICE_ID_LENGTH,
-    InvalidArgument,
-    add_guarded,
-    check_number,
-    check_text,
-    check_timestamp,
-    check_token,
-)
-from services.scheduler import placement
-from services.scheduler.registry import CameraRegistry, sqlite_url
-from services.scheduler.registry_api import MAX_REASON_LENGTH, RegistryServicer
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,10 @@ from pathlib import Path
 import grpc
 import PIL.Image
 from google.protobuf.timestamp_pb2 import Timestamp
+from retina.services.core.config import SearchConfig
+from retina.services.core.validation import quote
+from retina.services.search.engine import MAX_RESULTS
 from retina.v1 import common_pb2, search_pb2, search_pb2_grpc
-
-from services.core.config import SearchConfig
-from services.core.validation import quote
-from services.search.engine import MAX_RESULTS
 
 # The API's documented photo limit (search.proto); a service configured higher still takes more.
 MAX_IMAGE_BYTES = SearchConfig().max_image_bytes

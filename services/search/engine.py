@@ -17,12 +17,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import PIL.Image
-
-from services.core.config import ConfigError, RetinaConfig
-from services.core.features import FeatureRecord, make_embedder
-from services.core.validation import quote
-from services.search.index import LoadReport, ShardedIndex
-from services.search.store import AppliedRecord, FeatureStore, Filters, StoredTrack, UnsafeCropPathError
+from retina.services.core.config import ConfigError, RetinaConfig
+from retina.services.core.features import FeatureRecord, make_embedder
+from retina.services.core.validation import quote
+from retina.services.search.index import LoadReport, ShardedIndex
+from retina.services.search.store import (
+    AppliedRecord,
+    FeatureStore,
+    Filters,
+    StoredTrack,
+    UnsafeCropPathError,
+)
 
 log = logging.getLogger(__name__)
 

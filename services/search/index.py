@@ -24,9 +24,8 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-
-from services.core.config import SearchConfig
-from services.search.store import FeatureStore
+from retina.services.core.config import SearchConfig
+from retina.services.search.store import FeatureStore
 
 log = logging.getLogger(__name__)
 

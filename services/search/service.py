@@ -26,17 +26,15 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 import grpc
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
-from retina.v1 import common_pb2, incidents_pb2, incidents_pb2_grpc, search_pb2, search_pb2_grpc
-
-from services.core import bus
-from services.core.config import RetinaConfig
-from services.core.features import COLOUR_NAMES, TRACK_KEY_PATTERN, FeatureRecord
-from services.core.incident import IncidentMessage
-from services.core.metrics import serve_metrics
-from services.core.serving import run_until_signalled, start_grpc_server, to_timestamp
-from services.core.validation import InvalidArgument, add_guarded, check_timestamp, check_token
-from services.core.validation import quote as short_repr
-from services.search.engine import (
+from retina.services.core import bus
+from retina.services.core.config import RetinaConfig
+from retina.services.core.features import COLOUR_NAMES, TRACK_KEY_PATTERN, FeatureRecord
+from retina.services.core.incident import IncidentMessage
+from retina.services.core.metrics import serve_metrics
+from retina.services.core.serving import run_until_signalled, start_grpc_server, to_timestamp
+from retina.services.core.validation import InvalidArgument, add_guarded, check_timestamp, check_token
+from retina.services.core.validation import quote as short_repr
+from retina.services.search.engine import (
     MAX_RESULTS,
     EmptyIndexError,
     NotFoundError,
@@ -46,7 +44,8 @@ from services.search.engine import (
     SearchInputError,
     UnavailableError,
 )
-from services.search.store import Filters
+from retina.services.search.store import Filters
+from retina.v1 import common_pb2, incidents_pb2, incidents_pb2_grpc, search_pb2, search_pb2_grpc
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from services.core.config import TOKEN_PATTERN
-from services.core.features import TRACK_KEY_PATTERN, FeatureRecord
-from services.core.validation import quote
+from retina.services.core.config import TOKEN_PATTERN
+from retina.services.core.features import TRACK_KEY_PATTERN, FeatureRecord
+from retina.services.core.validation import quote
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tracks (

@@ -10,10 +10,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-
-from algorithms.base import TrackedObject
-from services.core.config import ConfigError, DetectorConfig, TrackerConfig
-from services.worker import metrics
+from retina.algorithms.base import TrackedObject
+from retina.services.core.config import ConfigError, DetectorConfig, TrackerConfig
+from retina.services.worker import metrics
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from algorithms.base import AnalysedFrame
-from services.core.config import CameraConfig, FeaturesConfig
-from services.core.features import (
+from retina.algorithms.base import AnalysedFrame
+from retina.services.core.config import CameraConfig, FeaturesConfig
+from retina.services.core.features import (
     SEARCH_FAMILY_OF_CLASS,
     Embedder,
     FeatureRecord,
@@ -33,7 +32,7 @@ from services.core.features import (
     track_key,
     utc,
 )
-from services.worker import metrics
+from retina.services.worker import metrics
 
 log = logging.getLogger(__name__)
 

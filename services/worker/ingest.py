@@ -20,10 +20,9 @@ from pathlib import Path
 
 import av
 import numpy as np
-
-from services.core.config import CameraConfig, IngestConfig
-from services.worker import metrics
-from services.worker.evidence import ClipCutter, ClipRequest
+from retina.services.core.config import CameraConfig, IngestConfig
+from retina.services.worker import metrics
+from retina.services.worker.evidence import ClipCutter, ClipRequest
 
 log = logging.getLogger(__name__)
 

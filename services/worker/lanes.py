@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from algorithms.base import HandedOverIncident
-from services.core.config import CameraConfig, DetectorConfig, RetinaConfig
-from services.worker.detector import Detector
-from services.worker.features import FeatureExtractor
-from services.worker.ingest import CameraHealth, StatusCallback
-from services.worker.pipeline import Analyzer, EventsCallback
+from retina.algorithms.base import HandedOverIncident
+from retina.services.core.config import CameraConfig, DetectorConfig, RetinaConfig
+from retina.services.worker.detector import Detector
+from retina.services.worker.features import FeatureExtractor
+from retina.services.worker.ingest import CameraHealth, StatusCallback
+from retina.services.worker.pipeline import Analyzer, EventsCallback
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import grpc
 from retina.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 if TYPE_CHECKING:
-    from services.worker.service import Worker
+    from retina.services.worker.service import Worker
 
 log = logging.getLogger(__name__)
 

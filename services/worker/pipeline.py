@@ -1,6 +1,6 @@
 """The analysis loop: frames from every camera → one detector call → per-camera tracking → rules.
 
-Each camera has its own decode thread (:mod:`services.worker.ingest`), tracker and algorithm
+Each camera has its own decode thread (:mod:`retina.services.worker.ingest`), tracker and algorithm
 instances; the detector is shared and called once per round with one frame from each camera that
 has one (so the detector never runs twice on the same frame, whatever the number of rules).
 """
@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from algorithms.base import (
+from retina.algorithms.base import (
     Algorithm,
     AnalysedFrame,
     CameraContext,
@@ -22,12 +22,24 @@ from algorithms.base import (
     available_algorithms,
     ended_handover,
 )
-from services.core.config import CameraConfig, EvidenceConfig, FeaturesConfig, IngestConfig, TrackerConfig
-from services.worker import metrics
-from services.worker.detector import CameraTracker, Detector
-from services.worker.evidence import ClipRequest
-from services.worker.features import FeatureExtractor, FeatureJob, TrackFeatures
-from services.worker.ingest import CameraHealth, CameraSource, FrameBuffer, SampledFrame, StatusCallback
+from retina.services.core.config import (
+    CameraConfig,
+    EvidenceConfig,
+    FeaturesConfig,
+    IngestConfig,
+    TrackerConfig,
+)
+from retina.services.worker import metrics
+from retina.services.worker.detector import CameraTracker, Detector
+from retina.services.worker.evidence import ClipRequest
+from retina.services.worker.features import FeatureExtractor, FeatureJob, TrackFeatures
+from retina.services.worker.ingest import (
+    CameraHealth,
+    CameraSource,
+    FrameBuffer,
+    SampledFrame,
+    StatusCallback,
+)
 
 log = logging.getLogger(__name__)
 

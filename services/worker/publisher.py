@@ -1,7 +1,7 @@
 """Publishes an outbox to JetStream: in order, removing each message only once it is acknowledged.
 
 While NATS is unreachable every message waits; a stream or bucket found missing is recreated
-(:func:`services.core.bus.ensure_all`) and the message sent again. A message that JetStream itself
+(:func:`retina.services.core.bus.ensure_all`) and the message sent again. A message that JetStream itself
 keeps rejecting while connected (after ``PARK_AFTER_REJECTIONS`` tries) is parked in the outbox's
 ``parked`` table with the reason, so it cannot hold back every later message.
 """
@@ -16,11 +16,10 @@ import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.object_store import ObjectStore
-
-from services.core import bus
-from services.core.backoff import Backoff
-from services.core.outbox import Outbox
-from services.worker import metrics
+from retina.services.core import bus
+from retina.services.core.backoff import Backoff
+from retina.services.core.outbox import Outbox
+from retina.services.worker import metrics
 
 log = logging.getLogger(__name__)
 

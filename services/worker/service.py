@@ -20,31 +20,30 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
-from retina.v1 import worker_pb2, worker_pb2_grpc
-
-from algorithms.base import IncidentEvent
-from services.core import bus
-from services.core.config import CameraConfig, ConfigError, RetinaConfig, validate_camera
-from services.core.convert import camera_from_proto, open_incident_from_proto, open_incident_to_proto
-from services.core.features import FeatureRecord, make_embedder
-from services.core.incident import build_message, clip_key
-from services.core.metrics import serve_metrics
-from services.core.outbox import Outbox
-from services.core.serving import run_until_signalled, start_grpc_server, to_timestamp
-from services.core.validation import (
+from retina.algorithms.base import IncidentEvent
+from retina.services.core import bus
+from retina.services.core.config import CameraConfig, ConfigError, RetinaConfig, validate_camera
+from retina.services.core.convert import camera_from_proto, open_incident_from_proto, open_incident_to_proto
+from retina.services.core.features import FeatureRecord, make_embedder
+from retina.services.core.incident import build_message, clip_key
+from retina.services.core.metrics import serve_metrics
+from retina.services.core.outbox import Outbox
+from retina.services.core.serving import run_until_signalled, start_grpc_server, to_timestamp
+from retina.services.core.validation import (
     MAX_DEVICE_ID_LENGTH,
     InvalidArgument,
     add_guarded,
     check_text,
     check_token,
 )
-from services.worker import metrics
-from services.worker.evidence import ClipRequest
-from services.worker.features import FeatureExtractor
-from services.worker.ingest import CameraHealth, CameraState
-from services.worker.lanes import DeviceLanes
-from services.worker.lease import SchedulerLease
-from services.worker.publisher import OutboxPublisher
+from retina.services.worker import metrics
+from retina.services.worker.evidence import ClipRequest
+from retina.services.worker.features import FeatureExtractor
+from retina.services.worker.ingest import CameraHealth, CameraState
+from retina.services.worker.lanes import DeviceLanes
+from retina.services.worker.lease import SchedulerLease
+from retina.services.worker.publisher import OutboxPublisher
+from retina.v1 import worker_pb2, worker_pb2_grpc
 
 log = logging.getLogger(__name__)
 

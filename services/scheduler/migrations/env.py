@@ -10,9 +10,8 @@ new revision with autogenerate, or ``--sql`` output for a DBA), it connects by i
 from __future__ import annotations
 
 from alembic import context
+from retina.services.scheduler.registry import metadata
 from sqlalchemy import Connection, create_engine, text
-
-from services.scheduler.registry import metadata
 
 # Any constant works; it keeps two processes from migrating a PostgreSQL database at the same time.
 POSTGRES_MIGRATION_LOCK = 0x7265_7469_6E61  # "retina"
