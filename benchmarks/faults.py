@@ -48,6 +48,7 @@ import grpc
 import nats
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from retina.services.core import bus
 from retina.services.core.ports import ClusterPorts, free_port
 from retina.services.core.processes import wait_for_port

@@ -6,7 +6,16 @@ Baseline, measured in the same run: one Ultralytics ``model.track(source, stream
 which decodes and detects every frame.
 
 "Cameras in real time" = seconds of video analysed per second of wall time (a camera produces one
-second of video per second). Usage:
+second of video per second).
+
+Incident burst: the same worker (batches of up to 8) with the worker's own incident sink
+(:class:`OutboxSink`: snapshot drawing, two JPEG encodes, an fsync'd SQLite outbox insert per event)
+and, on cam-0, ``--burst`` incidents opening at once every ``--burst-every`` video-seconds. Frames
+analysed per second without a burst, with one on the old path (the sink's work done on the analysis
+thread, under the analysis lock, as the worker did before sinks) and on the new path
+(``OutboxSink.deliver``: the work on the sink's delivery thread). Every event must reach the outbox.
+
+Usage:
 
     python benchmarks/pipeline_throughput.py --video ../shared/videos/intersection.mp4 \
         --model ../shared/models/yolov8n_coco_int8.onnx [--smoke]
@@ -18,20 +27,77 @@ mean little.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import platform
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "0")
 os.environ.setdefault("YOLO_VERBOSE", "False")
 
+from retina.algorithms.sdk import IncidentEvent, Snapshot
 from retina.services.core.config import parse_config
+from retina.services.core.outbox import Outbox
+from retina.services.worker import pipeline
 from retina.services.worker.detector import Detector
 from retina.services.worker.pipeline import Analyzer
+from retina.services.worker.sinks import OutboxSink
+
+BURST_CAMERA = "cam-0"
+
+
+@contextlib.contextmanager
+def incident_bursts(size: int, every_seconds: float) -> Iterator[list[int]]:
+    """While active, ``size`` incidents open at once on BURST_CAMERA every ``every_seconds`` of
+    stream time, each a ``new`` event with a snapshot of the frame (as a rule emits them).
+    Yields a one-item list: the number of events produced so far."""
+    produced = [0]
+    analyse = pipeline.CameraPipeline.analyse
+    last: dict[int, float] = {}
+
+    def with_bursts(self, frame, detections):
+        events, jobs = analyse(self, frame, detections)
+        if self.camera.id != BURST_CAMERA or frame.timestamp - last.get(id(self), -1e18) < every_seconds:
+            return events, jobs
+        last[id(self)] = frame.timestamp
+        h, w = frame.image.shape[:2]
+        for i in range(size):
+            x1, y1 = (i % 5) / 5, (i // 5) / 5 * 0.8
+            box = (x1 * w, y1 * h, (x1 + 0.15) * w, (y1 + 0.15) * h)
+            zone = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
+            events.append(
+                IncidentEvent(
+                    event="new",
+                    incident_id=f"burst-{frame.timestamp:.3f}-{i}",
+                    revision=0,
+                    algorithm="illegal_parking",
+                    algorithm_version="bench",
+                    zone="all",
+                    started_at=frame.timestamp - 60,
+                    last_seen_at=frame.timestamp,
+                    ended_at=None,
+                    dwell_seconds=60.0,
+                    bbox=(x1, y1, x1 + 0.15, y1 + 0.15),
+                    confidence=0.8,
+                    track_id=i,
+                    snapshot=Snapshot(frame.image, box, zone, frame.timestamp),
+                )
+            )
+        produced[0] += size
+        return events, jobs
+
+    pipeline.CameraPipeline.analyse = with_bursts
+    try:
+        yield produced
+    finally:
+        pipeline.CameraPipeline.analyse = analyse
 
 
 def retina_throughput(
@@ -43,8 +109,10 @@ def retina_throughput(
     max_batch: int = 8,
     max_wait_ms: float = 20,
     device: str = "cpu",
-) -> float:
-    """Video-seconds analysed per wall-second by one worker running ``cameras`` copies of the clip.
+    on_events=None,
+) -> tuple[float, float]:
+    """(video-seconds analysed per wall-second, frames analysed per wall-second) of one worker
+    running ``cameras`` copies of the clip.
 
     ``max_batch=1`` is one inference call per frame; larger batches frames of several cameras into
     one call (waiting at most ``max_wait_ms`` for them), as a worker's device lane does.
@@ -74,7 +142,7 @@ def retina_throughput(
         detector,
         config.tracker,
         config.ingest,
-        on_events=lambda *_: None,
+        on_events=on_events or (lambda *_: None),
         on_status=lambda *_: None,
         realtime=False,
         retry_files=False,
@@ -99,7 +167,48 @@ def retina_throughput(
         analyzer.release(camera.id)
     stop.set()
     loop.join()
-    return analysed / fps / wall
+    return analysed / fps / wall, analysed / wall
+
+
+@dataclass
+class BurstRun:
+    frames_per_second: float
+    delivery_seconds: list[float]  # the analysis thread's time in each incident hand-off
+    produced: int  # burst events the rules produced
+    stored: int  # of those, in the outbox at the end
+    dropped: int  # left in the sink at its (60 s) close deadline
+    drain_seconds: float  # the sink's backlog after the last frame
+
+
+def burst_throughput(common: tuple, device: str, burst: int, every: float, path: str | None) -> BurstRun:
+    """One worker run with the worker's OutboxSink: ``path`` None (no burst), "old" (the sink's work
+    on the analysis thread, as ``Worker._accept_events`` did) or "new" (``OutboxSink.deliver``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        outbox = Outbox(Path(tmp) / "outbox.sqlite")
+        sink = OutboxSink(outbox, lambda: None, "retina-media", name=f"bench-{path}")
+
+        def old_path(camera, events) -> None:
+            for event in events:
+                sink.write(camera, event)
+            sink.flush()
+
+        hand_off = old_path if path == "old" else sink.deliver
+        delivery_seconds: list[float] = []
+
+        def timed(camera, events) -> None:  # runs on the analysis thread, under the analysis lock
+            started = time.perf_counter()
+            hand_off(camera, events)
+            delivery_seconds.append(time.perf_counter() - started)
+
+        bursts = incident_bursts(burst, every) if path else contextlib.nullcontext([0])
+        with bursts as produced:
+            _, frames_per_second = retina_throughput(*common, max_batch=8, device=device, on_events=timed)
+        started = time.perf_counter()
+        dropped = sink.close(timeout=60)
+        drain_seconds = time.perf_counter() - started
+        stored = sum(1 for item in outbox.peek(1_000_000) if item.msg_id.startswith("burst-"))
+        outbox.close()
+    return BurstRun(frames_per_second, delivery_seconds, produced[0], stored, dropped, drain_seconds)
 
 
 def baseline_throughput(video: Path, model: Path, seconds: float) -> float:
@@ -134,10 +243,13 @@ def main() -> None:
     parser.add_argument("--analysis-fps", type=float, default=2.0)
     parser.add_argument("--seconds", type=float, default=20.0, help="video seconds per camera")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda:0 (half precision with a .pt model)")
+    parser.add_argument("--burst", type=int, default=20, help="incidents opening at once on cam-0")
+    parser.add_argument("--burst-every", type=float, default=1.0, help="video-seconds between bursts")
+    parser.add_argument("--repeat", type=int, default=3, help="burst runs per path (median)")
     parser.add_argument("--smoke", action="store_true", help="a tiny run: 2 cameras, 2 video-seconds")
     args = parser.parse_args()
     if args.smoke:
-        args.cameras, args.seconds = 2, 2.0
+        args.cameras, args.seconds, args.repeat = 2, 2.0, 1
     logging.basicConfig(level=logging.ERROR)
 
     processor = platform.processor() or "cpu"
@@ -145,8 +257,17 @@ def main() -> None:
     print(f"video: {args.video.name}; model: {args.model.name}")
     baseline = baseline_throughput(args.video, args.model, args.seconds / 2)
     common = (args.video, args.model, args.cameras, args.analysis_fps, args.seconds)
-    per_frame = retina_throughput(*common, max_batch=1, device=args.device)
-    batched = retina_throughput(*common, max_batch=8, device=args.device)
+    per_frame, _ = retina_throughput(*common, max_batch=1, device=args.device)
+    batched, _ = retina_throughput(*common, max_batch=8, device=args.device)
+    burst = (args.burst, args.burst_every)
+    runs: dict[str | None, list[BurstRun]] = {None: [], "old": [], "new": []}
+    for _ in range(args.repeat):  # interleaved, so a slow spell of a shared machine hits every path
+        for path in runs:
+            runs[path].append(burst_throughput(common, args.device, *burst, path))
+    median = {
+        path: sorted(found, key=lambda r: r.frames_per_second)[len(found) // 2]
+        for path, found in runs.items()
+    }
     print(
         f"retina: one worker, {args.cameras} cameras @ {args.analysis_fps:g} fps, ByteTrack + illegal_parking"
     )
@@ -156,6 +277,32 @@ def main() -> None:
     print(f"{'retina, cross-stream batches of up to 8 frames':52} {batched:20.2f}")
     print(f"ratio retina (batched) / baseline: {batched / baseline:.1f}x")
     print(f"ratio batched / one call per frame: {batched / per_frame:.2f}x")
+    print(
+        f"incident burst: {args.burst} incidents opening at once on {BURST_CAMERA} every "
+        f"{args.burst_every:g} video-s; worker OutboxSink (snapshot, 2 JPEGs, fsync'd outbox insert)"
+    )
+    title = f"pipeline (batches of up to 8), median of {args.repeat}"
+    print(f"{title:52} {'frames analysed/s':>20} {'analysis thread in hand-off, total / longest':>46}")
+    labels = {
+        None: "no burst",
+        "old": "burst, old path: sink work on the analysis thread",
+        "new": "burst, new path: OutboxSink.deliver, delivery thread",
+    }
+    for path, run in median.items():
+        total, longest = sum(run.delivery_seconds), max(run.delivery_seconds, default=0.0)
+        handoff = f"{total * 1000:.0f} ms / {longest * 1000:.1f} ms"
+        print(f"{labels[path]:52} {run.frames_per_second:20.1f} {handoff:>46}")
+    for path in ("old", "new"):
+        run = median[path]
+        print(
+            f"{path} path: {run.stored}/{run.produced} burst events in the outbox, {run.dropped} dropped,"
+            f" sink drained {run.drain_seconds:.2f} s after the last frame"
+        )
+    quiet = median[None].frames_per_second
+    print(
+        f"ratio burst / no burst, new path: {median['new'].frames_per_second / quiet:.2f}x;"
+        f" old path: {median['old'].frames_per_second / quiet:.2f}x"
+    )
 
 
 if __name__ == "__main__":

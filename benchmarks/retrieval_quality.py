@@ -38,6 +38,7 @@ os.environ.setdefault("YOLO_VERBOSE", "False")
 import av
 import cv2
 import numpy as np
+
 from retina.services.core.config import DetectorConfig, TrackerConfig
 from retina.services.core.features import (
     SEARCH_FAMILY_OF_CLASS,

@@ -29,7 +29,7 @@ from retina.services.scheduler.placement import (
     CameraDemand,
     Device,
     Placement,
-    Worker,
+    WorkerCapacity,
     place,
 )
 
@@ -44,7 +44,7 @@ DECODE_COST = {"1080p": 25 * 1920 * 1080 / 1e6, "720p": 25 * 1280 * 720 / 1e6}  
 GPU_MAX_MODELS = 2
 
 
-def simulated_cluster(nodes: int, gpus_per_node: int, rng: random.Random) -> list[Worker]:
+def simulated_cluster(nodes: int, gpus_per_node: int, rng: random.Random) -> list[WorkerCapacity]:
     """Nodes with GPUs of varied measured capacity, and a decode budget per node."""
     workers = []
     for n in range(nodes):
@@ -59,7 +59,7 @@ def simulated_cluster(nodes: int, gpus_per_node: int, rng: random.Random) -> lis
             )
             for g in range(gpus_per_node)
         ]
-        workers.append(Worker(worker_id, devices, decode_capacity=rng.uniform(12_000, 14_000)))
+        workers.append(WorkerCapacity(worker_id, devices, decode_capacity=rng.uniform(12_000, 14_000)))
     return workers
 
 
@@ -77,7 +77,7 @@ def simulated_cameras(count: int, rng: random.Random) -> list[CameraDemand]:
     ]
 
 
-def round_robin(workers: list[Worker], cameras: list[CameraDemand]) -> Assignment:
+def round_robin(workers: list[WorkerCapacity], cameras: list[CameraDemand]) -> Assignment:
     """The baseline: cameras, in id order, dealt to live devices in turn; no models, budgets or history."""
     devices = [
         Placement(w.worker_id, d.device_id)
@@ -89,7 +89,9 @@ def round_robin(workers: list[Worker], cameras: list[CameraDemand]) -> Assignmen
     return {c.camera_id: devices[i % len(devices)] for i, c in enumerate(ordered)}
 
 
-def measure(workers: list[Worker], cameras: list[CameraDemand], assignments: Assignment) -> dict[str, float]:
+def measure(
+    workers: list[WorkerCapacity], cameras: list[CameraDemand], assignments: Assignment
+) -> dict[str, float]:
     """Balance and budget figures of any assignment, computed the same way for retina and baseline."""
     capacity = {(w.worker_id, d.device_id): d.capacity_fps for w in workers if w.alive for d in w.devices}
     load: dict[tuple[str, str], float] = dict.fromkeys(capacity, 0.0)
@@ -109,7 +111,7 @@ def measure(workers: list[Worker], cameras: list[CameraDemand], assignments: Ass
     }
 
 
-def demand_share(workers: list[Worker], cameras: list[CameraDemand]) -> float:
+def demand_share(workers: list[WorkerCapacity], cameras: list[CameraDemand]) -> float:
     """Total inference demand over total capacity (each camera against the mean GPU for its model)."""
     devices = [d for w in workers for d in w.devices]
     mean_capacity = {m: sum(d.capacity_fps[m] for d in devices) / len(devices) for m in MODELS}
@@ -145,7 +147,8 @@ def main() -> None:
     cameras = simulated_cameras(args.cameras, rng)
     failed = {w.worker_id for w in rng.sample(workers, max(1, round(args.nodes * args.fail)))}
     survivors = [
-        Worker(w.worker_id, w.devices, w.decode_capacity, alive=w.worker_id not in failed) for w in workers
+        WorkerCapacity(w.worker_id, w.devices, w.decode_capacity, alive=w.worker_id not in failed)
+        for w in workers
     ]
 
     first, place_s = timed(place, workers, cameras)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+
 from retina.services.core.config import RetinaConfig, SearchConfig
 from retina.services.search.engine import SearchEngine
 from retina.services.search.index import ShardedIndex

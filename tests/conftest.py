@@ -134,3 +134,7 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> float:
             pass
         time.sleep(0.25)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+# A throwaway PostgreSQL server, and store tests run on SQLite and on PostgreSQL (tests/postgres.py).
+from tests.postgres import postgres_server, postgres_url, store_database  # noqa: E402, F401

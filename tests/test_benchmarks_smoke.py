@@ -64,6 +64,17 @@ def test_pipeline_throughput():
     assert "baseline: model.track(stream=True), every frame" in out, out
     ratio = re.search(rf"ratio retina \(batched\) / baseline: {RATIO}", out)
     assert ratio and float(ratio.group(1)) > 0, out
+    handoff = {}
+    for path in ("no burst", "burst, old path", "burst, new path"):
+        row = re.search(rf"^{path}\b.* +\d+\.\d +(\d+) ms / \d+\.\d ms$", out, re.MULTILINE)
+        assert row, out
+        handoff[path] = int(row.group(1))
+    assert handoff["burst, new path"] < handoff["burst, old path"], out  # the analysis thread hands off
+    burst = re.search(rf"ratio burst / no burst, new path: {RATIO}; old path: {RATIO}", out)
+    assert burst and float(burst.group(1)) > 0 and float(burst.group(2)) > 0, out
+    for path in ("old", "new"):  # every burst event reached the outbox, on either path
+        delivered = re.search(rf"^{path} path: (\d+)/(\d+) burst events in the outbox, 0 dropped", out, re.M)
+        assert delivered and delivered.group(1) == delivered.group(2) != "0", out
 
 
 @pytest.mark.slow

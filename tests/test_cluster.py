@@ -16,14 +16,15 @@ import grpc
 import nats
 import pytest
 import yaml
-from retina.services.cli.cluster import ClusterPorts, LocalCluster, wait_until_serving
+
+from retina.services.cli.clients import wait_until_serving
+from retina.services.cli.cluster import ClusterPorts, LocalCluster
 from retina.services.core import bus
 from retina.services.core.config import load_config
 from retina.services.core.convert import camera_to_proto
 from retina.services.core.ports import free_port
 from retina.services.core.processes import start_python, stop_process
 from retina.v1 import worker_pb2, worker_pb2_grpc
-
 from tests.conftest import MODEL, footage, python_cli, wait_for
 
 pytestmark = pytest.mark.slow

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from retina.services.core.config import ConfigError, load_config, parse_config
 
 GOOD_ZONE = {"name": "curb", "polygon": [[0.0, 0.6], [1.0, 0.6], [1.0, 1.0], [0.0, 1.0]]}

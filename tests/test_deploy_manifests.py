@@ -3,7 +3,8 @@
 from pathlib import Path
 
 import yaml
-from retina.services.cli import build_parser
+
+from retina.services.cli import check_args
 from retina.services.core.config import parse_config
 
 K8S = Path(__file__).resolve().parents[1] / "k8s"
@@ -27,7 +28,7 @@ def test_retina_containers_run_valid_commands():
     for name, doc in documents():
         for container in containers(doc):
             if container["image"].startswith("retina:"):
-                build_parser().parse_args(container["args"])  # exits (fails the test) on a bad flag
+                check_args(container["args"])  # raises (fails the test) on a bad flag
                 seen += 1
                 assert doc["metadata"]["namespace"] == "retina", name
     assert seen == 5  # worker, incident store, search, scheduler, cameras import

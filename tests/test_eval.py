@@ -9,8 +9,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from retina.services.cli.scenes import Overlay, Score, TruthIncident, compose, load_crop, match
 
+from retina.services.cli.scenes import Overlay, Score, TruthIncident, compose, load_crop, match
 from tests.conftest import REPO, footage, python_cli
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import av
 import pytest
+
 from retina.services.core.incident import BBox, ClipRef, IncidentMessage, SnapshotRef
 from retina.services.incidents.store import IncidentStore
 from retina.services.worker.evidence import ClipCutter, ClipRequest
-
 from tests.conftest import footage
 
 
@@ -77,8 +77,8 @@ def message(incident_id: str, event: str, camera: str = "cam-1") -> IncidentMess
     )  # fmt: skip
 
 
-def test_retention_deletes_oldest_media_first_and_keeps_open_incidents(tmp_path: Path):
-    store = IncidentStore(tmp_path / "db.sqlite", tmp_path / "media")
+def test_retention_deletes_oldest_media_first_and_keeps_open_incidents(tmp_path: Path, store_database: str):
+    store = IncidentStore(store_database, tmp_path / "media")
     now = time.time()
     for age_days, incident_id, state in (
         (10, "old-open", "new"),
@@ -124,8 +124,8 @@ def _fill(path: Path) -> None:
             f.flush()
 
 
-def test_a_full_media_disk_loses_no_incident_and_the_snapshot_follows(tmp_path: Path, small_disk: Path):
-    store = IncidentStore(tmp_path / "db.sqlite", small_disk / "media")
+def test_a_full_media_disk_loses_no_incident_and_the_snapshot_follows(small_disk: Path, store_database: str):
+    store = IncidentStore(store_database, small_disk / "media")
     filler = small_disk / "filler.bin"
     _fill(filler)
     event = message("inc-1", "new").model_copy(
@@ -147,8 +147,8 @@ def test_a_full_media_disk_loses_no_incident_and_the_snapshot_follows(tmp_path: 
     assert store.get("inc-1").clip_path is None  # the clip is still pending, not confused with it
 
 
-def test_retention_keeps_the_media_disk_from_filling(tmp_path: Path, small_disk: Path):
-    store = IncidentStore(tmp_path / "db.sqlite", small_disk / "media")
+def test_retention_keeps_the_media_disk_from_filling(small_disk: Path, store_database: str):
+    store = IncidentStore(store_database, small_disk / "media")
     for incident_id in ("a", "b", "c"):
         store.apply(message(incident_id, "new"), None)
         store.apply(message(incident_id, "end"), None)

@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from retina.services.core.config import ConfigError, LoadedConfig, load_config, parse_config
 from retina.v1 import (
     common_pb2,
@@ -34,7 +35,6 @@ from retina.v1 import (
     worker_pb2,
     worker_pb2_grpc,
 )
-
 from tests.test_input_hardening import METHODS, WATCH, RunningServices, address_of, running_services
 
 FUZZ = settings(

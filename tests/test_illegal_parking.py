@@ -4,8 +4,9 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from retina.algorithms.base import ActiveHours, AlgorithmSpec, AnalysedFrame, CameraContext, TrackedObject
+
 from retina.algorithms.illegal_parking import IllegalParking
+from retina.algorithms.sdk import ActiveHours, AlgorithmSpec, AnalysedFrame, CameraContext, TrackedObject
 
 W, H = 640, 480
 IMAGE = np.zeros((H, W, 3), dtype=np.uint8)

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 import yaml
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from retina.services.cli import main as retina
 from retina.services.core.config import (
     CameraConfig,
@@ -37,11 +38,12 @@ from retina.services.core.config import (
     validate_camera,
 )
 from retina.services.core.convert import camera_from_proto, camera_to_proto
+from retina.services.core.database import sqlite_url
 from retina.services.core.ports import free_port
 from retina.services.core.processes import start_python, stop_process, wait_for_port
 from retina.services.core.serving import start_grpc_server
 from retina.services.core.validation import add_guarded
-from retina.services.scheduler.registry import CameraRegistry, sqlite_url
+from retina.services.scheduler.cameras import CameraRegistry
 from retina.services.scheduler.registry_api import RegistryServicer
 from retina.services.worker.ingest import CameraSource, CameraState, FrameBuffer
 from retina.v1 import (
@@ -55,7 +57,6 @@ from retina.v1 import (
     worker_pb2,
     worker_pb2_grpc,
 )
-
 from tests.conftest import MODEL, NatsServer, wait_for
 
 CURB = {"name": "curb", "polygon": [[0.0, 0.6], [1.0, 0.6], [1.0, 1.0], [0.0, 1.0]]}

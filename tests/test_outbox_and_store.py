@@ -53,8 +53,8 @@ def message(event: str, revision: int, snapshot: bool = False) -> IncidentMessag
     )  # fmt: skip
 
 
-def test_store_is_idempotent_and_ignores_late_older_events(tmp_path: Path):
-    store = IncidentStore(tmp_path / "db.sqlite", tmp_path / "media")
+def test_store_is_idempotent_and_ignores_late_older_events(tmp_path: Path, store_database: str):
+    store = IncidentStore(store_database, tmp_path / "media")
     assert store.apply(message("new", 0, snapshot=True), b"\xff\xd8jpeg")
     assert not store.apply(message("new", 0, snapshot=True), b"\xff\xd8jpeg")  # redelivery
     assert store.apply(message("end", 2), None)
@@ -68,8 +68,8 @@ def test_store_is_idempotent_and_ignores_late_older_events(tmp_path: Path):
     assert store.list(state="open") == []
 
 
-def test_dispatcher_closes_out(tmp_path: Path):
-    store = IncidentStore(tmp_path / "db.sqlite", tmp_path / "media")
+def test_dispatcher_closes_out(tmp_path: Path, store_database: str):
+    store = IncidentStore(store_database, tmp_path / "media")
     store.apply(message("new", 0), None)
     row = store.close_out("inc-1", "dispatcher-7", "towed")
     assert (row.dispatch_status, row.closed_by, row.close_note) == ("closed", "dispatcher-7", "towed")

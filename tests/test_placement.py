@@ -8,12 +8,13 @@ import random
 from collections import defaultdict
 
 import pytest
+
 from retina.services.scheduler.placement import (
     CameraDemand,
     Device,
     Placement,
     PlacementResult,
-    Worker,
+    WorkerCapacity,
     place,
     validate_worker,
 )
@@ -24,10 +25,10 @@ DECODE_1080P = 25 * 2.0736  # megapixel-frames per second
 
 def gpu_workers(
     count: int, gpus: int = 2, capacity: float = 100.0, decode: float = 10_000.0, prefix: str = "w"
-) -> list[Worker]:
+) -> list[WorkerCapacity]:
     """``count`` workers of ``gpus`` GPUs, each GPU running M1 at ``capacity`` fps and M2 at twice that."""
     return [
-        Worker(
+        WorkerCapacity(
             f"{prefix}{i}",
             [Device(f"{prefix}{i}", f"cuda:{g}", {M1: capacity, M2: 2 * capacity}) for g in range(gpus)],
             decode,
@@ -40,11 +41,15 @@ def cameras(count: int, model: str = M1, fps: float = 2.0, prefix: str = "cam") 
     return [CameraDemand(f"{prefix}-{i:03d}", model, fps, DECODE_1080P) for i in range(count)]
 
 
-def killed(workers: list[Worker], dead: str) -> list[Worker]:
-    return [Worker(w.worker_id, w.devices, w.decode_capacity, alive=w.worker_id != dead) for w in workers]
+def killed(workers: list[WorkerCapacity], dead: str) -> list[WorkerCapacity]:
+    return [
+        WorkerCapacity(w.worker_id, w.devices, w.decode_capacity, alive=w.worker_id != dead) for w in workers
+    ]
 
 
-def assert_budgets_hold(workers: list[Worker], demands: list[CameraDemand], result: PlacementResult) -> None:
+def assert_budgets_hold(
+    workers: list[WorkerCapacity], demands: list[CameraDemand], result: PlacementResult
+) -> None:
     """Every rule 1 budget, checked from scratch against the raw input."""
     alive = {w.worker_id: w for w in workers if w.alive}
     devices = {(w.worker_id, d.device_id): d for w in alive.values() for d in w.devices}
@@ -72,7 +77,7 @@ def assert_budgets_hold(workers: list[Worker], demands: list[CameraDemand], resu
         assert value <= alive[worker_id].decode_capacity + 1e-9
 
 
-def random_cluster(seed: int) -> tuple[list[Worker], list[CameraDemand]]:
+def random_cluster(seed: int) -> tuple[list[WorkerCapacity], list[CameraDemand]]:
     """Mixed GPUs and CPU lanes, some lacking a model, some holding one model only, one dead worker,
     tight decode budgets and pinned cameras; more demand than capacity."""
     rng = random.Random(seed)
@@ -88,7 +93,7 @@ def random_cluster(seed: int) -> tuple[list[Worker], list[CameraDemand]]:
                 )
             )
         devices.append(Device(worker_id, "cpu:0", {M1: rng.uniform(5, 15)}))
-        workers.append(Worker(worker_id, devices, rng.uniform(2_000, 6_000), alive=i != 5))
+        workers.append(WorkerCapacity(worker_id, devices, rng.uniform(2_000, 6_000), alive=i != 5))
     demands = [
         CameraDemand(
             f"cam-{i:04d}",
@@ -130,7 +135,7 @@ def test_cameras_sharing_a_model_land_together():
 
 def test_a_camera_joins_a_device_running_its_model_rather_than_adding_a_model_elsewhere():
     ws = [
-        Worker(
+        WorkerCapacity(
             "w0", [Device("w0", "cuda:0", {M1: 100.0, M2: 100.0}), Device("w0", "cuda:1", {M1: 100.0})], 1e4
         )
     ]
@@ -153,7 +158,7 @@ def test_a_camera_joins_a_device_running_its_model_rather_than_adding_a_model_el
 
 
 def test_a_device_never_holds_more_models_than_fit_in_its_memory():
-    ws = [Worker("w0", [Device("w0", "cuda:0", {M1: 100.0, M2: 100.0}, 8_000, max_models=1)], 1e4)]
+    ws = [WorkerCapacity("w0", [Device("w0", "cuda:0", {M1: 100.0, M2: 100.0}, 8_000, max_models=1)], 1e4)]
     result = place(ws, [*cameras(2, M1), *cameras(2, M2, prefix="other")])
     assert sorted(result.assignments) == ["cam-000", "cam-001"]
     assert result.unplaced["other-000"] == (
@@ -198,14 +203,15 @@ def test_a_device_that_shrinks_keeps_the_cameras_that_still_fit():
     demands = cameras(20, fps=4.0)  # 10 per GPU: load 0.4
     first = place(ws, demands)
     on_w0 = sorted(c for c, where in first.assignments.items() if where.worker_id == "w0")
-    slower = [Worker("w0", [Device("w0", "cuda:0", {M1: 30.0})], 1e4), ws[1]]  # w0 now fits 7 of its 10
+    # w0 now fits 7 of its 10
+    slower = [WorkerCapacity("w0", [Device("w0", "cuda:0", {M1: 30.0})], 1e4), ws[1]]
     second = place(slower, demands, first.assignments, rebalance_threshold=100)
     assert second.moved == on_w0[7:]
     assert all(second.assignments[c].worker_id == "w1" for c in on_w0[7:])
 
 
 def test_an_unplaceable_camera_gets_a_reason_naming_model_and_fps():
-    ws = [Worker("w0", [Device("w0", "cuda:0", {M1: 10.0})], 1e4)]
+    ws = [WorkerCapacity("w0", [Device("w0", "cuda:0", {M1: 10.0})], 1e4)]
     demands = [*cameras(3, M1, fps=4.0), CameraDemand("odd", "unknown.onnx@999", 1.0, 1.0)]
     result = place(ws, demands)
     assert sorted(result.assignments) == ["cam-000", "cam-001"]
@@ -214,7 +220,7 @@ def test_an_unplaceable_camera_gets_a_reason_naming_model_and_fps():
         "odd": "no live device runs model 'unknown.onnx@999'",
     }
 
-    tight = [Worker("w0", [Device("w0", "cuda:0", {M1: 100.0})], decode_capacity=60.0)]
+    tight = [WorkerCapacity("w0", [Device("w0", "cuda:0", {M1: 100.0})], decode_capacity=60.0)]
     result = place(tight, cameras(2, M1))
     assert "cam-001" in result.unplaced
     assert "decode budget" in result.unplaced["cam-001"] and M1 in result.unplaced["cam-001"]
@@ -222,7 +228,7 @@ def test_an_unplaceable_camera_gets_a_reason_naming_model_and_fps():
 
 def test_bad_capacity_from_one_worker_is_reported_and_the_others_are_still_used():
     ws = gpu_workers(2)
-    bad = Worker(
+    bad = WorkerCapacity(
         "w-bad",
         [
             Device("w-bad", "cuda:0", {M1: math.nan}),
@@ -252,7 +258,7 @@ def test_bad_capacity_from_one_worker_is_reported_and_the_others_are_still_used(
 
 
 def test_a_worker_with_a_bad_decode_budget_is_left_out_whole():
-    broken = Worker("w-broken", [Device("w-broken", "cuda:0", {M1: 100.0})], decode_capacity=math.nan)
+    broken = WorkerCapacity("w-broken", [Device("w-broken", "cuda:0", {M1: 100.0})], decode_capacity=math.nan)
     result = place([*gpu_workers(1), broken], cameras(10))
     assert all(where.worker_id == "w0" for where in result.assignments.values())
     assert result.ignored_devices == {
@@ -320,8 +326,10 @@ def test_the_same_input_in_any_order_gives_the_same_result():
     first = place(workers, demands)
     previous = place(killed(workers, "node-01"), demands, first.assignments)
     rng = random.Random(0)
-    shuffled_workers = [Worker(w.worker_id, rng.sample(w.devices, len(w.devices)), w.decode_capacity, w.alive)
-                        for w in rng.sample(workers, len(workers))]  # fmt: skip
+    shuffled_workers = [
+        WorkerCapacity(w.worker_id, rng.sample(w.devices, len(w.devices)), w.decode_capacity, w.alive)
+        for w in rng.sample(workers, len(workers))
+    ]
     shuffled_demands = rng.sample(demands, len(demands))
     for a, b in [
         (first, place(shuffled_workers, shuffled_demands)),

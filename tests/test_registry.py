@@ -14,23 +14,31 @@ import grpc
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import create_engine
+
 from retina.services.core.config import CameraConfig, CameraDefaults, validate_camera
-from retina.services.core.convert import camera_to_proto
+from retina.services.core.convert import (
+    camera_state_from_proto,
+    camera_state_name,
+    camera_state_to_proto,
+    camera_to_proto,
+)
+from retina.services.core.database import sqlite_url
+from retina.services.core.health import CameraState
 from retina.services.core.serving import start_grpc_server
 from retina.services.core.validation import add_guarded
-from retina.services.scheduler.registry import (
+from retina.services.scheduler.camera_records import (
     CameraExists,
     CameraNotFound,
-    CameraRegistry,
     ImportResult,
     RevisionConflict,
     StoredCameraInvalid,
-    metadata,
-    sqlite_url,
 )
+from retina.services.scheduler.cameras import CameraRegistry
+from retina.services.scheduler.db import SchedulerDatabase, metadata
 from retina.services.scheduler.registry_api import RegistryServicer
+from retina.services.scheduler.workers import WorkerStore
 from retina.v1 import common_pb2, registry_pb2, registry_pb2_grpc, worker_pb2
-from sqlalchemy import create_engine
 
 UPSERT = registry_pb2.CameraChange.KIND_UPSERT
 DELETE = registry_pb2.CameraChange.KIND_DELETE
@@ -168,16 +176,16 @@ def test_import_counts_created_updated_unchanged(db_url: str):
 
 def test_workers_and_assignments_survive_reopening(db_url: str):
     devices = [{"device_id": "cuda:0", "capacity_fps": {"yolo@640": 300.0}, "memory_mb": 24000}]
-    with CameraRegistry(db_url) as registry:
-        registry.save_worker("worker-a", "10.0.0.1:50061", devices, 120.0, "yolo@640", registered_at=100.0)
-        registry.save_worker("worker-b", "10.0.0.2:50061", [], 60.0)
-        registry.save_worker("worker-a", "10.0.0.1:50062", devices, 130.0, "yolo@640")
-        assert registry.remove_worker("worker-b") and not registry.remove_worker("worker-b")
-        registry.set_assignments({"cam-1": ("worker-a", "cuda:0"), "cam-2": ("worker-a", "cuda:0")})
-        first_time = registry.assignment_times()["cam-1"]
-        registry.set_assignments({"cam-1": ("worker-a", "cuda:0"), "cam-3": ("worker-a", "cpu:0")})
-    with CameraRegistry(db_url) as registry:
-        (worker,) = registry.load_workers()
+    with WorkerStore(db_url) as store:
+        store.save_worker("worker-a", "10.0.0.1:50061", devices, 120.0, "yolo@640", registered_at=100.0)
+        store.save_worker("worker-b", "10.0.0.2:50061", [], 60.0)
+        store.save_worker("worker-a", "10.0.0.1:50062", devices, 130.0, "yolo@640")
+        assert store.remove_worker("worker-b") and not store.remove_worker("worker-b")
+        store.set_assignments({"cam-1": ("worker-a", "cuda:0"), "cam-2": ("worker-a", "cuda:0")})
+        first_time = store.assignment_times()["cam-1"]
+        store.set_assignments({"cam-1": ("worker-a", "cuda:0"), "cam-3": ("worker-a", "cpu:0")})
+    with WorkerStore(db_url) as store:
+        (worker,) = store.load_workers()
         assert (worker.worker_id, worker.address, worker.devices, worker.decode_capacity) == (
             "worker-a",
             "10.0.0.1:50062",
@@ -185,11 +193,34 @@ def test_workers_and_assignments_survive_reopening(db_url: str):
             130.0,
         )
         assert worker.model_key == "yolo@640" and worker.registered_at == 100.0, "re-saving kept it"
-        assert registry.load_assignments() == {
+        assert store.load_assignments() == {
             "cam-1": ("worker-a", "cuda:0"),
             "cam-3": ("worker-a", "cpu:0"),
         }
-        assert registry.assignment_times()["cam-1"] == first_time, "an unmoved camera keeps its time"
+        assert store.assignment_times()["cam-1"] == first_time, "an unmoved camera keeps its time"
+
+
+def test_cameras_and_workers_share_one_database(db_url: str):
+    with SchedulerDatabase(db_url) as database:
+        registry, store = CameraRegistry(database), WorkerStore(database)
+        registry.create(camera("cam-1"))
+        store.set_assignments({"cam-1": ("worker-a", "cuda:0")})
+        registry.close()  # the shared database stays open
+        store.save_worker("worker-a", "10.0.0.1:50061", [], 60.0)
+        assert [r.camera_id for r in registry.list()] == ["cam-1"]
+    with CameraRegistry(db_url) as registry, WorkerStore(db_url) as store:
+        assert registry.current_revision() == 1, "worker state is no camera change"
+        assert [w.worker_id for w in store.load_workers()] == ["worker-a"]
+
+
+def test_one_camera_state_for_worker_registry_and_wire():
+    wire = set(worker_pb2.CameraState.values()) - {worker_pb2.CAMERA_STATE_UNSPECIFIED}
+    assert {camera_state_to_proto(state) for state in CameraState} == wire
+    for state in CameraState:
+        assert camera_state_from_proto(camera_state_to_proto(state)) is state
+        assert camera_state_name(camera_state_to_proto(state)) == state.value
+    assert camera_state_from_proto(worker_pb2.CAMERA_STATE_UNSPECIFIED) is None
+    assert camera_state_name(99) == "unknown"
 
 
 def test_a_stored_camera_that_no_longer_validates_is_skipped(db_url: str, tmp_path: Path):
@@ -413,7 +444,7 @@ def test_watch_sees_another_process_writes_by_polling(db_url: str):
 
 
 def test_retina_up_imports_the_file_and_disables_cameras_it_no_longer_lists(db_url: str):
-    from retina.services.cli.cluster import import_cameras
+    from retina.services.cli.clients import import_cameras
 
     async def main() -> None:
         with CameraRegistry(db_url) as registry:

@@ -16,7 +16,9 @@ import grpc
 import nats
 import pytest
 import yaml
-from retina.services.cli.cluster import ClusterPorts, LocalCluster, wait_until_serving
+
+from retina.services.cli.clients import wait_until_serving
+from retina.services.cli.cluster import ClusterPorts, LocalCluster
 from retina.services.cli.demo import compose_bus_scene
 from retina.services.core import bus
 from retina.services.core.config import load_config
@@ -29,7 +31,6 @@ from retina.v1 import (
     worker_pb2,
     worker_pb2_grpc,
 )
-
 from tests.conftest import MODEL, wait_for
 
 pytestmark = pytest.mark.slow

@@ -21,7 +21,8 @@ import PIL.Image
 import pytest
 import yaml
 from google.protobuf.timestamp_pb2 import Timestamp
-from retina.services.cli.cluster import assign_cameras, wait_until_serving
+
+from retina.services.cli.clients import assign_cameras, wait_until_serving
 from retina.services.core import bus
 from retina.services.core.config import RetinaConfig, SearchConfig, load_config
 from retina.services.core.features import ColourEmbedder, FeatureRecord, encode_embedding, track_key, utc
@@ -37,7 +38,6 @@ from retina.v1 import (
     worker_pb2,
     worker_pb2_grpc,
 )
-
 from tests.conftest import MODEL, footage
 
 COLOURS_BGR = {"red": (0, 0, 220), "green": (0, 180, 0), "blue": (220, 0, 0), "yellow": (0, 220, 220)}

@@ -26,8 +26,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+
 from retina.services.cli import main as retina
-from retina.services.cli.cluster import wait_until_serving
+from retina.services.cli.clients import wait_until_serving
 from retina.services.core import bus
 from retina.services.core.features import COLOUR_NAMES, FeatureRecord, track_key
 from retina.services.core.ports import free_port
@@ -35,7 +36,6 @@ from retina.services.core.processes import start_python, stop_process
 from retina.services.search.engine import MAX_RESULTS, RejectedRecordError
 from retina.services.search.store import UnsafeCropPathError
 from retina.v1 import common_pb2, search_pb2, search_pb2_grpc
-
 from tests.conftest import NatsServer, wait_for
 from tests.test_search import COLOURS_BGR, engine_at, patch, png, record
 

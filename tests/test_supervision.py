@@ -16,11 +16,11 @@ from pathlib import Path
 import grpc
 import nats
 import pytest
+
 from retina.services.cli.supervisor import ChildCannotStart, Supervisor
 from retina.services.core import bus
 from retina.services.core.ports import ClusterPorts, PortError, free_port, port_in_use
 from retina.v1 import scheduler_pb2, scheduler_pb2_grpc, worker_pb2, worker_pb2_grpc
-
 from tests.conftest import footage, python_cli, wait_for
 from tests.test_cluster import parking, write_config
 

@@ -5,7 +5,8 @@ from zoneinfo import ZoneInfo
 import cv2
 import numpy as np
 import pytest
-from retina.algorithms.base import (
+
+from retina.algorithms.sdk import (
     AlgorithmSpec,
     AnalysedFrame,
     CameraContext,
@@ -180,7 +181,7 @@ def test_one_camera_runs_several_rules():
 def test_active_hours_with_weekdays_and_overnight_periods():
     from datetime import datetime
 
-    from retina.algorithms.base import ActiveHours
+    from retina.algorithms.sdk import ActiveHours
 
     tz = ZoneInfo("Asia/Shanghai")
     weekend_days = ActiveHours(start="07:00", end="22:00", days=["sat", "sun"])

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import Field
-from retina.algorithms.base import (
+
+from retina.algorithms.sdk import (
     AlgorithmManifest,
     AnalysedFrame,
     DwellParams,

@@ -25,7 +25,8 @@ from typing import Any
 import cv2
 import numpy as np
 from pydantic import Field
-from retina.algorithms.base import (
+
+from retina.algorithms.sdk import (
     AlgorithmManifest,
     AnalysedFrame,
     DwellParams,

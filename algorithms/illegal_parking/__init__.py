@@ -11,11 +11,11 @@ overlap), so a flicker never raises a second incident for the same car.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
-from retina.algorithms.base import (
+
+from retina.algorithms.sdk import (
     Algorithm,
     AlgorithmManifest,
     AnalysedFrame,
@@ -24,7 +24,10 @@ from retina.algorithms.base import (
     Snapshot,
     TrackedObject,
     Zone,
+    anchor_point,
     box_iou,
+    box_size,
+    has_moved,
 )
 
 
@@ -65,14 +68,6 @@ class _Stay:
     adopted_at: float = 0.0
 
 
-def _bottom_centre(bbox: tuple[float, float, float, float]) -> tuple[float, float]:
-    return ((bbox[0] + bbox[2]) / 2, bbox[3])
-
-
-def _box_size(bbox: tuple[float, float, float, float]) -> float:
-    return math.sqrt(max(bbox[2] - bbox[0], 1.0) * max(bbox[3] - bbox[1], 1.0))
-
-
 class IllegalParking(Algorithm):
     manifest = AlgorithmManifest(
         name="illegal_parking",
@@ -94,14 +89,10 @@ class IllegalParking(Algorithm):
     def process(self, frame: AnalysedFrame) -> list[IncidentEvent]:
         events: list[IncidentEvent] = []
         now = frame.timestamp
-        min_area = self.params.min_box_area_ratio * frame.width * frame.height
         visible = {obj.track_id for obj in frame.objects}
         seen: set[int] = set()
         for obj in frame.objects:
-            if obj.family != "vehicle":
-                continue
-            x1, y1, x2, y2 = obj.bbox
-            if (x2 - x1) * (y2 - y1) < min_area:
+            if obj.family != "vehicle" or not self.relevant(frame, obj):
                 continue
             seen.add(obj.track_id)
             events += self._observe(frame, obj, now, visible)
@@ -118,11 +109,6 @@ class IllegalParking(Algorithm):
 
     # -- internals -------------------------------------------------------------------------
 
-    def _zone_of(self, frame: AnalysedFrame, bbox: tuple[float, float, float, float]) -> Zone | None:
-        x, y = _bottom_centre(bbox)
-        nx, ny = x / frame.width, y / frame.height
-        return next((zone for zone in self.zones if zone.contains(nx, ny)), None)
-
     def _adopt_lost_stay(self, obj: TrackedObject, now: float, visible: set[int]) -> None:
         """Hand the stay of a vehicle the tracker lost to a new track standing where it stood.
 
@@ -131,14 +117,10 @@ class IllegalParking(Algorithm):
         hides for a moment never takes over the parked car's stay.
         """
         best_id, best_iou = None, self.params.rematch_iou
-        bx, by = _bottom_centre(obj.bbox)
         for track_id, stay in self._stays.items():
             if track_id in visible or stay.last_seen_at >= now:
                 continue  # seen in this frame: not lost
-            if (
-                math.hypot(bx - stay.anchor[0], by - stay.anchor[1])
-                > self.params.max_movement_ratio * stay.size
-            ):
+            if has_moved(obj.bbox, stay.anchor, stay.size, self.params.max_movement_ratio):
                 continue
             iou = box_iou(stay.bbox, obj.bbox)
             if iou >= best_iou:
@@ -161,27 +143,20 @@ class IllegalParking(Algorithm):
     ) -> list[IncidentEvent]:
         if obj.track_id not in self._stays:
             self._adopt_lost_stay(obj, now, visible)
-        zone = self._zone_of(frame, obj.bbox)
+        zone = self.zone_of(frame, obj.bbox)
         stay = self._stays.get(obj.track_id)
         events: list[IncidentEvent] = []
 
         if stay is not None and (zone is None or zone.name != stay.zone.name):
             events += self._end_stay(obj.track_id, ended_at=now, reason="left_zone")
             stay = None
-        if stay is not None:
-            bx, by = _bottom_centre(obj.bbox)
-            moved = math.hypot(bx - stay.anchor[0], by - stay.anchor[1])
-            if moved > self.params.max_movement_ratio * stay.size:
-                recently_adopted = now - stay.adopted_at <= self.params.lost_grace_seconds
-                if (
-                    stay.adopted_from is not None
-                    and recently_adopted
-                    and stay.adopted_from not in self._stays
-                ):
-                    self._return_adopted_stay(stay)
-                else:
-                    events += self._end_stay(obj.track_id, ended_at=now, reason="moved")
-                stay = None
+        if stay is not None and has_moved(obj.bbox, stay.anchor, stay.size, self.params.max_movement_ratio):
+            recently_adopted = now - stay.adopted_at <= self.params.lost_grace_seconds
+            if stay.adopted_from is not None and recently_adopted and stay.adopted_from not in self._stays:
+                self._return_adopted_stay(stay)
+            else:
+                events += self._end_stay(obj.track_id, ended_at=now, reason="moved")
+            stay = None
         if zone is None:
             return events
         if stay is None:
@@ -227,8 +202,8 @@ class IllegalParking(Algorithm):
             key=self._next_key,
             track_id=obj.track_id,
             zone=zone,
-            anchor=_bottom_centre(obj.bbox),
-            size=_box_size(obj.bbox),
+            anchor=anchor_point(obj.bbox),
+            size=box_size(obj.bbox),
             started_at=now,
             last_seen_at=now,
             bbox=obj.bbox,

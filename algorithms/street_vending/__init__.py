@@ -12,7 +12,8 @@ import math
 from typing import Any
 
 from pydantic import Field
-from retina.algorithms.base import (
+
+from retina.algorithms.sdk import (
     AlgorithmManifest,
     AnalysedFrame,
     DwellParams,

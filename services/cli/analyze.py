@@ -12,12 +12,11 @@ import threading
 import time
 from pathlib import Path
 
-from retina.algorithms.base import IncidentEvent
 from retina.services.core.config import CameraConfig, RetinaConfig
-from retina.services.core.incident import build_message, clip_key
 from retina.services.worker.detector import Detector
 from retina.services.worker.ingest import CameraHealth, CameraState
 from retina.services.worker.pipeline import Analyzer
+from retina.services.worker.sinks import JsonLinesSink
 
 LOCAL_MEDIA_BUCKET = "local"
 
@@ -32,40 +31,16 @@ def analyze(
 ) -> int:
     """Run one camera's pipeline over ``source``; print every incident event; return an exit code."""
     camera = camera.model_copy(update={"url": source})
-    lock = threading.Lock()
     health: dict[str, CameraHealth] = {}
     delivered = threading.Event()
-
     evidence = config.evidence if media_dir is not None else None
-
-    def on_clip(request, data: bytes | None, reason: str) -> None:
-        if data is None:
-            print(
-                f"camera {request.camera_id}: no evidence clip for {request.incident_id}: {reason}",
-                file=sys.stderr,
-            )
-            return
-        target = media_dir / clip_key(request.camera_id, request.incident_id)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-
-    def on_events(cam: CameraConfig, events: list[IncidentEvent]) -> None:
-        for event in events:
-            window = None
-            if evidence is not None and evidence.enabled and event.event == "new":
-                window = (
-                    event.last_seen_at - evidence.clip_before_seconds,
-                    event.last_seen_at + evidence.clip_after_seconds,
-                )
-                analyzer.request_clip(cam.id, event.incident_id, event.last_seen_at, on_clip)
-            message, jpeg = build_message(event, cam, LOCAL_MEDIA_BUCKET, window)
-            if jpeg is not None and media_dir is not None and message.snapshot is not None:
-                target = media_dir / message.snapshot.path
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(jpeg)
-            with lock:
-                out.write(message.model_dump_json(by_alias=True) + "\n")
-                out.flush()
+    sink = JsonLinesSink(
+        out,
+        media_dir,
+        evidence=evidence,
+        request_clip=lambda *request: analyzer.request_clip(*request),
+        media_bucket=LOCAL_MEDIA_BUCKET,
+    )
 
     def on_status(camera_id: str, state: CameraHealth) -> None:
         health[camera_id] = state
@@ -78,7 +53,7 @@ def analyze(
         Detector(config.detector),
         config.tracker,
         config.ingest,
-        on_events,
+        sink.deliver,
         on_status,
         realtime=False,
         retry_files=False,
@@ -101,6 +76,7 @@ def analyze(
         analyzer.release(camera.id, reason="end_of_stream")
         stop.set()
         loop.join()
+        sink.close(timeout=60)  # every event written before the exit code
     if not delivered.is_set():
         reason = health.get(camera.id).reason if camera.id in health else "no frames"
         print(f"camera {camera.id}: no frames analysed from {source}: {reason}", file=sys.stderr)

@@ -15,48 +15,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from retina.services.cli.clients import import_cameras, is_serving
 from retina.services.cli.supervisor import Supervisor
 from retina.services.core.config import CameraConfig
-from retina.services.core.convert import camera_to_proto
 from retina.services.core.ports import ClusterPorts
 from retina.services.core.processes import port_open, start_nats_server, start_python, stop_process
-from retina.v1 import registry_pb2, registry_pb2_grpc, worker_pb2, worker_pb2_grpc
 
 log = logging.getLogger(__name__)
-
-
-def is_serving(address: str, timeout: float = 1.0) -> bool:
-    """One grpc.health.v1 check: True when the server at ``address`` reports SERVING."""
-    with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        try:
-            reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
-        except grpc.RpcError:
-            return False
-    return reply.status == health_pb2.HealthCheckResponse.SERVING
-
-
-def wait_until_serving(address: str, timeout: float, process: subprocess.Popen | None = None) -> None:
-    """Wait until a gRPC server reports SERVING; RuntimeError if ``process`` exits first or on time-out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"service at {address} exited with code {process.returncode} while starting")
-        if is_serving(address):
-            return
-        time.sleep(0.3)
-    raise RuntimeError(f"service at {address} not serving after {timeout:.0f} s")
-
-
-def assign_cameras(worker_address: str, cameras: list[CameraConfig]) -> None:
-    """Assign cameras to one worker directly over gRPC (``retina assign``, without a scheduler)."""
-    with grpc.insecure_channel(worker_address) as channel:
-        stub = worker_pb2_grpc.WorkerServiceStub(channel)
-        for camera in cameras:
-            stub.AssignCamera(worker_pb2.AssignCameraRequest(camera=camera_to_proto(camera)), timeout=30)
-            log.info("camera assigned", extra={"camera_id": camera.id, "worker": worker_address})
 
 
 @dataclass
@@ -244,51 +209,3 @@ class LocalCluster:
                     log.exception("could not stop a process", extra={"service_process": name})
                     continue
                 log.info("stopped", extra={"service_process": name, "exit_code": code})
-
-
-def import_cameras(
-    scheduler_address: str, cameras: list[CameraConfig], disable_others: bool = False
-) -> tuple[int, int, int]:
-    """Create or update cameras in the registry; return (created, updated, unchanged).
-
-    ``disable_others`` (``retina up``: the file is the truth) disables registered cameras the file
-    no longer lists; their records and history stay.
-    """
-    created = updated = unchanged = 0
-    with grpc.insecure_channel(scheduler_address) as channel:
-        stub = registry_pb2_grpc.RegistryServiceStub(channel)
-        if disable_others:
-            listed = {camera.id for camera in cameras}
-            page_token = ""
-            while True:
-                page = stub.ListCameras(
-                    registry_pb2.ListCamerasRequest(enabled=True, page_size=1000, page_token=page_token),
-                    timeout=10,
-                )
-                for record in page.cameras:
-                    if record.camera.id not in listed:
-                        stub.UpdateCamera(
-                            registry_pb2.UpdateCameraRequest(camera=record.camera, enabled=False), timeout=10
-                        )
-                        log.info(
-                            "camera not in the file any more: disabled", extra={"camera_id": record.camera.id}
-                        )
-                page_token = page.next_page_token
-                if not page_token:
-                    break
-        for camera in cameras:
-            message = camera_to_proto(camera)
-            try:
-                stub.CreateCamera(registry_pb2.CreateCameraRequest(camera=message), timeout=10)
-                created += 1
-                continue
-            except grpc.RpcError as exc:
-                if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
-                    raise
-            current = stub.GetCamera(registry_pb2.GetCameraRequest(camera_id=camera.id), timeout=10)
-            if current.camera == message and current.enabled:
-                unchanged += 1
-                continue
-            stub.UpdateCamera(registry_pb2.UpdateCameraRequest(camera=message, enabled=True), timeout=10)
-            updated += 1
-    return created, updated, unchanged

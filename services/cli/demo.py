@@ -16,10 +16,11 @@ from pathlib import Path
 
 import grpc
 import yaml
+
+from retina.services.cli import clients
 from retina.services.cli.cluster import ClusterPorts, LocalCluster
 from retina.services.core import bus
 from retina.services.core.config import load_config
-from retina.v1 import incidents_pb2, incidents_pb2_grpc, search_pb2, search_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = REPO / "examples" / "intersection.yaml"
@@ -30,6 +31,7 @@ def compose_bus_scene(path: Path, seconds: int = 24, fps: int = 10) -> None:
     """Write a video of Ultralytics' bundled bus.jpg: a bus standing at the kerb for ``seconds``."""
     import av
     import cv2
+
     from retina.services.cli.scenes import ultralytics_asset
 
     image = cv2.imread(str(ultralytics_asset("bus.jpg")))
@@ -111,15 +113,11 @@ async def _watch(cluster: LocalCluster, config_path: Path, seconds: float) -> No
 
 def _search_like(cluster: LocalCluster, incident) -> None:
     """What police would do next: where else did this incident's vehicle appear?"""
-    with grpc.insecure_channel(cluster.search_address) as channel:
-        try:
-            reply = search_pb2_grpc.SearchServiceStub(channel).Search(
-                search_pb2.SearchRequest(incident_id=incident.id, k=5, department=incident.department),
-                timeout=30,
-            )
-        except grpc.RpcError as exc:
-            print(f"\nsearch by this incident's vehicle: {exc.details()}")
-            return
+    try:
+        reply = clients.search_by_incident(cluster.search_address, incident.id, incident.department, k=5)
+    except grpc.RpcError as exc:
+        print(f"\nsearch by this incident's vehicle: {exc.details()}")
+        return
     print(f"\nsearch: tracks that look like incident {incident.id[:8]}'s vehicle (best first):")
     for match in reply.matches:
         print(
@@ -140,22 +138,19 @@ def run_demo(data_dir: Path) -> int:
         cluster.start_nats()
         print(f"nats-server (JetStream) on {cluster.nats_url}", flush=True)
         asyncio.run(_watch(cluster, config_path, seconds=36))
-        with grpc.insecure_channel(cluster.incidents_address) as channel:
-            reply = incidents_pb2_grpc.IncidentServiceStub(channel).ListIncidents(
-                incidents_pb2.ListIncidentsRequest(limit=20), timeout=10
-            )
+        incidents = clients.list_incidents(cluster.incidents_address, limit=20)
         media = data_dir.resolve() / "incidents" / "media"
-        print(f"\nincident store now holds {len(reply.incidents)} incident(s):")
-        for incident in reply.incidents:
+        print(f"\nincident store now holds {len(incidents)} incident(s):")
+        for incident in incidents:
             print(
                 f"  {incident.camera_id} {incident.algorithm} zone={incident.zone} state={incident.state} "
                 f"dwell={incident.dwell_seconds:.1f}s\n    snapshot: {media / incident.snapshot_path}"
             )
             if incident.clip_path:
                 print(f"    clip:     {media / incident.clip_path}")
-        if reply.incidents:
-            _search_like(cluster, reply.incidents[0])
-        return 0 if reply.incidents else 1
+        if incidents:
+            _search_like(cluster, incidents[0])
+        return 0 if incidents else 1
     finally:
         cluster.stop()
         print(f"cluster stopped; logs in {data_dir / 'logs'}")

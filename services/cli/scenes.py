@@ -24,7 +24,8 @@ import cv2
 import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from retina.algorithms.base import IncidentEvent
+
+from retina.algorithms.sdk import IncidentEvent
 from retina.services.core.config import (
     CameraConfig,
     CameraDefaults,
@@ -196,13 +197,14 @@ def run_scene(config: RetinaConfig, camera: CameraConfig, video: Path) -> list[I
     """Run one camera's pipeline over a composed scene; return every incident event."""
     from retina.services.worker.detector import Detector
     from retina.services.worker.pipeline import Analyzer
+    from retina.services.worker.sinks import MemorySink
 
-    events: list[IncidentEvent] = []
+    sink = MemorySink()
     analyzer = Analyzer(
         Detector(config.detector),
         config.tracker,
         config.ingest,
-        on_events=lambda _camera, evs: events.extend(evs),
+        on_events=sink.deliver,
         on_status=lambda *_: None,
         realtime=False,
         retry_files=False,
@@ -217,7 +219,8 @@ def run_scene(config: RetinaConfig, camera: CameraConfig, video: Path) -> list[I
     analyzer.release(camera.id, reason="end_of_stream")
     stop.set()
     loop.join()
-    return events
+    sink.close()
+    return sink.events
 
 
 def evaluate(

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client import Counter, Gauge
+
 from retina.services.core.backoff import Backoff
 
 log = logging.getLogger(__name__)

@@ -29,6 +29,7 @@ from nats.js.api import (
 from nats.js.errors import BucketNotFoundError
 from nats.js.object_store import ObjectStore
 from prometheus_client import Counter
+
 from retina.services.core.backoff import Backoff
 
 log = logging.getLogger(__name__)

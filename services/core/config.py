@@ -15,7 +15,7 @@ Shape::
 Each camera is validated on its own: a broken camera is reported (``cameras[2].url: ...``) and
 skipped, the others run. Errors in the cluster-wide sections stop the load.
 
-Every model follows :class:`retina.algorithms.base.ConfigModel`'s rules: unknown keys are errors, numbers
+Every model follows :class:`retina.algorithms.sdk.ConfigModel`'s rules: unknown keys are errors, numbers
 must be finite, and every duration (``*_seconds``) is at most 7 days.
 """
 
@@ -30,27 +30,21 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
-from retina.algorithms.base import (
+
+from retina.algorithms.sdk import (
     AlgorithmSpec,
     ConfigModel,
     error_location,
     error_message,
     validate_algorithm_params,
 )
+from retina.services.core.errors import ConfigError as ConfigError  # re-exported: raised by loaders
 from retina.services.core.validation import TOKEN_PATTERN as TOKEN_PATTERN  # re-exported: the id rule
 from retina.services.core.validation import TOKEN_RULE, is_token, quote
 
 
-class ConfigError(ValueError):
-    """A configuration problem; ``errors`` holds one ``path: message`` line per problem."""
-
-    def __init__(self, errors: list[str]):
-        super().__init__("\n".join(errors))
-        self.errors = errors
-
-
 class StrictModel(ConfigModel):
-    """A section of the configuration (see :class:`retina.algorithms.base.ConfigModel` for the rules)."""
+    """A section of the configuration (see :class:`retina.algorithms.sdk.ConfigModel` for the rules)."""
 
 
 class GeoLocation(StrictModel):
@@ -124,6 +118,8 @@ class FeaturesConfig(StrictModel):
 
     @model_validator(mode="after")
     def _known_embedder(self) -> FeaturesConfig:
+        # Imported here to keep OpenCV out of importing the configuration; no cycle: features
+        # imports this module for type hints only.
         from retina.services.core.features import available_embedders
 
         known = available_embedders()

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from google.protobuf import json_format
-from retina.algorithms.base import HandedOverIncident
+
+from retina.algorithms.sdk import HandedOverIncident
 from retina.services.core.config import CameraConfig, ConfigError
+from retina.services.core.health import CameraState
 from retina.services.core.serving import to_timestamp
 from retina.services.core.validation import check_number, check_text, check_timestamp, check_token
 from retina.v1 import common_pb2, worker_pb2
@@ -37,12 +39,26 @@ def camera_from_proto(message: common_pb2.Camera, prefix: str = "camera") -> dic
         ) from None
 
 
-def camera_state_name(state: int) -> str:
-    """The word for a CameraState value ("online", "stalled", ...); "unknown" for UNSPECIFIED or a
-    value this version does not know."""
-    if state == worker_pb2.CAMERA_STATE_UNSPECIFIED or state not in worker_pb2.CameraState.values():
-        return "unknown"
-    return worker_pb2.CameraState.Name(state).removeprefix("CAMERA_STATE_").lower()
+_STATE_PREFIX = "CAMERA_STATE_"
+
+
+def camera_state_to_proto(state: CameraState | str) -> int:
+    """The wire value of a camera state (``"online"`` → ``CAMERA_STATE_ONLINE``)."""
+    return worker_pb2.CameraState.Value(_STATE_PREFIX + CameraState(state).name)
+
+
+def camera_state_from_proto(value: int) -> CameraState | None:
+    """The camera state of a wire value; None for UNSPECIFIED or a value this version does not know."""
+    if value not in worker_pb2.CameraState.values():
+        return None
+    return CameraState.__members__.get(worker_pb2.CameraState.Name(value).removeprefix(_STATE_PREFIX))
+
+
+def camera_state_name(value: int) -> str:
+    """The word for a CameraState wire value ("online", "stalled", ...); "unknown" for UNSPECIFIED or
+    a value this version does not know."""
+    state = camera_state_from_proto(value)
+    return "unknown" if state is None else state.value
 
 
 def open_incident_to_proto(incident: HandedOverIncident) -> common_pb2.OpenIncident:

@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING, Literal
 import cv2
 import numpy as np
 from pydantic import BaseModel, Field, FiniteFloat, field_validator, model_validator
-from retina.services.core.config import TOKEN_PATTERN, ConfigError
 
-if TYPE_CHECKING:
+from retina.services.core.errors import ConfigError
+from retina.services.core.validation import TOKEN_PATTERN
+
+if TYPE_CHECKING:  # type hints only: config imports this module (for available_embedders)
     from retina.services.core.config import DetectorConfig, FeaturesConfig
 
 log = logging.getLogger(__name__)

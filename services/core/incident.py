@@ -17,7 +17,8 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from retina.algorithms.base import IncidentEvent, Snapshot
+
+from retina.algorithms.sdk import IncidentEvent, Snapshot
 from retina.services.core.config import CameraConfig
 
 SCHEMA_ID = "retina.incident/1"

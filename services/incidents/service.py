@@ -1,4 +1,4 @@
-"""The incident store service: a durable JetStream consumer into SQLite, and the gRPC query API.
+"""The incident store service: a durable JetStream consumer into SQL, and the gRPC query API.
 
 A message is acknowledged only after its event (and snapshot) is committed, so a crash or SIGTERM
 at any point means JetStream redelivers it, and the idempotent store ignores what it already has.
@@ -16,6 +16,9 @@ from pathlib import Path
 import grpc
 from prometheus_client import Counter
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
 from retina.services.core import bus
 from retina.services.core.incident import IncidentMessage
 from retina.services.core.metrics import serve_metrics
@@ -153,7 +156,12 @@ async def _fetch_pending_media(store: IncidentStore, media, stop: asyncio.Event)
     """Fetch evidence announced by incidents: clips (workers upload them a few seconds later) and
     snapshots that could not be written when they came (media disk full)."""
     while not stop.is_set():
-        for path, incident_id, first_try in await asyncio.to_thread(store.pending_media):
+        try:
+            pending = await asyncio.to_thread(store.pending_media)
+        except Exception:  # database unreachable: the next pass tries again
+            log.exception("could not read the pending evidence; will retry")
+            pending = []
+        for path, incident_id, first_try in pending:
             extra = {"incident_id": incident_id, "path": path}
             try:
                 data = (await media.get(path)).data
@@ -164,8 +172,8 @@ async def _fetch_pending_media(store: IncidentStore, media, stop: asyncio.Event)
                 continue
             try:
                 await asyncio.to_thread(store.attach_media, path, incident_id, data)
-            except OSError as exc:  # media disk full: it stays pending
-                log.error("could not write evidence; will retry", extra={**extra, "error": str(exc)})
+            except Exception as exc:  # media disk full, database down: it stays pending
+                log.error("could not store evidence; will retry", extra={**extra, "error": str(exc)})
                 break
             log.info("evidence stored", extra=extra)
         with contextlib.suppress(TimeoutError):
@@ -181,7 +189,7 @@ async def _enforce_retention(
             deleted = await asyncio.to_thread(
                 store.enforce_retention, max_bytes, max_age, None, MEDIA_MIN_FREE_RATIO
             )
-        except OSError:  # the next pass tries again; retention must never stop for good
+        except Exception:  # the next pass tries again; retention must never stop for good
             log.exception("media retention failed")
             deleted = []
         if deleted:
@@ -208,7 +216,7 @@ async def _store_one(store: IncidentStore, media, msg) -> None:
             log.warning("snapshot missing from the object store", extra={**extra, "error": str(exc)})
     try:
         stored = await asyncio.to_thread(store.apply, incident, snapshot)
-    except (OSError, sqlite3.OperationalError) as exc:  # disk full, locked: wait for it, never give up
+    except (OSError, sqlite3.OperationalError, OperationalError) as exc:  # disk full, locked, DB down: retry
         STORAGE_ERRORS.inc()
         log.error("storage failed; the event will be redelivered", extra={**extra, "error": str(exc)})
         await msg.nak(delay=5)
@@ -233,11 +241,15 @@ def run_incident_store(
     metrics_port: int,
     media_max_bytes: int = 50 * 1024**3,
     media_max_age_seconds: float = 30 * 24 * 3600,
+    database_url: str | None = None,
 ) -> None:
-    """Entry point of ``retina incidents serve``: serve until SIGTERM/SIGINT."""
+    """Entry point of ``retina incidents serve``: serve until SIGTERM/SIGINT.
+
+    ``database_url``: a SQLAlchemy URL (``postgresql+psycopg://...``); default: SQLite in ``data_dir``.
+    """
 
     async def main(stop: asyncio.Event) -> None:
-        store = IncidentStore(data_dir / "incidents.sqlite", data_dir / "media")
+        store = IncidentStore(database_url or data_dir / "incidents.sqlite", data_dir / "media")
         serve_metrics(metrics_port, listen)
         server, _, port = await start_grpc_server(
             listen,
@@ -247,7 +259,9 @@ def run_incident_store(
             ),
             "retina.v1.IncidentService",
         )
-        log.info("incident store serving", extra={"grpc_port": port, "data_dir": str(data_dir)})
+        database = make_url(store.database_url).render_as_string(hide_password=True)
+        extra = {"grpc_port": port, "data_dir": str(data_dir), "database": database}
+        log.info("incident store serving", extra=extra)
         consumer = asyncio.create_task(_consume(store, nats_url, stop))
         retention = asyncio.create_task(
             _enforce_retention(store, media_max_bytes, media_max_age_seconds, stop)

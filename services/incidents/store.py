@@ -1,64 +1,121 @@
-"""The incident store: incidents and their events in SQLite, evidence JPEGs in a media folder.
+"""The incident store: incidents and their events in SQL, evidence JPEGs and clips in a media folder.
+
+One :class:`IncidentStore` wraps one database: SQLite by default (``incidents.sqlite`` in the
+store's data folder), PostgreSQL at city scale (``postgresql+psycopg://...``, the ``postgres``
+extra). The schema is owned by the Alembic migrations next to this file and is upgraded when the
+store opens, so a newer retina opens an older database (also one made before migrations existed).
 
 Applying an event is idempotent (keyed by ``id:event:revision``) and atomic: the snapshot file is
 written (temp file + rename) before the row that points at it is committed.
+
+Tables:
+
+* ``incidents`` — one row per incident: its latest state and the full latest message as JSON.
+* ``incident_events`` — every event stored, keyed by message id (redeliveries are ignored), with
+  ``seq`` giving the order of arrival.
+* ``pending_media`` — clips and snapshots a message announced that are not in the media folder
+  yet (fetched from the object store later).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import logging
 import os
 import shutil
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy import (
+    REAL,
+    BigInteger,
+    Column,
+    Connection,
+    Double,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+
+from retina.services.core.database import create_engine, migrate, sqlite_url, write_transaction
 from retina.services.core.incident import IncidentMessage
 
 log = logging.getLogger(__name__)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS incidents (
-    id TEXT PRIMARY KEY,
-    camera_id TEXT NOT NULL,
-    camera_name TEXT NOT NULL,
-    department TEXT NOT NULL,
-    algorithm TEXT NOT NULL,
-    zone TEXT NOT NULL,
-    state TEXT NOT NULL,
-    started_at REAL NOT NULL,
-    last_seen_at REAL NOT NULL,
-    ended_at REAL,
-    dwell_seconds REAL NOT NULL,
-    confidence REAL NOT NULL,
-    snapshot_path TEXT,
-    revision INTEGER NOT NULL,
-    end_reason TEXT,
-    dispatch_status TEXT NOT NULL DEFAULT 'new',
-    closed_by TEXT,
-    close_note TEXT,
-    closed_at REAL,
-    message_json TEXT NOT NULL,
-    clip_path TEXT
-);
-CREATE INDEX IF NOT EXISTS incidents_by_time ON incidents (started_at);
-CREATE INDEX IF NOT EXISTS incidents_by_camera ON incidents (camera_id, started_at);
-CREATE TABLE IF NOT EXISTS pending_media (
-    path TEXT PRIMARY KEY,
-    incident_id TEXT NOT NULL,
-    first_try REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS incident_events (
-    msg_id TEXT PRIMARY KEY,
-    incident_id TEXT NOT NULL,
-    event TEXT NOT NULL,
-    revision INTEGER NOT NULL,
-    received_at REAL NOT NULL
-);
-"""
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "incidents_alembic_version"  # its own, so it may share a PostgreSQL database
+
+# ---------------------------------------------------------------------------------------------
+# Schema. The migrations in migrations/versions create exactly these tables; a test compares them.
+# ---------------------------------------------------------------------------------------------
+
+metadata = MetaData()
+# Floating point: DOUBLE PRECISION on PostgreSQL; on SQLite REAL, as the store has always declared it.
+Float8 = Double().with_variant(REAL(), "sqlite")
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("camera_id", Text, nullable=False),
+    Column("camera_name", Text, nullable=False),
+    Column("department", Text, nullable=False),
+    Column("algorithm", Text, nullable=False),
+    Column("zone", Text, nullable=False),
+    Column("state", Text, nullable=False),  # "open" or "ended"
+    Column("started_at", Float8, nullable=False),  # epoch seconds
+    Column("last_seen_at", Float8, nullable=False),
+    Column("ended_at", Float8),
+    Column("dwell_seconds", Float8, nullable=False),
+    Column("confidence", Float8, nullable=False),
+    Column("snapshot_path", Text),  # relative to the media folder, once the file is there
+    Column("revision", Integer, nullable=False),
+    Column("end_reason", Text),
+    Column("dispatch_status", Text, nullable=False, server_default="new"),  # "new" or "closed"
+    Column("closed_by", Text),
+    Column("close_note", Text),
+    Column("closed_at", Float8),
+    Column("message_json", Text, nullable=False),  # the latest IncidentMessage, by alias
+    Column("clip_path", Text),
+    Index("incidents_by_time", "started_at"),
+    Index("incidents_by_camera", "camera_id", "started_at"),
+)
+
+incident_events = Table(
+    "incident_events",
+    metadata,
+    Column("msg_id", Text, primary_key=True),  # id:event:revision
+    Column("incident_id", Text, nullable=False),
+    Column("event", Text, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("received_at", Float8, nullable=False),
+    # Arrival order: an identity on PostgreSQL; on SQLite the store writes MAX(seq) + 1 itself.
+    Column("seq", BigInteger, Identity(), nullable=False),
+    Index("incident_events_by_arrival", "seq", unique=True),
+)
+
+pending_media = Table(
+    "pending_media",
+    metadata,
+    Column("path", Text, primary_key=True),
+    Column("incident_id", Text, nullable=False),
+    Column("first_try", Float8, nullable=False),
+)
 
 
 @dataclass
@@ -90,21 +147,43 @@ class StoredIncident:
         return IncidentMessage.model_validate_json(self.message_json)
 
 
-class IncidentStore:
-    """SQLite-backed incident store (one writer; safe to call from several threads)."""
+_COLUMNS = [incidents.c[field.name] for field in dataclasses.fields(StoredIncident)]
 
-    def __init__(self, db_path: str | Path, media_dir: str | Path):
-        self.db_path = Path(db_path)
+
+def database_url(database: str | Path) -> str:
+    """A SQLAlchemy URL for ``database``: a URL as is, anything else is the path of a SQLite file."""
+    if isinstance(database, str) and "://" in database:
+        return database
+    return sqlite_url(database)
+
+
+class IncidentStore:
+    """The incident store on SQLite or PostgreSQL (safe to call from several threads).
+
+    ``database`` is a SQLAlchemy URL (``sqlite:////abs/incidents.sqlite``,
+    ``postgresql+psycopg://user:pw@host/db``) or the path of a SQLite file; its folder is created.
+    """
+
+    def __init__(self, database: str | Path, media_dir: str | Path):
+        self.database_url = database_url(database)
+        url = make_url(self.database_url)
+        self.db_path = Path(url.database) if url.get_backend_name() == "sqlite" else None
         self.media_dir = Path(media_dir)
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self.media_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(incidents)")}
-        if "clip_path" not in columns:  # stores created before evidence clips
-            self._db.execute("ALTER TABLE incidents ADD COLUMN clip_path TEXT")
+        self._lock = threading.Lock()  # one writer at a time within this process
+        self._engine = create_engine(self.database_url)
+        self._sqlite = url.get_backend_name() == "sqlite"
+        try:
+            migrate(self._engine, self.database_url, MIGRATIONS_DIR)
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    def _insert(self, connection: Connection, table: Table, values: dict[str, Any]) -> int:
+        """INSERT ... ON CONFLICT DO NOTHING; the number of rows inserted (0 or 1)."""
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(table).values(**values).on_conflict_do_nothing()
+        return connection.execute(statement.execution_options(preserve_rowcount=True)).rowcount
 
     def apply(self, message: IncidentMessage, snapshot: bytes | None) -> bool:
         """Record one event; False if this exact event (id, event, revision) was already stored.
@@ -124,63 +203,51 @@ class IncidentStore:
                     extra={"incident_id": message.id, "camera_id": message.camera_id, "error": str(exc)},
                 )
                 pending.append(message.snapshot.path)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for path in pending:
-                    self._db.execute(
-                        "INSERT OR IGNORE INTO pending_media (path, incident_id, first_try) VALUES (?, ?, ?)",
-                        (path, message.id, time.time()),
-                    )
-                inserted = self._db.execute(
-                    "INSERT OR IGNORE INTO incident_events"
-                    " (msg_id, incident_id, event, revision, received_at) VALUES (?, ?, ?, ?, ?)",
-                    (message.msg_id, message.id, message.event, message.revision, time.time()),
-                ).rowcount
-                if inserted:
-                    self._upsert(message, snapshot_path)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._lock, write_transaction(self._engine) as connection:
+            for path in pending:
+                row = {"path": path, "incident_id": message.id, "first_try": time.time()}
+                self._insert(connection, pending_media, row)
+            event = {
+                "msg_id": message.msg_id,
+                "incident_id": message.id,
+                "event": message.event,
+                "revision": message.revision,
+                "received_at": time.time(),
+            }
+            if self._sqlite:  # under SQLite's write lock (BEGIN IMMEDIATE), so never taken twice
+                event["seq"] = select(func.coalesce(func.max(incident_events.c.seq), 0) + 1).scalar_subquery()
+            inserted = self._insert(connection, incident_events, event)
+            if inserted:
+                self._upsert(connection, message, snapshot_path)
         return bool(inserted)
 
-    def _upsert(self, m: IncidentMessage, snapshot_path: str | None) -> None:
-        row = self._db.execute("SELECT revision FROM incidents WHERE id = ?", (m.id,)).fetchone()
-        if row is not None and row[0] > m.revision:
+    @staticmethod
+    def _upsert(connection: Connection, m: IncidentMessage, snapshot_path: str | None) -> None:
+        stored = connection.execute(select(incidents.c.revision).where(incidents.c.id == m.id)).first()
+        if stored is not None and stored.revision > m.revision:
             return  # an older event arriving late changes nothing but the event log
-        state = "ended" if m.event == "end" else "open"
-        values = (
-            m.camera_id,
-            m.camera_name,
-            m.department,
-            m.algorithm,
-            m.zone,
-            state,
-            m.started_at.timestamp(),
-            m.last_seen_at.timestamp(),
-            m.ended_at.timestamp() if m.ended_at else None,
-            m.dwell_seconds,
-            m.confidence,
-            m.revision,
-            m.end_reason,
-            m.model_dump_json(by_alias=True),
-        )
-        if row is None:
-            self._db.execute(
-                "INSERT INTO incidents (camera_id, camera_name, department, algorithm, zone, state,"
-                " started_at,"
-                " last_seen_at, ended_at, dwell_seconds, confidence, revision, end_reason, message_json,"
-                " snapshot_path, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*values, snapshot_path, m.id),
-            )
-        else:
-            self._db.execute(
-                "UPDATE incidents SET camera_id=?, camera_name=?, department=?, algorithm=?, zone=?, state=?,"
-                " started_at=?, last_seen_at=?, ended_at=?, dwell_seconds=?, confidence=?, revision=?,"
-                " end_reason=?, message_json=?, snapshot_path=COALESCE(?, snapshot_path) WHERE id=?",
-                (*values, snapshot_path, m.id),
-            )
+        values: dict[str, Any] = {
+            "camera_id": m.camera_id,
+            "camera_name": m.camera_name,
+            "department": m.department,
+            "algorithm": m.algorithm,
+            "zone": m.zone,
+            "state": "ended" if m.event == "end" else "open",
+            "started_at": m.started_at.timestamp(),
+            "last_seen_at": m.last_seen_at.timestamp(),
+            "ended_at": m.ended_at.timestamp() if m.ended_at else None,
+            "dwell_seconds": m.dwell_seconds,
+            "confidence": m.confidence,
+            "revision": m.revision,
+            "end_reason": m.end_reason,
+            "message_json": m.model_dump_json(by_alias=True),
+        }
+        if stored is None:
+            connection.execute(insert(incidents).values(id=m.id, snapshot_path=snapshot_path, **values))
+            return
+        if snapshot_path is not None:  # a later event without a snapshot keeps the earlier one
+            values["snapshot_path"] = snapshot_path
+        connection.execute(update(incidents).where(incidents.c.id == m.id).values(**values))
 
     def _write_media(self, relative: str, data: bytes) -> str:
         target = (self.media_dir / relative).resolve()
@@ -198,8 +265,11 @@ class IncidentStore:
 
     def pending_media(self) -> list[tuple[str, str, float]]:
         """Media announced by a message but not fetched yet: (path, incident id, first try)."""
-        with self._lock:
-            return self._db.execute("SELECT path, incident_id, first_try FROM pending_media").fetchall()
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(pending_media.c.path, pending_media.c.incident_id, pending_media.c.first_try)
+            ).all()
+        return [tuple(row) for row in rows]
 
     def attach_media(self, path: str, incident_id: str, data: bytes | None) -> None:
         """Store a fetched clip or snapshot (or, with None, give up on it) and forget it as pending.
@@ -207,18 +277,21 @@ class IncidentStore:
         Raises OSError while the media disk is full; it stays pending and is tried again."""
         if data is not None:
             self._write_media(path, data)
-        with self._lock:
+        with self._lock, write_transaction(self._engine) as connection:
             if data is not None:  # it becomes the incident's clip or snapshot if its message names it
-                self._db.execute(
-                    "UPDATE incidents SET"
-                    " clip_path = CASE WHEN json_extract(message_json, '$.clip.path') = :p THEN :p"
-                    " ELSE clip_path END,"
-                    " snapshot_path = CASE WHEN json_extract(message_json, '$.snapshot.path') = :p THEN :p"
-                    " ELSE snapshot_path END"
-                    " WHERE id = :id",
-                    {"p": path, "id": incident_id},
-                )
-            self._db.execute("DELETE FROM pending_media WHERE path=?", (path,))
+                message_json = connection.execute(
+                    select(incidents.c.message_json).where(incidents.c.id == incident_id)
+                ).scalar()
+                message = json.loads(message_json) if message_json else {}
+                values = {
+                    column: path
+                    for column, key in (("clip_path", "clip"), ("snapshot_path", "snapshot"))
+                    if isinstance(message.get(key), dict) and message[key].get("path") == path
+                }
+                if values:
+                    where = incidents.c.id == incident_id
+                    connection.execute(update(incidents).where(where).values(**values))
+            connection.execute(delete(pending_media).where(pending_media.c.path == path))
 
     def enforce_retention(
         self,
@@ -233,8 +306,9 @@ class IncidentStore:
         Media of incidents still open is never deleted. Returns the deleted paths.
         """
         now = time.time() if now is None else now
-        with self._lock:
-            open_ids = {r[0] for r in self._db.execute("SELECT id FROM incidents WHERE state='open'")}
+        with self._engine.connect() as connection:
+            query = select(incidents.c.id).where(incidents.c.state == "open")
+            open_ids = set(connection.execute(query).scalars())
         files = []
         for path in self.media_dir.rglob("*"):
             with contextlib.suppress(FileNotFoundError):  # replaced or deleted meanwhile
@@ -261,16 +335,14 @@ class IncidentStore:
             total -= stat.st_size
             to_free -= stat.st_size
             deleted.append(relative)
-            with self._lock:
-                self._db.execute("UPDATE incidents SET snapshot_path=NULL WHERE snapshot_path=?", (relative,))
-                self._db.execute("UPDATE incidents SET clip_path=NULL WHERE clip_path=?", (relative,))
+            with self._lock, write_transaction(self._engine) as connection:
+                for column in (incidents.c.snapshot_path, incidents.c.clip_path):
+                    connection.execute(update(incidents).where(column == relative).values({column: None}))
         return deleted
 
     def get(self, incident_id: str) -> StoredIncident | None:
-        with self._lock:
-            row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM incidents WHERE id = ?", (incident_id,)
-            ).fetchone()
+        with self._engine.connect() as connection:
+            row = connection.execute(select(*_COLUMNS).where(incidents.c.id == incident_id)).first()
         return StoredIncident(*row) if row else None
 
     def list(
@@ -284,57 +356,43 @@ class IncidentStore:
         limit: int = 100,
     ) -> list[StoredIncident]:
         """Incidents matching every given filter, newest first."""
-        clauses, args = [], []
+        query = select(*_COLUMNS)
         for column, value in (
-            ("camera_id", camera_id),
-            ("department", department),
-            ("algorithm", algorithm),
-            ("state", state),
+            (incidents.c.camera_id, camera_id),
+            (incidents.c.department, department),
+            (incidents.c.algorithm, algorithm),
+            (incidents.c.state, state),
         ):
             if value:
-                clauses.append(f"{column} = ?")
-                args.append(value)
+                query = query.where(column == value)
         if since is not None:
-            clauses.append("started_at >= ?")
-            args.append(since)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM incidents {where} ORDER BY started_at DESC LIMIT ?",
-                (*args, max(1, min(limit or 100, 1000))),
-            ).fetchall()
+            query = query.where(incidents.c.started_at >= since)
+        query = query.order_by(incidents.c.started_at.desc()).limit(max(1, min(limit or 100, 1000)))
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).all()
         return [StoredIncident(*row) for row in rows]
 
     def close_out(self, incident_id: str, closed_by: str, note: str) -> StoredIncident | None:
         """A dispatcher closes an incident out; returns it, or None for an unknown id."""
-        with self._lock:
-            self._db.execute(
-                "UPDATE incidents SET dispatch_status='closed', closed_by=?, close_note=?, closed_at=?"
-                " WHERE id=?",
-                (closed_by, note, time.time(), incident_id),
+        with self._lock, write_transaction(self._engine) as connection:
+            connection.execute(
+                update(incidents)
+                .where(incidents.c.id == incident_id)
+                .values(dispatch_status="closed", closed_by=closed_by, close_note=note, closed_at=time.time())
             )
         return self.get(incident_id)
 
     def event_count(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM incident_events").fetchone()[0]
+        with self._engine.connect() as connection:
+            return connection.execute(select(func.count()).select_from(incident_events)).scalar_one()
 
     def events(self) -> list[tuple[str, str, int]]:
         """Every stored (incident id, event, revision), in arrival order."""
-        with self._lock:
-            return self._db.execute(
-                "SELECT incident_id, event, revision FROM incident_events ORDER BY rowid"
-            ).fetchall()
+        query = select(incident_events.c.incident_id, incident_events.c.event, incident_events.c.revision)
+        with self._engine.connect() as connection:
+            rows = connection.execute(query.order_by(incident_events.c.seq)).all()
+        return [tuple(row) for row in rows]
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
-
-
-_COLUMNS = ", ".join(
-    [
-        "id", "camera_id", "camera_name", "department", "algorithm", "zone", "state", "started_at",
-        "last_seen_at", "ended_at", "dwell_seconds", "confidence", "snapshot_path", "revision",
-        "end_reason", "dispatch_status", "closed_by", "close_note", "closed_at", "message_json", "clip_path",
-    ]
-)  # fmt: skip
+            self._engine.dispose()

@@ -2,7 +2,7 @@
 
 Host it in any grpc.aio server::
 
-    registry = CameraRegistry(sqlite_url(data_dir / "registry.sqlite"))
+    registry = CameraRegistry(sqlite_url(data_dir / "registry.sqlite"))  # or a SchedulerDatabase
     servicer = RegistryServicer(registry, defaults=config.defaults)
     server, health, port = await start_grpc_server(
         listen, port,
@@ -32,8 +32,15 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, NoReturn, TypeVar
 
 import grpc
+
 from retina.services.core.config import CameraConfig, CameraDefaults, ConfigError, validate_camera
-from retina.services.core.convert import camera_from_proto, camera_to_proto
+from retina.services.core.convert import (
+    camera_from_proto,
+    camera_state_from_proto,
+    camera_state_to_proto,
+    camera_to_proto,
+)
+from retina.services.core.health import CameraState
 from retina.services.core.serving import to_timestamp
 from retina.services.core.validation import (
     InvalidArgument,
@@ -42,19 +49,18 @@ from retina.services.core.validation import (
     check_token,
     is_token,
 )
-from retina.services.scheduler.registry import (
-    HEALTH_STATUSES,
+from retina.services.scheduler.camera_records import (
     CameraChange,
     CameraExists,
-    CameraHealth,
+    CameraHealthRecord,
     CameraNotFound,
     CameraRecord,
-    CameraRegistry,
     RegistryError,
     RevisionConflict,
     StoredCameraInvalid,
 )
-from retina.v1 import common_pb2, registry_pb2, registry_pb2_grpc, worker_pb2
+from retina.services.scheduler.cameras import CameraRegistry
+from retina.v1 import common_pb2, registry_pb2, registry_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +77,6 @@ _STATUS_CODES: dict[type[RegistryError], grpc.StatusCode] = {
     RevisionConflict: grpc.StatusCode.ABORTED,
     StoredCameraInvalid: grpc.StatusCode.FAILED_PRECONDITION,
 }
-_STATE_PREFIX = "CAMERA_STATE_"
-# CameraState enum value -> the registry's status word ("online", ...); UNSPECIFIED is not a status.
-_STATUS_NAMES = {worker_pb2.CameraState.Value(_STATE_PREFIX + s.upper()): s for s in HEALTH_STATUSES}
 
 T = TypeVar("T")
 
@@ -83,11 +86,11 @@ T = TypeVar("T")
 # ---------------------------------------------------------------------------------------------
 
 
-def health_to_proto(health: CameraHealth) -> registry_pb2.CameraHealth:
+def health_record_to_proto(health: CameraHealthRecord) -> registry_pb2.CameraHealth:
     """The CameraHealth message of a stored health report."""
     return registry_pb2.CameraHealth(
         camera_id=health.camera_id,
-        status=worker_pb2.CameraState.Value(_STATE_PREFIX + health.status.upper()),
+        status=camera_state_to_proto(health.status),
         reason=health.reason,
         last_frame_at=to_timestamp(health.last_frame_at),
         worker_id=health.worker_id,
@@ -100,7 +103,7 @@ def record_to_proto(record: CameraRecord) -> registry_pb2.CameraRecord:
     return registry_pb2.CameraRecord(
         camera=camera_to_proto(record.camera),
         enabled=record.enabled,
-        health=health_to_proto(record.health) if record.health else None,
+        health=health_record_to_proto(record.health) if record.health else None,
         revision=record.revision,
         created_at=to_timestamp(record.created_at),
         updated_at=to_timestamp(record.updated_at),
@@ -281,9 +284,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def ReportHealth(self, request, context):
         """Store the health a worker reports for a camera."""
         check_token(request.camera_id, "camera_id")
-        status = _STATUS_NAMES.get(request.status)
+        status = camera_state_from_proto(request.status)
         if status is None:
-            choices = ", ".join(name.upper() for name in HEALTH_STATUSES)
+            choices = ", ".join(state.name for state in CameraState)
             raise InvalidArgument("status", f"set one of {choices}")
         check_text(request.reason, "reason", max_length=MAX_REASON_LENGTH, single_line=False)
         check_text(request.worker_id, "worker_id", max_length=MAX_LABEL_LENGTH)
@@ -301,7 +304,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             last_frame_at,
             request.worker_id,
         )
-        return health_to_proto(health)
+        return health_record_to_proto(health)
 
 
 async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:

@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 import PIL.Image
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from retina.services.core.config import SearchConfig
 from retina.services.core.validation import quote
 from retina.services.search.engine import MAX_RESULTS

@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import PIL.Image
+
 from retina.services.core.config import ConfigError, RetinaConfig
 from retina.services.core.features import FeatureRecord, make_embedder
 from retina.services.core.validation import quote

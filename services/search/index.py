@@ -24,6 +24,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+
 from retina.services.core.config import SearchConfig
 from retina.services.search.store import FeatureStore
 

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 import grpc
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
+
 from retina.services.core import bus
 from retina.services.core.config import RetinaConfig
 from retina.services.core.features import COLOUR_NAMES, TRACK_KEY_PATTERN, FeatureRecord

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from retina.services.core.config import TOKEN_PATTERN
 from retina.services.core.features import TRACK_KEY_PATTERN, FeatureRecord
 from retina.services.core.validation import quote

@@ -10,7 +10,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-from retina.algorithms.base import TrackedObject
+
+from retina.algorithms.sdk import TrackedObject
 from retina.services.core.config import ConfigError, DetectorConfig, TrackerConfig
 from retina.services.worker import metrics
 

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 
 import av
 
+from retina.services.core.config import EvidenceConfig
+
 log = logging.getLogger(__name__)
+
+
+def clip_window(evidence: EvidenceConfig, moment: float) -> tuple[float, float]:
+    """The evidence clip's stream-time window around ``moment`` (when the incident opened)."""
+    return moment - evidence.clip_before_seconds, moment + evidence.clip_after_seconds
 
 
 @dataclass

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from retina.algorithms.base import AnalysedFrame
+
+from retina.algorithms.sdk import AnalysedFrame
 from retina.services.core.config import CameraConfig, FeaturesConfig
 from retina.services.core.features import (
     SEARCH_FAMILY_OF_CLASS,

@@ -15,12 +15,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
 import av
 import numpy as np
+
 from retina.services.core.config import CameraConfig, IngestConfig
+from retina.services.core.health import CameraState
 from retina.services.worker import metrics
 from retina.services.worker.evidence import ClipCutter, ClipRequest
 
@@ -37,14 +38,6 @@ class SourceStalled(Exception):
     def __init__(self, silent_seconds: float):
         super().__init__(f"no frame for {silent_seconds:.0f} s")
         self.silent_seconds = silent_seconds
-
-
-class CameraState(StrEnum):
-    STARTING = "starting"
-    ONLINE = "online"
-    OFFLINE = "offline"
-    STALLED = "stalled"
-    STOPPED = "stopped"
 
 
 @dataclass

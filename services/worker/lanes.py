@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from retina.algorithms.base import HandedOverIncident
+
+from retina.algorithms.sdk import HandedOverIncident
 from retina.services.core.config import CameraConfig, DetectorConfig, RetinaConfig
 from retina.services.worker.detector import Detector
 from retina.services.worker.features import FeatureExtractor

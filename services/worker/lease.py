@@ -3,6 +3,9 @@
 If the scheduler is unreachable the worker keeps analysing what it has and keeps trying; when the
 scheduler answers NOT_FOUND (it lost the worker, e.g. after its lease expired) the worker
 registers again.
+
+The lease knows the worker only through what it reports (its id, its lanes and its cameras'
+status), so it does not import the worker service that starts it.
 """
 
 from __future__ import annotations
@@ -11,13 +14,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import grpc
-from retina.v1 import scheduler_pb2, scheduler_pb2_grpc
 
-if TYPE_CHECKING:
-    from retina.services.worker.service import Worker
+from retina.services.worker.lanes import DeviceLanes
+from retina.v1 import scheduler_pb2, scheduler_pb2_grpc, worker_pb2
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +27,17 @@ log = logging.getLogger(__name__)
 class SchedulerLease:
     """Registration and heartbeats of one worker."""
 
-    def __init__(self, worker: Worker, scheduler_address: str, advertise: str):
-        self.worker = worker
+    def __init__(
+        self,
+        worker_id: str,
+        lanes: DeviceLanes,
+        status: Callable[[], list[worker_pb2.CameraStatus]],
+        scheduler_address: str,
+        advertise: str,
+    ):
+        self.worker_id = worker_id
+        self.lanes = lanes
+        self.status = status  # the cameras' status, as GetStatus reports it
         self.scheduler_address = scheduler_address
         self.advertise = advertise
         self.heartbeat_seconds = 2.0
@@ -34,9 +45,9 @@ class SchedulerLease:
         self._last_at = time.monotonic()
 
     def registration(self) -> scheduler_pb2.RegisterWorkerRequest:
-        lanes = self.worker.lanes
+        lanes = self.lanes
         return scheduler_pb2.RegisterWorkerRequest(
-            worker_id=self.worker.worker_id,
+            worker_id=self.worker_id,
             address=self.advertise,
             devices=[
                 scheduler_pb2.Device(
@@ -50,13 +61,11 @@ class SchedulerLease:
 
     def heartbeat(self) -> scheduler_pb2.HeartbeatRequest:
         now = time.monotonic()
-        frames = self.worker.lanes.frames_analysed()
+        frames = self.lanes.frames_analysed()
         elapsed = max(now - self._last_at, 1e-3)
         fps = {d: (n - self._last_frames.get(d, n)) / elapsed for d, n in frames.items()}
         self._last_frames, self._last_at = frames, now
-        return scheduler_pb2.HeartbeatRequest(
-            worker_id=self.worker.worker_id, cameras=self.worker.status(), device_fps=fps
-        )
+        return scheduler_pb2.HeartbeatRequest(worker_id=self.worker_id, cameras=self.status(), device_fps=fps)
 
     async def run(self, stop: asyncio.Event) -> None:
         registered = False

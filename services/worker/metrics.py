@@ -2,6 +2,8 @@
 
 from prometheus_client import Counter, Enum, Gauge, Histogram
 
+from retina.services.core.health import CameraState
+
 FRAMES_DECODED = Counter("retina_frames_decoded_total", "Frames decoded", ["camera_id"])
 FRAMES_ANALYSED = Counter("retina_frames_analysed_total", "Frames run through detection", ["camera_id"])
 FRAMES_DROPPED = Counter(
@@ -13,7 +15,7 @@ CAMERA_STATE = Enum(
     "retina_camera_state",
     "Camera source state",
     ["camera_id"],
-    states=["starting", "online", "offline", "stalled", "stopped"],
+    states=[state.value for state in CameraState],
 )
 INFERENCE_SECONDS = Histogram(
     "retina_inference_seconds",

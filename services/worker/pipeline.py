@@ -3,6 +3,9 @@
 Each camera has its own decode thread (:mod:`retina.services.worker.ingest`), tracker and algorithm
 instances; the detector is shared and called once per round with one frame from each camera that
 has one (so the detector never runs twice on the same frame, whatever the number of rules).
+Incident events leave through ``on_events``, which must not block: the worker, ``retina analyze``
+and ``retina eval`` pass an :class:`~retina.services.worker.sinks.IncidentSink`'s ``deliver``, so
+snapshots, JPEGs and writes happen on the sink's thread, never under the analysis lock.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from retina.algorithms.base import (
+from retina.algorithms.sdk import (
     Algorithm,
     AnalysedFrame,
     CameraContext,
@@ -31,7 +34,7 @@ from retina.services.core.config import (
 )
 from retina.services.worker import metrics
 from retina.services.worker.detector import CameraTracker, Detector
-from retina.services.worker.evidence import ClipRequest
+from retina.services.worker.evidence import ClipRequest, clip_window
 from retina.services.worker.features import FeatureExtractor, FeatureJob, TrackFeatures
 from retina.services.worker.ingest import (
     CameraHealth,
@@ -43,6 +46,8 @@ from retina.services.worker.ingest import (
 
 log = logging.getLogger(__name__)
 
+# Called on the analysis thread with one frame's events of a camera: must return at once
+# (IncidentSink.deliver does).
 EventsCallback = Callable[[CameraConfig, list[IncidentEvent]], None]
 
 
@@ -277,8 +282,8 @@ class Analyzer:
         return incidents
 
     def _deliver(self, camera: CameraConfig, events: list[IncidentEvent], jobs: list[FeatureJob]) -> None:
-        """Hand events to the sink and feature jobs to the extractor; a failing sink is logged and
-        never stops the analysis loop."""
+        """Hand events to the sink and feature jobs to the extractor (both queue and return); a
+        failing sink is logged and never stops the analysis loop."""
         if jobs and self.features is not None:
             self.features.submit(jobs)
         if not events:
@@ -290,13 +295,7 @@ class Analyzer:
 
     def request_clip(self, camera_id: str, incident_id: str, around: float, on_ready) -> None:
         """Ask a camera's decode thread for the evidence clip around ``around`` (epoch seconds)."""
-        request = ClipRequest(
-            camera_id,
-            incident_id,
-            around - self.evidence.clip_before_seconds,
-            around + self.evidence.clip_after_seconds,
-            on_ready,
-        )
+        request = ClipRequest(camera_id, incident_id, *clip_window(self.evidence, around), on_ready)
         with self._lock:
             entry = self._cameras.get(camera_id)
         if entry is None:

@@ -16,6 +16,7 @@ import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.object_store import ObjectStore
+
 from retina.services.core import bus
 from retina.services.core.backoff import Backoff
 from retina.services.core.outbox import Outbox

@@ -2,9 +2,10 @@
 
 Threads: one decode thread per camera, one analysis thread (detector, trackers, rules), and the
 asyncio loop (gRPC server, NATS connection, outbox publishers, camera status), plus the feature
-thread that embeds track crops. Incident events go to the on-disk outbox first and are published
-from there, so neither a NATS outage nor a SIGTERM loses one; track features have an outbox of
-their own so they never crowd incidents out.
+thread that embeds track crops, and the incident sink's delivery thread (snapshots, JPEGs, the
+outbox insert: :class:`~retina.services.worker.sinks.OutboxSink`). Incident events go to the
+on-disk outbox before they are published from there, so neither a NATS outage nor a SIGTERM loses
+one; track features have an outbox of their own so they never crowd incidents out.
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
-from retina.algorithms.base import IncidentEvent
+
 from retina.services.core import bus
-from retina.services.core.config import CameraConfig, ConfigError, RetinaConfig, validate_camera
-from retina.services.core.convert import camera_from_proto, open_incident_from_proto, open_incident_to_proto
+from retina.services.core.config import ConfigError, RetinaConfig, validate_camera
+from retina.services.core.convert import (
+    camera_from_proto,
+    camera_state_to_proto,
+    open_incident_from_proto,
+    open_incident_to_proto,
+)
 from retina.services.core.features import FeatureRecord, make_embedder
-from retina.services.core.incident import build_message, clip_key
 from retina.services.core.metrics import serve_metrics
 from retina.services.core.outbox import Outbox
 from retina.services.core.serving import run_until_signalled, start_grpc_server, to_timestamp
@@ -37,12 +42,12 @@ from retina.services.core.validation import (
     check_token,
 )
 from retina.services.worker import metrics
-from retina.services.worker.evidence import ClipRequest
 from retina.services.worker.features import FeatureExtractor
-from retina.services.worker.ingest import CameraHealth, CameraState
+from retina.services.worker.ingest import CameraHealth
 from retina.services.worker.lanes import DeviceLanes
 from retina.services.worker.lease import SchedulerLease
 from retina.services.worker.publisher import OutboxPublisher
+from retina.services.worker.sinks import OutboxSink
 from retina.v1 import worker_pb2, worker_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -51,20 +56,12 @@ STATUS_REPUBLISH_SECONDS = 15.0
 SHUTDOWN_DRAIN_SECONDS = 10.0
 MAX_RESUMED_INCIDENTS = 1000
 
-_STATE_TO_PROTO = {
-    CameraState.STARTING: worker_pb2.CAMERA_STATE_STARTING,
-    CameraState.ONLINE: worker_pb2.CAMERA_STATE_ONLINE,
-    CameraState.OFFLINE: worker_pb2.CAMERA_STATE_OFFLINE,
-    CameraState.STALLED: worker_pb2.CAMERA_STATE_STALLED,
-    CameraState.STOPPED: worker_pb2.CAMERA_STATE_STOPPED,
-}
-
 
 def health_to_proto(camera_id: str, health_: CameraHealth, device_id: str = "") -> worker_pb2.CameraStatus:
     return worker_pb2.CameraStatus(
         camera_id=camera_id,
         device_id=device_id,
-        state=_STATE_TO_PROTO[health_.state],
+        state=camera_state_to_proto(health_.state),
         reason=health_.reason,
         since=to_timestamp(health_.since),
         last_frame_at=to_timestamp(health_.last_frame_at),
@@ -109,46 +106,20 @@ class Worker:
             feature_outbox = Outbox(data_dir / f"features-{self.worker_id}.sqlite", max_bytes=256 * 1024**2)
             self.feature_publisher = OutboxPublisher(feature_outbox, "features")
             self.features = FeatureExtractor(embedder, self._accept_features)
-        self.lanes = DeviceLanes(config, self._accept_events, self._on_status, self.features)
+        self.sink = OutboxSink(
+            self.outbox,
+            self.incidents.wake,
+            bus.MEDIA_BUCKET,
+            evidence=config.evidence,
+            request_clip=lambda *request: self.lanes.request_clip(*request),
+        )
+        self.lanes = DeviceLanes(config, self.sink.deliver, self._on_status, self.features)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_analysis = threading.Event()
         self._status_tasks: set[asyncio.Future] = set()
         self._nc = None
 
-    # -- called from the analysis and ingest threads -------------------------------------------
-
-    def _accept_events(self, camera: CameraConfig, events: list[IncidentEvent]) -> None:
-        """Durably accept incident events (outbox), then wake the publisher."""
-        evidence = self.config.evidence
-        for event in events:
-            clip_window = None
-            if event.event == "new" and evidence.enabled:
-                moment = event.last_seen_at
-                clip_window = (moment - evidence.clip_before_seconds, moment + evidence.clip_after_seconds)
-            message, jpeg = build_message(event, camera, bus.MEDIA_BUCKET, clip_window)
-            if clip_window is not None:
-                self.lanes.request_clip(camera.id, message.id, event.last_seen_at, self._clip_ready)
-            accepted = self.outbox.append(
-                message.msg_id,
-                message.event,
-                message.subject,
-                message.to_json(),
-                media_name=message.snapshot.path if message.snapshot else None,
-                media=jpeg,
-            )
-            extra = {
-                "camera_id": camera.id,
-                "incident_id": message.id,
-                "event": message.event,
-                "msg_id": message.msg_id,
-            }
-            if not accepted:
-                metrics.OUTBOX_REFUSED.labels("incidents").inc()
-                log.error("outbox full: incident event refused", extra=extra)
-                continue
-            metrics.INCIDENT_EVENTS.labels(camera.id, message.algorithm, message.event).inc()
-            log.info(f"incident {message.event}", extra={**extra, "dwell_seconds": message.dwell_seconds})
-        self.incidents.wake()
+    # -- called from the feature and ingest threads --------------------------------------------
 
     def _accept_features(self, records: list[FeatureRecord]) -> None:
         """Queue track feature records (feature thread) for the FEATURES stream."""
@@ -158,22 +129,6 @@ class Worker:
                 metrics.OUTBOX_REFUSED.labels("features").inc()
                 log.warning("feature outbox full: record refused", extra={"camera_id": record.camera_id})
         self.feature_publisher.wake()
-
-    def _clip_ready(self, request: ClipRequest, data: bytes | None, reason: str) -> None:
-        """An evidence clip was cut (decode thread): queue its upload like any incident message."""
-        extra = {"camera_id": request.camera_id, "incident_id": request.incident_id}
-        if data is None:
-            log.warning(f"no evidence clip: {reason}", extra=extra)
-            return
-        key = clip_key(request.camera_id, request.incident_id)
-        if not self.outbox.append(
-            f"{request.incident_id}:clip", "media", "", b"", media_name=key, media=data
-        ):
-            metrics.OUTBOX_REFUSED.labels("incidents").inc()
-            log.error("outbox full: evidence clip refused", extra=extra)
-            return
-        log.info("evidence clip queued", extra={**extra, "bytes": len(data)})
-        self.incidents.wake()
 
     def _on_status(self, camera_id: str, health_: CameraHealth) -> None:
         if self._loop is not None:
@@ -256,7 +211,9 @@ class Worker:
         ]
         if scheduler_address:
             host = socket.getfqdn() if listen in ("0.0.0.0", "::") else listen
-            lease = SchedulerLease(self, scheduler_address, advertise or f"{host}:{port}")
+            lease = SchedulerLease(
+                self.worker_id, self.lanes, self.status, scheduler_address, advertise or f"{host}:{port}"
+            )
             lease_task = asyncio.create_task(lease.run(stop))
             tasks.append(lease_task)
         publishers = [p for p in (self.incidents, self.feature_publisher) if p is not None]
@@ -268,13 +225,15 @@ class Worker:
             lease_task.cancel()
         await health_servicer.enter_graceful_shutdown()
         await server.stop(grace=2)
-        # Stop the cameras first, then the analysis loop; every event produced so far is in the
-        # outbox (each append is one SQLite transaction), so nothing is half-written.
+        # Stop the cameras first, then the analysis loop, then drain the incident sink: every event
+        # produced so far is then in the outbox (each append is one SQLite transaction), so nothing
+        # is half-written; what the sink could not write within its deadline is logged by msg id.
         # Under a scheduler the cameras move to other workers: their incidents stay open and continue
         # there under the same ids. A stand-alone worker ends them (``shutdown``).
         await asyncio.to_thread(self.lanes.release_all, "shutdown", bool(scheduler_address))
         self._stop_analysis.set()
         await asyncio.to_thread(self.lanes.join, 10)
+        await asyncio.to_thread(self.sink.close, SHUTDOWN_DRAIN_SECONDS)
         if self.features is not None:
             await asyncio.to_thread(self.features.stop)  # the tracks' last records join the outbox
         publisher_stop.set()

@@ -1,0 +1,115 @@
+"""Frames and events: what a rule consumes and what it emits.
+
+A plug-in author finds here the input — :class:`AnalysedFrame` (one sampled frame of a camera
+after the shared detection and tracking pass, holding one :class:`TrackedObject` per tracked
+detection) and :class:`CameraContext` (the camera's id and timezone) — and the output:
+:class:`IncidentEvent` (one ``new``/``update``/``end`` event of an incident) with its evidence
+:class:`Snapshot`.
+:class:`HandedOverIncident` is an incident that continues from the camera's previous worker.
+Pixel boxes are ``(x1, y1, x2, y2)``; an event's ``bbox`` is normalised (0..1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+EventKind = Literal["new", "update", "end"]
+
+
+@dataclass(frozen=True)
+class TrackedObject:
+    """One tracked detection in a frame. ``bbox`` is in pixels (x1, y1, x2, y2)."""
+
+    track_id: int
+    family: str  # "vehicle", "person", or the detector's class name for other classes
+    class_name: str
+    confidence: float
+    bbox: tuple[float, float, float, float]
+
+
+@dataclass
+class AnalysedFrame:
+    """One sampled frame of a camera after the shared detection and tracking pass."""
+
+    camera_id: str
+    timestamp: float  # seconds since the epoch, derived from stream timestamps
+    image: np.ndarray  # BGR
+    objects: list[TrackedObject]
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    def normalise(self, bbox: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        """A pixel box in normalised coordinates, clipped to the image."""
+        w, h = self.width, self.height
+        x1, y1, x2, y2 = bbox
+        return (
+            min(max(x1 / w, 0.0), 1.0),
+            min(max(y1 / h, 0.0), 1.0),
+            min(max(x2 / w, 0.0), 1.0),
+            min(max(y2 / h, 0.0), 1.0),
+        )
+
+
+@dataclass
+class Snapshot:
+    """Evidence for an incident: the frame, the object's pixel box and the zone it was in."""
+
+    image: np.ndarray
+    bbox: tuple[float, float, float, float]
+    zone_polygon: list[tuple[float, float]]
+    timestamp: float
+
+
+@dataclass
+class IncidentEvent:
+    """One lifecycle event of an incident, as an algorithm emits it (the worker adds camera facts)."""
+
+    event: EventKind
+    incident_id: str
+    revision: int
+    algorithm: str
+    algorithm_version: str
+    zone: str
+    started_at: float
+    last_seen_at: float
+    ended_at: float | None
+    dwell_seconds: float
+    bbox: tuple[float, float, float, float]  # normalised
+    confidence: float
+    track_id: int
+    end_reason: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    snapshot: Snapshot | None = None  # set when the evidence is new or better than before
+
+
+@dataclass(frozen=True)
+class CameraContext:
+    """The facts about its camera an algorithm may use."""
+
+    camera_id: str
+    timezone: ZoneInfo
+
+
+@dataclass(frozen=True)
+class HandedOverIncident:
+    """An incident open on the camera's previous worker (it moved, or that worker died)."""
+
+    incident_id: str
+    algorithm: str
+    zone: str
+    revision: int
+    started_at: float
+    last_seen_at: float
+    bbox: tuple[float, float, float, float]  # normalised
+    confidence: float
+    track_id: int

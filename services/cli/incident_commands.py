@@ -1,0 +1,109 @@
+"""``retina incidents serve|list|close``: the incident store."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from retina.services.cli.common import DEFAULT_PORTS, INCIDENTS_ADDRESS, LISTEN_HELP, NATS_URL, start_logging
+
+app = typer.Typer(help="the incident store", no_args_is_help=True)
+
+
+class StateFilter(StrEnum):
+    any = ""
+    open = "open"
+    ended = "ended"
+
+
+@app.command()
+def serve(
+    data_dir: Annotated[str, typer.Option()] = "var/incidents",
+    nats_url: Annotated[str, typer.Option()] = NATS_URL,
+    grpc_port: Annotated[int, typer.Option()] = DEFAULT_PORTS.incidents_grpc,
+    metrics_port: Annotated[int, typer.Option()] = DEFAULT_PORTS.incidents_metrics,
+    listen: Annotated[str, typer.Option(help=LISTEN_HELP)] = "127.0.0.1",
+    media_max_gb: Annotated[float, typer.Option(help="snapshots and clips kept, in GiB")] = 50,
+    media_max_age_days: Annotated[float, typer.Option(help="media older than this is deleted")] = 30,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RETINA_INCIDENTS_DATABASE_URL",
+            help="postgresql+psycopg://user:password@host/db (default: SQLite in --data-dir)",
+        ),
+    ] = None,
+) -> int:
+    """run the incident store service"""
+    from retina.services.incidents.service import run_incident_store
+
+    start_logging("incidents")
+    run_incident_store(
+        Path(data_dir),
+        nats_url,
+        listen,
+        grpc_port,
+        metrics_port,
+        media_max_bytes=int(media_max_gb * 1024**3),
+        media_max_age_seconds=media_max_age_days * 24 * 3600,
+        database_url=database_url,
+    )
+    return 0
+
+
+@app.command("list")
+def list_(
+    address: Annotated[str, typer.Option()] = INCIDENTS_ADDRESS,
+    camera: Annotated[str, typer.Option()] = "",
+    state: Annotated[StateFilter, typer.Option(help="open or ended (default: both)")] = StateFilter.any,
+    limit: Annotated[int, typer.Option()] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object a line")] = False,
+) -> int:
+    """list incidents, newest first"""
+    from google.protobuf import json_format
+
+    from retina.services.cli.clients import list_incidents
+    from retina.services.cli.output import console, show, table
+
+    incidents = list_incidents(address, camera, state.value, limit)
+    if as_json:
+        for incident in incidents:
+            data = json_format.MessageToDict(incident, preserving_proto_field_name=True)
+            data.pop("message_json", None)
+            print(json.dumps(data, ensure_ascii=False))
+        return 0
+    out = console()
+    rows = table(
+        out, "started", "state", "dispatch", "camera", "algorithm", "zone", "dwell", "id", right=("dwell",)
+    )
+    for incident in incidents:
+        rows.add_row(
+            f"{incident.started_at.ToDatetime():%Y-%m-%d %H:%M:%S}Z",
+            incident.state,
+            incident.dispatch_status,
+            incident.camera_id,
+            incident.algorithm,
+            incident.zone,
+            f"{incident.dwell_seconds:.1f}s",
+            incident.id,
+        )
+    show(out, rows)
+    return 0
+
+
+@app.command()
+def close(
+    id: Annotated[str, typer.Argument()],
+    by: Annotated[str, typer.Option(help="who closes it")],
+    note: Annotated[str, typer.Option()] = "",
+    address: Annotated[str, typer.Option()] = INCIDENTS_ADDRESS,
+) -> int:
+    """close an incident out (dispatcher)"""
+    from retina.services.cli.clients import close_incident
+
+    incident = close_incident(address, id, by, note)
+    print(f"closed {incident.id} ({incident.camera_id}, {incident.algorithm}) by {incident.closed_by}")
+    return 0

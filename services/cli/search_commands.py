@@ -1,0 +1,125 @@
+"""``retina search serve|rebuild|query``: search by image (以图搜图)."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Annotated
+
+import typer
+
+from retina.services.cli.common import (
+    DEFAULT_PORTS,
+    INCIDENTS_ADDRESS,
+    SEARCH_ADDRESS,
+    load,
+    service_config,
+    start_logging,
+)
+
+app = typer.Typer(help="search by image (以图搜图)", no_args_is_help=True)
+
+
+class Family(StrEnum):
+    person = "person"
+    vehicle = "vehicle"
+    non_motor = "non_motor"
+
+
+@app.command()
+def serve(
+    config: Annotated[str, typer.Option(help="the cluster config (its features and search sections)")],
+    data_dir: Annotated[str, typer.Option()] = "var/search",
+    nats_url: Annotated[str | None, typer.Option()] = None,
+    grpc_port: Annotated[int, typer.Option()] = DEFAULT_PORTS.search_grpc,
+    http_port: Annotated[
+        int, typer.Option(help="signed crop URLs are served here")
+    ] = DEFAULT_PORTS.search_http,
+    metrics_port: Annotated[int, typer.Option()] = DEFAULT_PORTS.search_metrics,
+    incidents_address: Annotated[str, typer.Option(help="for searches by incident id")] = INCIDENTS_ADDRESS,
+    listen: Annotated[str, typer.Option(help="address for gRPC, crops and metrics")] = "127.0.0.1",
+) -> int:
+    """run the search service (FEATURES stream → FAISS index, gRPC)"""
+    from retina.services.search.service import run_search_service
+
+    run_search_service(
+        service_config(config, nats_url, "search"),
+        Path(data_dir),
+        listen,
+        grpc_port,
+        http_port,
+        metrics_port,
+        incidents_address or None,
+    )
+    return 0
+
+
+@app.command()
+def rebuild(
+    config: Annotated[str, typer.Option()],
+    data_dir: Annotated[str, typer.Option()] = "var/search",
+) -> int:
+    """rebuild the index files from the feature store (service stopped)"""
+    from retina.services.cli.output import progress
+    from retina.services.search.engine import SearchEngine
+
+    start_logging("search")
+    engine = SearchEngine(Path(data_dir), load(config).config)
+    with progress("rebuilding the index from the feature store"):
+        vectors = engine.rebuild()
+    tracks, _ = engine.store.counts()
+    print(f"rebuilt the index from the feature store: {tracks} tracks, {vectors} vectors")
+    return 0
+
+
+@app.command()
+def query(
+    department: Annotated[str, typer.Option(help="who searches (results follow sharing scopes)")],
+    image: Annotated[str | None, typer.Option(help="a photo (JPEG, PNG...) of the person or vehicle")] = None,
+    incident: Annotated[str | None, typer.Option(help="the object of this incident")] = None,
+    track: Annotated[str | None, typer.Option(help="a track id from an earlier result")] = None,
+    region: Annotated[
+        str | None, typer.Option(help="x1,y1,x2,y2: the part of the photo showing the object (0-1)")
+    ] = None,
+    k: Annotated[int, typer.Option("-k", help="results wanted (1-100)")] = 10,
+    camera: Annotated[list[str], typer.Option(help="only this camera (repeatable)")] = [],  # noqa: B006
+    family: Annotated[list[Family], typer.Option(help="only this kind of object (repeatable)")] = [],  # noqa: B006
+    colour: Annotated[list[str], typer.Option(help="e.g. white, red (repeatable)")] = [],  # noqa: B006
+    since: Annotated[
+        str | None, typer.Option(help="ISO time, e.g. 2026-11-22T08:00:00 (UTC unless it has an offset)")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="ISO time (UTC unless it has an offset)")] = None,
+    address: Annotated[str, typer.Option()] = SEARCH_ADDRESS,
+) -> int:
+    """find where a person or vehicle appeared"""
+    from retina.services.cli.clients import search
+    from retina.services.search.client import QueryError
+
+    given = [
+        flag for flag, value in (("--image", image), ("--incident", incident), ("--track", track)) if value
+    ]
+    if len(given) != 1:
+        what = "give one" if not given else f"{given[1]}: not allowed with {given[0]}; give only one"
+        print(f"error: {what} of --image, --incident or --track", file=sys.stderr)
+        return 2
+    flags = SimpleNamespace(
+        image=image, incident=incident, track=track, region=region, department=department, k=k,
+        camera=camera, family=[f.value for f in family], colour=colour, since=since, until=until,
+        address=address,
+    )  # fmt: skip
+    try:
+        reply = search(flags)
+    except QueryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    if not reply.matches:
+        print("no match (nothing similar on the cameras this department may search)")
+    for rank, match in enumerate(reply.matches, 1):
+        print(
+            f"{rank:2}. score={match.score:.3f}  {match.camera_id:12} {match.family:9} "
+            f"{match.first_seen.ToDatetime():%Y-%m-%d %H:%M:%S}Z..{match.last_seen.ToDatetime():%H:%M:%S}Z  "
+            f"{','.join(match.colours):12} {match.track_id}  {match.crop_url}"
+        )
+    return 0
