@@ -211,7 +211,7 @@ class FaultBench:
         if fault == "worker":
             name = f"worker-{attempt % 2 + 1}"
             since = self.frames()
-            os.kill(self.pid(f"--worker-id {name}"), signal.SIGKILL)
+            os.kill(self.pid(f"--data-dir {var}/{name} "), signal.SIGKILL)
             started = time.monotonic()
             time.sleep(0.5)
             return self._until(self.progressing(self.all_cameras, since), started)

@@ -361,6 +361,8 @@ def test_police_search_by_photo_finds_the_vehicle_with_real_parts(tmp_path: Path
                 incidents_pb2.ListIncidentsRequest(camera_id="cam-a"), timeout=10
             )
         assert stored.incidents, "the parking rule opened no incident on the clip"
+        # Each names its vehicle's feature track, which search by incident uses.
+        assert all(i.track_key.startswith("cam-a:") for i in stored.incidents)
         answered = []
         for incident in stored.incidents:
             try:

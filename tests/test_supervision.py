@@ -170,9 +170,10 @@ def test_retina_up_survives_its_own_faults(tmp_path):
         wait_for(lambda: set(placed()) == {"cam-a", "cam-b"}, 90, "both cameras analysed")
 
         # kill -9 one worker: the cluster keeps running, the worker comes back, cameras run again.
-        killed = pid_of("--worker-id worker-2")
+        worker_2 = f"--data-dir {tmp_path / 'var' / 'worker-2'} "  # this cluster's, not another's
+        killed = pid_of(worker_2)
         os.kill(killed, signal.SIGKILL)
-        wait_for(lambda: pid_of("--worker-id worker-2") not in (None, killed), 30, "worker-2 restarted")
+        wait_for(lambda: pid_of(worker_2) not in (None, killed), 30, "worker-2 restarted")
         wait_for(lambda: analysed_now() == {"cam-a", "cam-b"}, 60, "both cameras analysed after kill -9")
         assert up.poll() is None, "retina up must not stop when a worker dies"
 

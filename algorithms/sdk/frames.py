@@ -5,13 +5,15 @@ after the shared detection and tracking pass, holding one :class:`TrackedObject`
 detection) and :class:`CameraContext` (the camera's id and timezone) — and the output:
 :class:`IncidentEvent` (one ``new``/``update``/``end`` event of an incident) with its evidence
 :class:`Snapshot`.
-:class:`HandedOverIncident` is an incident that continues from the camera's previous worker.
+:class:`HandedOverIncident` is an incident that continues from the camera's previous worker: its
+fields are a subset of :class:`IncidentEvent`'s (same names, same meaning), and it is derived from
+one with :meth:`HandedOverIncident.from_event`.
 Pixel boxes are ``(x1, y1, x2, y2)``; an event's ``bbox`` is normalised (0..1).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -90,6 +92,9 @@ class IncidentEvent:
     end_reason: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     snapshot: Snapshot | None = None  # set when the evidence is new or better than before
+    # Set by the worker, not the rule: the key of the object's feature track (search by image),
+    # ``<camera id>:<first seen ms>:<track id>``; None where the object has no feature track.
+    track_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,10 @@ class CameraContext:
 
 @dataclass(frozen=True)
 class HandedOverIncident:
-    """An incident open on the camera's previous worker (it moved, or that worker died)."""
+    """An incident open on the camera's previous worker (it moved, or that worker died).
+
+    Every field is the :class:`IncidentEvent` field of the same name, as of the last event published.
+    """
 
     incident_id: str
     algorithm: str
@@ -113,3 +121,9 @@ class HandedOverIncident:
     bbox: tuple[float, float, float, float]  # normalised
     confidence: float
     track_id: int
+    track_key: str | None = None
+
+    @classmethod
+    def from_event(cls, event: IncidentEvent) -> HandedOverIncident:
+        """The incident as its last event ``event`` left it."""
+        return cls(**{f.name: getattr(event, f.name) for f in fields(cls)})

@@ -12,7 +12,7 @@ worker continues under its id when the rule sees the same situation again (hando
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from retina.algorithms.sdk.frames import EventKind, HandedOverIncident, IncidentEvent, Snapshot
@@ -25,21 +25,16 @@ INCIDENT_NAMESPACE = uuid.UUID("6f1c1f9e-2f4e-4d3b-9a57-0c7d1a1e5b21")
 
 
 def ended_handover(incident: HandedOverIncident, version: str, reason: str) -> IncidentEvent:
-    """The ``end`` event of a handed-over incident that will not continue."""
+    """The ``end`` event of a handed-over incident that will not continue (every field it has carries
+    over to the event)."""
+    carried = {f.name: getattr(incident, f.name) for f in fields(incident)}
+    carried.update(revision=incident.revision + 1)
     return IncidentEvent(
         event="end",
-        incident_id=incident.incident_id,
-        revision=incident.revision + 1,
-        algorithm=incident.algorithm,
+        **carried,
         algorithm_version=version,
-        zone=incident.zone,
-        started_at=incident.started_at,
-        last_seen_at=incident.last_seen_at,
         ended_at=incident.last_seen_at,
         dwell_seconds=round(incident.last_seen_at - incident.started_at, 3),
-        bbox=incident.bbox,
-        confidence=incident.confidence,
-        track_id=incident.track_id,
         end_reason=reason,
     )
 
@@ -99,13 +94,7 @@ class IncidentLifecycle:
         """The open incidents (and those still waiting for adoption), for the next worker."""
         out = [incident for incident, _ in self._handed_over.values()]
         for incident in self._open.values():
-            out.append(
-                HandedOverIncident(
-                    incident.incident_id, self.manifest.name, incident.zone, incident.revision,
-                    incident.started_at, incident.last_seen_at, incident.bbox, incident.confidence,
-                    incident.track_id,
-                )
-            )  # fmt: skip
+            out.append(HandedOverIncident.from_event(self._event("update", incident)))
         return out
 
     def expire_handovers(self, now: float) -> list[IncidentEvent]:

@@ -82,31 +82,8 @@ class LocalCluster:
 
     def start_services(self, cameras: list[CameraConfig]) -> None:
         """Start the services (NATS already running), then register the cameras in the registry."""
-        self._supervise(
-            "incidents",
-            [
-                "incidents", "serve",
-                "--data-dir", str(self.data_dir / "incidents"),
-                "--nats-url", self.nats_url,
-                "--grpc-port", str(self.ports.incidents_grpc),
-                "--metrics-port", str(self.ports.incidents_metrics),
-            ],
-            self.incidents_address,
-        )  # fmt: skip
-        self._supervise(
-            "search",
-            [
-                "search", "serve",
-                "--config", str(self.config_path),
-                "--data-dir", str(self.data_dir / "search"),
-                "--nats-url", self.nats_url,
-                "--grpc-port", str(self.ports.search_grpc),
-                "--http-port", str(self.ports.search_http),
-                "--metrics-port", str(self.ports.search_metrics),
-                "--incidents-address", self.incidents_address,
-            ],
-            self.search_address,
-        )  # fmt: skip
+        self._supervise("incidents", self.incidents_args(), self.incidents_address)
+        self._supervise("search", self.search_args(), self.search_address)
         self.start_scheduler()
         for index in range(self.workers):
             self.start_worker(index)
@@ -127,38 +104,71 @@ class LocalCluster:
                 raise RuntimeError(f"service at {address} not serving after {timeout:.0f} s")
             time.sleep(0.3)
 
+    # The command line of each service: its settings as flags, named as in its settings model
+    # (retina.services.core.settings) and as the Kubernetes manifests pass them.
+
+    def incidents_args(self) -> list[str]:
+        return [
+            "incidents", "serve",
+            "--data-dir", str(self.data_dir / "incidents"),
+            "--nats-url", self.nats_url,
+            "--grpc-port", str(self.ports.incidents_grpc),
+            "--metrics-port", str(self.ports.incidents_metrics),
+        ]  # fmt: skip
+
+    def search_args(self) -> list[str]:
+        return [
+            "search", "serve",
+            "--config", str(self.config_path),
+            "--data-dir", str(self.data_dir / "search"),
+            "--nats-url", self.nats_url,
+            "--grpc-port", str(self.ports.search_grpc),
+            "--http-port", str(self.ports.search_http),
+            "--metrics-port", str(self.ports.search_metrics),
+            "--incidents-address", self.incidents_address,
+        ]  # fmt: skip
+
+    def scheduler_args(self) -> list[str]:
+        return [
+            "scheduler", "serve",
+            "--config", str(self.config_path),
+            "--data-dir", str(self.data_dir / "scheduler"),
+            "--grpc-port", str(self.ports.scheduler_grpc),
+            "--metrics-port", str(self.ports.scheduler_metrics),
+            "--incidents-address", self.incidents_address,
+        ]  # fmt: skip
+
+    def worker_args(self, index: int) -> list[str]:
+        """Worker ``index`` (from 0) runs as ``worker-<index + 1>``, registered with the scheduler."""
+        name = f"worker-{index + 1}"
+        grpc_port, metrics_port = self.ports.worker(index)
+        return [
+            "worker",
+            "--config", str(self.config_path),
+            "--data-dir", str(self.data_dir / name),
+            "--nats-url", self.nats_url,
+            "--grpc-port", str(grpc_port),
+            "--metrics-port", str(metrics_port),
+            "--worker-id", name,
+            "--scheduler", self.scheduler_address,
+        ]  # fmt: skip
+
+    def service_args(self) -> dict[str, list[str]]:
+        """Every service's command line, by child name."""
+        workers = {f"worker-{index + 1}": self.worker_args(index) for index in range(self.workers)}
+        return {
+            "incidents": self.incidents_args(),
+            "search": self.search_args(),
+            "scheduler": self.scheduler_args(),
+            **workers,
+        }
+
     def start_scheduler(self) -> None:
-        self._supervise(
-            "scheduler",
-            [
-                "scheduler", "serve",
-                "--config", str(self.config_path),
-                "--data-dir", str(self.data_dir / "scheduler"),
-                "--grpc-port", str(self.ports.scheduler_grpc),
-                "--metrics-port", str(self.ports.scheduler_metrics),
-                "--incidents-address", self.incidents_address,
-            ],
-            self.scheduler_address,
-        )  # fmt: skip
+        self._supervise("scheduler", self.scheduler_args(), self.scheduler_address)
 
     def start_worker(self, index: int) -> None:
         """Start worker ``index`` (from 0) as ``worker-<index + 1>``, registered with the scheduler."""
-        name = f"worker-{index + 1}"
-        grpc_port, metrics_port = self.ports.worker(index)
-        self._supervise(
-            name,
-            [
-                "worker",
-                "--config", str(self.config_path),
-                "--data-dir", str(self.data_dir / name),
-                "--nats-url", self.nats_url,
-                "--grpc-port", str(grpc_port),
-                "--metrics-port", str(metrics_port),
-                "--worker-id", name,
-                "--scheduler", self.scheduler_address,
-            ],
-            self.worker_address_of(index),
-        )  # fmt: skip
+        self._supervise(f"worker-{index + 1}", self.worker_args(index), self.worker_address_of(index))
 
     def _supervise(self, name: str, args: list[str], address: str) -> None:
         """Start ``retina ARGS`` as child ``name``; it is ready once its gRPC server at ``address``

@@ -1,19 +1,24 @@
-"""What the command modules share: default addresses, config loading, the global ``--log-level``."""
+"""What the command modules share: default addresses, config loading, the global ``--log-level``,
+and building a service's settings from its flags."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
-from retina.services.core.config import LoadedConfig, RetinaConfig, load_config, require_cameras
+import typer
+
+from retina.services.core.config import LoadedConfig, load_config, require_cameras
 from retina.services.core.logs import setup_logging
 from retina.services.core.ports import ClusterPorts
+from retina.services.core.settings import SERVICES, ServiceSettings
 
 DEFAULT_PORTS = ClusterPorts()
 WORKER_ADDRESS = f"127.0.0.1:{DEFAULT_PORTS.worker_grpc}"
 SCHEDULER_ADDRESS = f"127.0.0.1:{DEFAULT_PORTS.scheduler_grpc}"
 INCIDENTS_ADDRESS = f"127.0.0.1:{DEFAULT_PORTS.incidents_grpc}"
 SEARCH_ADDRESS = f"127.0.0.1:{DEFAULT_PORTS.search_grpc}"
-NATS_URL = f"nats://127.0.0.1:{DEFAULT_PORTS.nats}"
 
 LISTEN_HELP = "address for gRPC and metrics (0.0.0.0 in a pod)"
 
@@ -40,10 +45,43 @@ def start_logging(service: str) -> None:
     setup_logging(service, Options.log_level)
 
 
-def service_config(config_path: str, nats_url: str | None, service: str) -> RetinaConfig:
-    """Logging for a long-running service, and its config with ``--nats-url`` applied."""
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def given_flags(context: typer.Context) -> dict[str, Any]:
+    """The options given on the command line (not those left at their defaults): the top layer of
+    a service's settings, above its ``RETINA_<SERVICE>_*`` environment and its config file."""
+    return {
+        name: value
+        for name, value in context.params.items()
+        if (source := context.get_parameter_source(name)) is not None and source.name == "COMMANDLINE"
+    }
+
+
+def service_settings(model: type[S], context: typer.Context, service: str) -> S:
+    """Logging for a long-running service, and its settings: its config file (if any), then its
+    ``RETINA_<SERVICE>_*`` environment, then its flags (see :mod:`retina.services.core.settings`)."""
     start_logging(service)
-    config = load(config_path).config
-    if nats_url:
-        config.nats.url = nats_url
-    return config
+    return model.load(given_flags(context), read_config=lambda path: load(path).config)
+
+
+def settings_from_args(argv: Sequence[str]) -> ServiceSettings:
+    """Load the settings ``retina ARGV`` would run a service with (``ARGV`` starts with the
+    service's command, e.g. ``worker`` or ``incidents serve``), without running it; environment
+    variables apply as they would. Raises a usage error or ConfigError.
+
+    How the manifests' test and ``retina up``'s test check that what they pass is accepted."""
+    from typer.main import get_command
+
+    from retina.services.cli import app
+
+    command, context, name, args = get_command(app), None, "retina", list(argv)
+    while hasattr(command, "resolve_command"):
+        context = command.make_context(name, list(args), parent=context)
+        rest = args[len(args) - len(context.args) - 1 :]  # as check_args: the group's options parsed
+        name, command, args = command.resolve_command(context, rest)
+    context = command.make_context(name, list(args), parent=context)
+    path = context.command_path.split(" ", 1)[1]
+    if path not in SERVICES:
+        raise ValueError(f"retina {path} is not a service (services: {', '.join(SERVICES)})")
+    return SERVICES[path].load(given_flags(context))

@@ -20,7 +20,7 @@ import yaml
 from retina.services.cli import clients
 from retina.services.cli.cluster import ClusterPorts, LocalCluster
 from retina.services.core import bus
-from retina.services.core.config import load_config
+from retina.services.core.config import DetectorConfig, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = REPO / "examples" / "intersection.yaml"
@@ -54,7 +54,7 @@ def demo_config(data_dir: Path) -> Path:
     scene = data_dir / "bus_scene.mp4"
     compose_bus_scene(scene)
     config = {
-        "detector": {"model": os.environ.get("RETINA_MODEL", "yolov8n.pt")},
+        "detector": {"model": DetectorConfig().model_path() or "yolov8n.pt"},
         "cameras": [
             {
                 "id": "cam-demo",

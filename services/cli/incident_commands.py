@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from retina.services.cli.common import DEFAULT_PORTS, INCIDENTS_ADDRESS, LISTEN_HELP, NATS_URL, start_logging
+from retina.services.cli.common import INCIDENTS_ADDRESS, LISTEN_HELP, service_settings
+from retina.services.core.settings import IncidentStoreSettings, default
 
 app = typer.Typer(help="the incident store", no_args_is_help=True)
 
@@ -20,37 +20,38 @@ class StateFilter(StrEnum):
     ended = "ended"
 
 
-@app.command()
+@app.command(
+    epilog="Every option can also be set as an environment variable: RETINA_INCIDENTS_<OPTION>,"
+    " e.g. RETINA_INCIDENTS_DATABASE_URL (the flag wins).",
+)
 def serve(
-    data_dir: Annotated[str, typer.Option()] = "var/incidents",
-    nats_url: Annotated[str, typer.Option()] = NATS_URL,
-    grpc_port: Annotated[int, typer.Option()] = DEFAULT_PORTS.incidents_grpc,
-    metrics_port: Annotated[int, typer.Option()] = DEFAULT_PORTS.incidents_metrics,
-    listen: Annotated[str, typer.Option(help=LISTEN_HELP)] = "127.0.0.1",
-    media_max_gb: Annotated[float, typer.Option(help="snapshots and clips kept, in GiB")] = 50,
-    media_max_age_days: Annotated[float, typer.Option(help="media older than this is deleted")] = 30,
+    context: typer.Context,
+    config: Annotated[
+        str | None, typer.Option(help="cluster config (its nats.url); optional", show_default=False)
+    ] = None,
+    data_dir: Annotated[str, typer.Option()] = default(IncidentStoreSettings, "data_dir"),
+    nats_url: Annotated[str, typer.Option()] = default(IncidentStoreSettings, "nats_url"),
+    grpc_port: Annotated[int, typer.Option()] = default(IncidentStoreSettings, "grpc_port"),
+    metrics_port: Annotated[int, typer.Option()] = default(IncidentStoreSettings, "metrics_port"),
+    listen: Annotated[str, typer.Option(help=LISTEN_HELP)] = default(IncidentStoreSettings, "listen"),
+    media_max_gb: Annotated[float, typer.Option(help="snapshots and clips kept, in GiB")] = default(
+        IncidentStoreSettings, "media_max_gb"
+    ),
+    media_max_age_days: Annotated[float, typer.Option(help="media older than this is deleted")] = default(
+        IncidentStoreSettings, "media_max_age_days"
+    ),
     database_url: Annotated[
         str | None,
         typer.Option(
-            envvar="RETINA_INCIDENTS_DATABASE_URL",
-            help="postgresql+psycopg://user:password@host/db (default: SQLite in --data-dir)",
+            help="postgresql+psycopg://user:password@host/db (or RETINA_INCIDENTS_DATABASE_URL;"
+            " default: SQLite in --data-dir)",
         ),
     ] = None,
 ) -> int:
     """run the incident store service"""
     from retina.services.incidents.service import run_incident_store
 
-    start_logging("incidents")
-    run_incident_store(
-        Path(data_dir),
-        nats_url,
-        listen,
-        grpc_port,
-        metrics_port,
-        media_max_bytes=int(media_max_gb * 1024**3),
-        media_max_age_seconds=media_max_age_days * 24 * 3600,
-        database_url=database_url,
-    )
+    run_incident_store(service_settings(IncidentStoreSettings, context, "incidents"))
     return 0
 
 

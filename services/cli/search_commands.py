@@ -10,14 +10,8 @@ from typing import Annotated
 
 import typer
 
-from retina.services.cli.common import (
-    DEFAULT_PORTS,
-    INCIDENTS_ADDRESS,
-    SEARCH_ADDRESS,
-    load,
-    service_config,
-    start_logging,
-)
+from retina.services.cli.common import SEARCH_ADDRESS, load, service_settings, start_logging
+from retina.services.core.settings import SearchSettings, default
 
 app = typer.Typer(help="search by image (以图搜图)", no_args_is_help=True)
 
@@ -28,31 +22,37 @@ class Family(StrEnum):
     non_motor = "non_motor"
 
 
-@app.command()
+@app.command(
+    epilog="Every option can also be set as an environment variable: RETINA_SEARCH_<OPTION>,"
+    " e.g. RETINA_SEARCH_HTTP_PORT (the flag wins).",
+)
 def serve(
-    config: Annotated[str, typer.Option(help="the cluster config (its features and search sections)")],
-    data_dir: Annotated[str, typer.Option()] = "var/search",
-    nats_url: Annotated[str | None, typer.Option()] = None,
-    grpc_port: Annotated[int, typer.Option()] = DEFAULT_PORTS.search_grpc,
-    http_port: Annotated[
-        int, typer.Option(help="signed crop URLs are served here")
-    ] = DEFAULT_PORTS.search_http,
-    metrics_port: Annotated[int, typer.Option()] = DEFAULT_PORTS.search_metrics,
-    incidents_address: Annotated[str, typer.Option(help="for searches by incident id")] = INCIDENTS_ADDRESS,
-    listen: Annotated[str, typer.Option(help="address for gRPC, crops and metrics")] = "127.0.0.1",
+    context: typer.Context,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            help="the cluster config (its features and search sections; required)", show_default=False
+        ),
+    ] = None,
+    data_dir: Annotated[str, typer.Option()] = default(SearchSettings, "data_dir"),
+    nats_url: Annotated[str | None, typer.Option(help="default: nats.url of the config")] = None,
+    grpc_port: Annotated[int, typer.Option()] = default(SearchSettings, "grpc_port"),
+    http_port: Annotated[int, typer.Option(help="signed crop URLs are served here")] = default(
+        SearchSettings, "http_port"
+    ),
+    metrics_port: Annotated[int, typer.Option()] = default(SearchSettings, "metrics_port"),
+    incidents_address: Annotated[str, typer.Option(help="for searches by incident id")] = default(
+        SearchSettings, "incidents_address"
+    ),
+    listen: Annotated[str, typer.Option(help="address for gRPC, crops and metrics")] = default(
+        SearchSettings, "listen"
+    ),
 ) -> int:
     """run the search service (FEATURES stream → FAISS index, gRPC)"""
     from retina.services.search.service import run_search_service
 
-    run_search_service(
-        service_config(config, nats_url, "search"),
-        Path(data_dir),
-        listen,
-        grpc_port,
-        http_port,
-        metrics_port,
-        incidents_address or None,
-    )
+    settings = service_settings(SearchSettings, context, "search")
+    run_search_service(settings, settings.cluster)
     return 0
 
 

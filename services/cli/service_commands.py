@@ -5,34 +5,34 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from retina.services.cli.common import (
-    DEFAULT_PORTS,
-    INCIDENTS_ADDRESS,
-    LISTEN_HELP,
-    load,
-    service_config,
-    start_logging,
-)
+from retina.services.cli.common import LISTEN_HELP, service_settings
+from retina.services.core.settings import SchedulerSettings, WorkerSettings, default
 
 app = typer.Typer()
 scheduler_app = typer.Typer(help="the scheduler and camera registry", no_args_is_help=True)
 PANEL = "Services"
+ENV_HELP = "Every option can also be set as an environment variable:"
 
 
-@app.command(rich_help_panel=PANEL)
+@app.command(
+    rich_help_panel=PANEL,
+    epilog=f"{ENV_HELP} RETINA_WORKER_<OPTION>, e.g. RETINA_WORKER_GRPC_PORT (the flag wins).",
+)
 def worker(
-    config: Annotated[str, typer.Option()],
-    data_dir: Annotated[str, typer.Option()] = "var/worker",
-    nats_url: Annotated[str | None, typer.Option()] = None,
-    grpc_port: Annotated[int, typer.Option()] = DEFAULT_PORTS.worker_grpc,
-    metrics_port: Annotated[int, typer.Option()] = DEFAULT_PORTS.worker_metrics,
+    context: typer.Context,
+    config: Annotated[
+        str | None, typer.Option(help="the cluster config (required)", show_default=False)
+    ] = None,
+    data_dir: Annotated[str, typer.Option()] = default(WorkerSettings, "data_dir"),
+    nats_url: Annotated[str | None, typer.Option(help="default: nats.url of the config")] = None,
+    grpc_port: Annotated[int, typer.Option()] = default(WorkerSettings, "grpc_port"),
+    metrics_port: Annotated[int, typer.Option()] = default(WorkerSettings, "metrics_port"),
     worker_id: Annotated[str | None, typer.Option()] = None,
-    listen: Annotated[str, typer.Option(help=LISTEN_HELP)] = "127.0.0.1",
+    listen: Annotated[str, typer.Option(help=LISTEN_HELP)] = default(WorkerSettings, "listen"),
     scheduler: Annotated[
         str | None, typer.Option(help="scheduler address: register there and receive cameras from it")
     ] = None,
@@ -43,56 +43,39 @@ def worker(
     """run an analysis worker (cameras are assigned over gRPC)"""
     from retina.services.worker.service import run_worker
 
-    run_worker(
-        service_config(config, nats_url, "worker"),
-        Path(data_dir),
-        listen,
-        grpc_port,
-        metrics_port,
-        worker_id,
-        scheduler,
-        advertise,
-    )
+    settings = service_settings(WorkerSettings, context, "worker")
+    run_worker(settings, settings.cluster)
     return 0
 
 
-@scheduler_app.command()
+@scheduler_app.command(
+    epilog=f"{ENV_HELP} RETINA_SCHEDULER_<OPTION>, e.g. RETINA_SCHEDULER_DATABASE_URL (the flag wins).",
+)
 def serve(
+    context: typer.Context,
     config: Annotated[
         str | None, typer.Option(help="cluster config (its scheduler section); defaults otherwise")
     ] = None,
-    data_dir: Annotated[str, typer.Option()] = "var/scheduler",
-    grpc_port: Annotated[int, typer.Option()] = DEFAULT_PORTS.scheduler_grpc,
-    metrics_port: Annotated[int, typer.Option()] = DEFAULT_PORTS.scheduler_metrics,
-    incidents_address: Annotated[
-        str, typer.Option(help="open incidents of moved cameras")
-    ] = INCIDENTS_ADDRESS,
+    data_dir: Annotated[str, typer.Option()] = default(SchedulerSettings, "data_dir"),
+    grpc_port: Annotated[int, typer.Option()] = default(SchedulerSettings, "grpc_port"),
+    metrics_port: Annotated[int, typer.Option()] = default(SchedulerSettings, "metrics_port"),
+    incidents_address: Annotated[str, typer.Option(help="open incidents of moved cameras")] = default(
+        SchedulerSettings, "incidents_address"
+    ),
     database_url: Annotated[
         str | None,
         typer.Option(
-            envvar="RETINA_DATABASE_URL",
-            help="postgresql+psycopg://... (or RETINA_DATABASE_URL); default: SQLite in --data-dir",
+            help="postgresql+psycopg://... (or RETINA_SCHEDULER_DATABASE_URL, or scheduler.database_url"
+            " in the config); default: SQLite in --data-dir",
         ),
     ] = None,
-    listen: Annotated[str, typer.Option(help=LISTEN_HELP)] = "127.0.0.1",
+    listen: Annotated[str, typer.Option(help=LISTEN_HELP)] = default(SchedulerSettings, "listen"),
 ) -> int:
     """run the scheduler (registry, worker leases, placement)"""
-    from retina.services.core.config import RetinaConfig
     from retina.services.scheduler.service import run_scheduler
 
-    start_logging("scheduler")
-    settings = load(config).config if config else RetinaConfig()
-    if database_url:
-        settings.scheduler.database_url = database_url
-    run_scheduler(
-        settings.scheduler,
-        settings.defaults,
-        Path(data_dir),
-        listen,
-        grpc_port,
-        metrics_port,
-        incidents_address or None,
-    )
+    settings = service_settings(SchedulerSettings, context, "scheduler")
+    run_scheduler(settings, settings.cluster)
     return 0
 
 

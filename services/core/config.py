@@ -52,6 +52,9 @@ class GeoLocation(StrictModel):
     lon: float = Field(ge=-180, le=180)
 
 
+MODEL_ENV = "RETINA_MODEL"  # the detector's weights when the file names none
+
+
 class DetectorConfig(StrictModel):
     """The shared detector. Thresholds are low on purpose: int8 models score parked cars 0.15–0.4."""
 
@@ -61,9 +64,14 @@ class DetectorConfig(StrictModel):
     device: str = Field(default="cpu", description="'cpu', 'cuda', 'cuda:0', ...")
     half: bool = Field(default=False, description="FP16 inference (GPU only)")
 
+    def model_path(self) -> str | None:
+        """The weights: ``model`` from the file, else the RETINA_MODEL environment variable (the one
+        place it is read; see :mod:`retina.services.core.settings`), else None."""
+        return self.model or os.environ.get(MODEL_ENV) or None
+
     def resolved_model(self) -> str:
         """The model path from the config or RETINA_MODEL; raises ConfigError when neither is set."""
-        model = self.model or os.environ.get("RETINA_MODEL")
+        model = self.model_path()
         if not model:
             raise ConfigError(["detector.model: not set (give a weights path here or in RETINA_MODEL)"])
         return model

@@ -8,9 +8,17 @@ from google.protobuf import json_format
 
 from retina.algorithms.sdk import HandedOverIncident
 from retina.services.core.config import CameraConfig, ConfigError
+from retina.services.core.features import TRACK_KEY_PATTERN
 from retina.services.core.health import CameraState
 from retina.services.core.serving import to_timestamp
-from retina.services.core.validation import check_number, check_text, check_timestamp, check_token
+from retina.services.core.validation import (
+    InvalidArgument,
+    check_number,
+    check_text,
+    check_timestamp,
+    check_token,
+    quote,
+)
 from retina.v1 import common_pb2, worker_pb2
 
 MAX_LABEL_LENGTH = 64  # algorithm and zone names
@@ -61,6 +69,13 @@ def camera_state_name(value: int) -> str:
     return "unknown" if state is None else state.value
 
 
+def check_track_key(value: str, field: str) -> str:
+    """``value`` if empty or a feature-track key (``<camera>:<first seen ms>:<track id>``)."""
+    if value and not TRACK_KEY_PATTERN.fullmatch(value):
+        raise InvalidArgument(field, f"not a track key (<camera>:<ms>:<track id>), got {quote(value)}")
+    return value
+
+
 def open_incident_to_proto(incident: HandedOverIncident) -> common_pb2.OpenIncident:
     x1, y1, x2, y2 = incident.bbox
     return common_pb2.OpenIncident(
@@ -73,6 +88,7 @@ def open_incident_to_proto(incident: HandedOverIncident) -> common_pb2.OpenIncid
         bbox=common_pb2.BBox(x1=x1, y1=y1, x2=x2, y2=y2),
         confidence=incident.confidence,
         track_id=incident.track_id,
+        track_key=incident.track_key or "",
     )
 
 
@@ -95,4 +111,5 @@ def open_incident_from_proto(message: common_pb2.OpenIncident, field: str = "inc
         bbox=(unit(b.x1, "bbox.x1"), unit(b.y1, "bbox.y1"), unit(b.x2, "bbox.x2"), unit(b.y2, "bbox.y2")),
         confidence=unit(message.confidence, "confidence"),
         track_id=message.track_id,
+        track_key=check_track_key(message.track_key, f"{field}.track_key") or None,
     )

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 import re
 from abc import ABC, abstractmethod
 from datetime import UTC, datetime
@@ -314,7 +313,7 @@ class BackboneColourEmbedder(Embedder):
 
     @classmethod
     def from_config(cls, features: FeaturesConfig, detector: DetectorConfig) -> Embedder:
-        model = features.backbone_model or detector.model or os.environ.get("RETINA_MODEL") or ""
+        model = features.backbone_model or detector.model_path() or ""
         if not model.endswith(".pt"):
             raise ConfigError(
                 [

@@ -3,12 +3,19 @@
 One incident is one situation (one vehicle's stay in a zone). Its ``id`` is stable for the whole
 situation, so re-delivery is idempotent; each event (``new``, ``update``…, ``end``) carries a
 ``revision`` that grows by one. JetStream de-duplicates on ``Nats-Msg-Id = id:event:revision``.
-The checked-in JSON Schema (``incident.schema.json``) is generated from :class:`IncidentMessage`.
+
+:class:`IncidentMessage` is the one definition of an incident; the rest is derived from it and
+tests keep each in step: the checked-in JSON Schema (``incident.schema.json``, generated), the
+incident store's queryable columns (``services/incidents/store.py``, a declared list of these
+fields), the gRPC ``Incident`` summary (``incident_to_proto``, filled field by field from the
+message). What a rule emits, the SDK's ``IncidentEvent``, becomes a message in one function,
+:func:`build_message` (every event field arrives; the worker adds the camera's facts and media).
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,8 +25,9 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from retina.algorithms.sdk import IncidentEvent, Snapshot
+from retina.algorithms.sdk import HandedOverIncident, IncidentEvent, Snapshot
 from retina.services.core.config import CameraConfig
+from retina.services.core.features import TRACK_KEY_PATTERN
 
 SCHEMA_ID = "retina.incident/1"
 SCHEMA_PATH = Path(__file__).with_name("incident.schema.json")
@@ -92,6 +100,12 @@ class IncidentMessage(BaseModel):
         default=None, description="Present when this event brings new or better evidence"
     )
     clip: ClipRef | None = Field(default=None, description="On new events when evidence clips are enabled")
+    track_key: str | None = Field(
+        default=None,
+        pattern=TRACK_KEY_PATTERN.pattern,
+        description="The feature track of the incident's object (search by image): "
+        "<camera_id>:<first seen, epoch ms>:<track_id>; null when it has none (absent in older messages)",
+    )
 
     @property
     def msg_id(self) -> str:
@@ -136,6 +150,19 @@ def clip_key(camera_id: str, incident_id: str) -> str:
     return f"{camera_id}/{incident_id}/clip.mp4"
 
 
+def event_fields(event: IncidentEvent) -> dict[str, Any]:
+    """Every field of an algorithm's event as the message field of that name and type (``incident_id``
+    is the message's ``id``; the evidence ``snapshot`` is rendered by :func:`build_message`)."""
+    values = {f.name: getattr(event, f.name) for f in dataclasses.fields(event) if f.name != "snapshot"}
+    values["id"] = values.pop("incident_id")
+    for name in ("started_at", "last_seen_at", "ended_at"):
+        values[name] = _utc(values[name]) if values[name] is not None else None
+    x1, y1, x2, y2 = (round(v, 4) for v in event.bbox)
+    values["bbox"] = BBox(x1=x1, y1=y1, x2=x2, y2=y2)
+    values["details"] = dict(event.details)
+    return values
+
+
 def build_message(
     event: IncidentEvent,
     camera: CameraConfig,
@@ -154,27 +181,12 @@ def build_message(
             height=height,
             thumbnail_jpeg_base64=base64.b64encode(thumb).decode(),
         )
-    x1, y1, x2, y2 = (round(v, 4) for v in event.bbox)
     message = IncidentMessage(
-        id=event.incident_id,
-        event=event.event,
-        revision=event.revision,
+        **event_fields(event),
         camera_id=camera.id,
         camera_name=camera.display_name,
         department=camera.department,
         location=Location(**camera.location.model_dump()) if camera.location else None,
-        algorithm=event.algorithm,
-        algorithm_version=event.algorithm_version,
-        zone=event.zone,
-        started_at=_utc(event.started_at),
-        last_seen_at=_utc(event.last_seen_at),
-        ended_at=_utc(event.ended_at) if event.ended_at is not None else None,
-        dwell_seconds=event.dwell_seconds,
-        bbox=BBox(x1=x1, y1=y1, x2=x2, y2=y2),
-        confidence=event.confidence,
-        track_id=event.track_id,
-        end_reason=event.end_reason,
-        details=event.details,
         snapshot=snapshot_ref,
     )
     if clip_window is not None and event.event == "new":
@@ -183,6 +195,22 @@ def build_message(
             path=key, object=f"{media_bucket}/{key}", start=_utc(clip_window[0]), end=_utc(clip_window[1])
         )
     return message, jpeg
+
+
+def handed_over(message: IncidentMessage) -> HandedOverIncident:
+    """The incident as its latest message left it, for the camera's next worker to continue (what
+    the incident store knows when the worker that had the incident died)."""
+    b = message.bbox
+    values = {
+        "incident_id": message.id,
+        "started_at": message.started_at.timestamp(),
+        "last_seen_at": message.last_seen_at.timestamp(),
+        "bbox": (b.x1, b.y1, b.x2, b.y2),
+    }
+    names = [f.name for f in dataclasses.fields(HandedOverIncident)]
+    return HandedOverIncident(
+        **{name: values[name] if name in values else getattr(message, name) for name in names}
+    )
 
 
 def json_schema() -> str:

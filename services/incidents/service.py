@@ -7,11 +7,9 @@ at any point means JetStream redelivers it, and the idempotent store ignores wha
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 import time
-from pathlib import Path
 
 import grpc
 from prometheus_client import Counter
@@ -22,7 +20,8 @@ from sqlalchemy.exc import OperationalError
 from retina.services.core import bus
 from retina.services.core.incident import IncidentMessage
 from retina.services.core.metrics import serve_metrics
-from retina.services.core.serving import run_until_signalled, start_grpc_server, to_timestamp
+from retina.services.core.serving import pause, run_until_signalled, start_grpc_server, to_timestamp
+from retina.services.core.settings import IncidentStoreSettings
 from retina.services.core.validation import (
     InvalidArgument,
     add_guarded,
@@ -30,8 +29,8 @@ from retina.services.core.validation import (
     check_timestamp,
     check_token,
 )
-from retina.services.incidents.store import IncidentStore, StoredIncident
-from retina.v1 import common_pb2, incidents_pb2, incidents_pb2_grpc
+from retina.services.incidents.store import STORE_COLUMNS, IncidentStore, StoredIncident
+from retina.v1 import incidents_pb2, incidents_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -55,32 +54,24 @@ MAX_NOTE_LENGTH = 4096
 
 
 def incident_to_proto(row: StoredIncident) -> incidents_pb2.Incident:
+    """The gRPC summary of a stored incident: each field is the store's column of that name where the
+    store adds it (``STORE_COLUMNS``), else the latest message's field of that name (a test checks
+    that every field is filled)."""
     message = row.message
-    return incidents_pb2.Incident(
-        id=row.id,
-        camera_id=row.camera_id,
-        camera_name=row.camera_name,
-        department=row.department,
-        algorithm=row.algorithm,
-        zone=row.zone,
-        state=row.state,
-        started_at=to_timestamp(row.started_at),
-        last_seen_at=to_timestamp(row.last_seen_at),
-        ended_at=to_timestamp(row.ended_at),
-        dwell_seconds=row.dwell_seconds,
-        bbox=common_pb2.BBox(**message.bbox.model_dump()),
-        confidence=row.confidence,
-        location=common_pb2.GeoLocation(**message.location.model_dump()) if message.location else None,
-        snapshot_path=row.snapshot_path or "",
-        revision=row.revision,
-        end_reason=row.end_reason or "",
-        dispatch_status=row.dispatch_status,
-        closed_by=row.closed_by or "",
-        close_note=row.close_note or "",
-        closed_at=to_timestamp(row.closed_at),
-        message_json=row.message_json,
-        clip_path=row.clip_path or "",
-    )
+    incident = incidents_pb2.Incident()
+    for field in incident.DESCRIPTOR.fields:
+        value = getattr(row, field.name) if field.name in STORE_COLUMNS else getattr(message, field.name)
+        if value is None:
+            continue
+        if field.message_type is None:
+            setattr(incident, field.name, value)
+        elif field.message_type.full_name == "google.protobuf.Timestamp":  # datetime or epoch seconds
+            epoch = value.timestamp() if hasattr(value, "timestamp") else value
+            getattr(incident, field.name).CopyFrom(to_timestamp(epoch))
+        else:  # BBox, GeoLocation: the message's model of the same shape
+            target = getattr(incident, field.name)
+            target.CopyFrom(type(target)(**value.model_dump()))
+    return incident
 
 
 class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
@@ -176,8 +167,7 @@ async def _fetch_pending_media(store: IncidentStore, media, stop: asyncio.Event)
                 log.error("could not store evidence; will retry", extra={**extra, "error": str(exc)})
                 break
             log.info("evidence stored", extra=extra)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=MEDIA_RETRY_SECONDS)
+        await pause(stop, MEDIA_RETRY_SECONDS)
 
 
 async def _enforce_retention(
@@ -195,8 +185,7 @@ async def _enforce_retention(
         if deleted:
             MEDIA_DELETED.inc(len(deleted))
             log.info("media retention deleted files", extra={"files": len(deleted), "oldest": deleted[0]})
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=RETENTION_INTERVAL_SECONDS)
+        await pause(stop, RETENTION_INTERVAL_SECONDS)
 
 
 async def _store_one(store: IncidentStore, media, msg) -> None:
@@ -233,20 +222,15 @@ async def _store_one(store: IncidentStore, media, msg) -> None:
         DUPLICATES.inc()
 
 
-def run_incident_store(
-    data_dir: Path,
-    nats_url: str,
-    listen: str,
-    grpc_port: int,
-    metrics_port: int,
-    media_max_bytes: int = 50 * 1024**3,
-    media_max_age_seconds: float = 30 * 24 * 3600,
-    database_url: str | None = None,
-) -> None:
+def run_incident_store(settings: IncidentStoreSettings) -> None:
     """Entry point of ``retina incidents serve``: serve until SIGTERM/SIGINT.
 
-    ``database_url``: a SQLAlchemy URL (``postgresql+psycopg://...``); default: SQLite in ``data_dir``.
+    ``settings.database_url``: a SQLAlchemy URL (``postgresql+psycopg://...``); default: SQLite in
+    ``settings.data_dir``.
     """
+    data_dir, nats_url, listen = settings.data_dir, settings.nats_url, settings.listen
+    grpc_port, metrics_port, database_url = settings.grpc_port, settings.metrics_port, settings.database_url
+    media_max_bytes, media_max_age_seconds = settings.media_max_bytes, settings.media_max_age_seconds
 
     async def main(stop: asyncio.Event) -> None:
         store = IncidentStore(database_url or data_dir / "incidents.sqlite", data_dir / "media")

@@ -10,7 +10,9 @@ written (temp file + rename) before the row that points at it is committed.
 
 Tables:
 
-* ``incidents`` — one row per incident: its latest state and the full latest message as JSON.
+* ``incidents`` — one row per incident: its latest message as JSON, the message fields one queries
+  by as columns (:data:`MESSAGE_COLUMNS`, derived from :class:`IncidentMessage`), and what the
+  store adds itself (state, media paths, the dispatch workflow).
 * ``incident_events`` — every event stored, keyed by message id (redeliveries are ignored), with
   ``seq`` giving the order of arrival.
 * ``pending_media`` — clips and snapshots a message announced that are not in the media folder
@@ -27,7 +29,8 @@ import os
 import shutil
 import threading
 import time
-from dataclasses import dataclass
+import typing
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,24 +71,39 @@ metadata = MetaData()
 # Floating point: DOUBLE PRECISION on PostgreSQL; on SQLite REAL, as the store has always declared it.
 Float8 = Double().with_variant(REAL(), "sqlite")
 
+# The incident's queryable columns: fields of IncidentMessage (the one definition of an incident),
+# each a column of the same name, typed from the field's annotation (str → TEXT, int → INTEGER,
+# float → DOUBLE, datetime → DOUBLE epoch seconds) and NULL where the field may be None. The table,
+# the upsert and StoredIncident follow this list; a new entry needs an Alembic migration in
+# migrations/versions (test_incident_model.py and test_incident_store.py check both).
+MESSAGE_COLUMNS = (
+    "id", "camera_id", "camera_name", "department", "algorithm", "zone", "started_at", "last_seen_at",
+    "ended_at", "dwell_seconds", "confidence", "revision", "end_reason", "track_key",
+)  # fmt: skip
+_SQL_TYPES = {str: Text, int: Integer, float: Float8, datetime: Float8}
+
+
+def _message_column(name: str) -> Column:
+    annotation = IncidentMessage.model_fields[name].annotation
+    kinds = set(typing.get_args(annotation)) or {annotation}
+    nullable = type(None) in kinds
+    (kind,) = kinds - {type(None)}
+    return Column(name, _SQL_TYPES[kind], primary_key=name == "id", nullable=nullable)
+
+
+def message_values(message: IncidentMessage) -> dict[str, Any]:
+    """The :data:`MESSAGE_COLUMNS` of a message, as stored (times as epoch seconds)."""
+    values = {name: getattr(message, name) for name in MESSAGE_COLUMNS}
+    return {k: v.timestamp() if isinstance(v, datetime) else v for k, v in values.items()}
+
+
 incidents = Table(
     "incidents",
     metadata,
-    Column("id", Text, primary_key=True),
-    Column("camera_id", Text, nullable=False),
-    Column("camera_name", Text, nullable=False),
-    Column("department", Text, nullable=False),
-    Column("algorithm", Text, nullable=False),
-    Column("zone", Text, nullable=False),
+    *(_message_column(name) for name in MESSAGE_COLUMNS),
+    # What the store adds to the message:
     Column("state", Text, nullable=False),  # "open" or "ended"
-    Column("started_at", Float8, nullable=False),  # epoch seconds
-    Column("last_seen_at", Float8, nullable=False),
-    Column("ended_at", Float8),
-    Column("dwell_seconds", Float8, nullable=False),
-    Column("confidence", Float8, nullable=False),
     Column("snapshot_path", Text),  # relative to the media folder, once the file is there
-    Column("revision", Integer, nullable=False),
-    Column("end_reason", Text),
     Column("dispatch_status", Text, nullable=False, server_default="new"),  # "new" or "closed"
     Column("closed_by", Text),
     Column("close_note", Text),
@@ -95,6 +113,8 @@ incidents = Table(
     Index("incidents_by_time", "started_at"),
     Index("incidents_by_camera", "camera_id", "started_at"),
 )
+# The columns the store adds itself (not fields of the message).
+STORE_COLUMNS = tuple(column.name for column in incidents.columns if column.name not in MESSAGE_COLUMNS)
 
 incident_events = Table(
     "incident_events",
@@ -118,36 +138,21 @@ pending_media = Table(
 )
 
 
-@dataclass
-class StoredIncident:
-    id: str
-    camera_id: str
-    camera_name: str
-    department: str
-    algorithm: str
-    zone: str
-    state: str
-    started_at: float
-    last_seen_at: float
-    ended_at: float | None
-    dwell_seconds: float
-    confidence: float
-    snapshot_path: str | None
-    revision: int
-    end_reason: str | None
-    dispatch_status: str
-    closed_by: str | None
-    close_note: str | None
-    closed_at: float | None
-    message_json: str
-    clip_path: str | None
-
-    @property
-    def message(self) -> IncidentMessage:
-        return IncidentMessage.model_validate_json(self.message_json)
+def _message(row: Any) -> IncidentMessage:
+    return IncidentMessage.model_validate_json(row.message_json)
 
 
-_COLUMNS = [incidents.c[field.name] for field in dataclasses.fields(StoredIncident)]
+StoredIncident = dataclasses.make_dataclass(
+    "StoredIncident",
+    [(column.name, Any) for column in incidents.columns],
+    namespace={
+        "__doc__": "One row of ``incidents``: an attribute per column (MESSAGE_COLUMNS, times as epoch "
+        "seconds, then STORE_COLUMNS) and ``message``, the latest IncidentMessage parsed.",
+        "__module__": __name__,
+        "message": property(_message),
+    },
+)
+_COLUMNS = list(incidents.columns)
 
 
 def database_url(database: str | Path) -> str:
@@ -226,24 +231,12 @@ class IncidentStore:
         stored = connection.execute(select(incidents.c.revision).where(incidents.c.id == m.id)).first()
         if stored is not None and stored.revision > m.revision:
             return  # an older event arriving late changes nothing but the event log
-        values: dict[str, Any] = {
-            "camera_id": m.camera_id,
-            "camera_name": m.camera_name,
-            "department": m.department,
-            "algorithm": m.algorithm,
-            "zone": m.zone,
-            "state": "ended" if m.event == "end" else "open",
-            "started_at": m.started_at.timestamp(),
-            "last_seen_at": m.last_seen_at.timestamp(),
-            "ended_at": m.ended_at.timestamp() if m.ended_at else None,
-            "dwell_seconds": m.dwell_seconds,
-            "confidence": m.confidence,
-            "revision": m.revision,
-            "end_reason": m.end_reason,
-            "message_json": m.model_dump_json(by_alias=True),
-        }
+        values = message_values(m)
+        values.update(
+            state="ended" if m.event == "end" else "open", message_json=m.model_dump_json(by_alias=True)
+        )
         if stored is None:
-            connection.execute(insert(incidents).values(id=m.id, snapshot_path=snapshot_path, **values))
+            connection.execute(insert(incidents).values(snapshot_path=snapshot_path, **values))
             return
         if snapshot_path is not None:  # a later event without a snapshot keeps the earlier one
             values["snapshot_path"] = snapshot_path

@@ -34,7 +34,7 @@ from retina.services.core.convert import (
     open_incident_from_proto,
     open_incident_to_proto,
 )
-from retina.services.core.incident import IncidentMessage
+from retina.services.core.incident import IncidentMessage, handed_over
 from retina.services.core.serving import to_timestamp
 from retina.services.scheduler import placement
 from retina.services.scheduler.cameras import CameraRegistry
@@ -341,24 +341,10 @@ class Scheduler:
                 extra={"camera_id": camera_id, "error": exc.code().name},
             )
             return []
-        out = []
-        for incident in reply.incidents:
-            message = IncidentMessage.model_validate_json(incident.message_json)
-            b = message.bbox
-            out.append(
-                HandedOverIncident(
-                    incident_id=message.id,
-                    algorithm=message.algorithm,
-                    zone=message.zone,
-                    revision=incident.revision,
-                    started_at=message.started_at.timestamp(),
-                    last_seen_at=message.last_seen_at.timestamp(),
-                    bbox=(b.x1, b.y1, b.x2, b.y2),
-                    confidence=message.confidence,
-                    track_id=message.track_id,
-                )
-            )
-        return out
+        return [
+            handed_over(IncidentMessage.model_validate_json(incident.message_json))
+            for incident in reply.incidents
+        ]
 
     async def _assign(
         self, target: placement.Placement, camera: CameraConfig, handed: list[HandedOverIncident]

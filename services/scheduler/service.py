@@ -17,10 +17,11 @@ from pathlib import Path
 
 import grpc
 
-from retina.services.core.config import CameraDefaults, SchedulerConfig
+from retina.services.core.config import RetinaConfig
 from retina.services.core.database import sqlite_url
 from retina.services.core.metrics import serve_metrics
 from retina.services.core.serving import run_until_signalled, start_grpc_server
+from retina.services.core.settings import SchedulerSettings
 from retina.services.core.validation import add_guarded
 from retina.services.scheduler.cameras import CameraRegistry
 from retina.services.scheduler.db import SchedulerDatabase
@@ -33,32 +34,29 @@ from retina.v1 import registry_pb2_grpc, scheduler_pb2_grpc
 log = logging.getLogger(__name__)
 
 
-def database_url(config: SchedulerConfig, data_dir: Path) -> str:
+def database_url(configured: str | None, data_dir: Path) -> str:
     """The configured database, or SQLite in the scheduler's data folder."""
-    if config.database_url:
-        return config.database_url
+    if configured:
+        return configured
     data_dir.mkdir(parents=True, exist_ok=True)
     return sqlite_url(data_dir / "registry.sqlite")
 
 
-def run_scheduler(
-    config: SchedulerConfig,
-    defaults: CameraDefaults,
-    data_dir: Path,
-    listen: str,
-    grpc_port: int,
-    metrics_port: int,
-    incidents_address: str | None,
-) -> None:
-    """Entry point of ``retina scheduler serve``: serve until SIGTERM/SIGINT."""
+def run_scheduler(settings: SchedulerSettings, config: RetinaConfig) -> None:
+    """Entry point of ``retina scheduler serve``: serve until SIGTERM/SIGINT.
+
+    ``settings``: ports, address, data folder, database URL; ``config``: the cluster configuration
+    (its ``scheduler`` section and the cameras' ``defaults``).
+    """
+    listen, grpc_port, metrics_port = settings.listen, settings.grpc_port, settings.metrics_port
 
     async def main(stop: asyncio.Event) -> None:
-        database = SchedulerDatabase(database_url(config, data_dir))
+        database = SchedulerDatabase(database_url(settings.database_url, settings.data_dir))
         registry = CameraRegistry(database)
-        scheduler = Scheduler(registry, WorkerStore(database), config, incidents_address)
+        scheduler = Scheduler(registry, WorkerStore(database), config.scheduler, settings.incidents_address)
         loop = asyncio.get_running_loop()
         registry.add_listener(lambda _revision: loop.call_soon_threadsafe(scheduler.wake.set))
-        registry_servicer = RegistryServicer(registry, defaults)
+        registry_servicer = RegistryServicer(registry, config.defaults)
         serve_metrics(metrics_port, listen)
 
         def register(server: grpc.aio.Server) -> None:

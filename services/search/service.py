@@ -9,7 +9,6 @@ HMAC and an expiry, so a link handed to one department does not open every crop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -28,11 +27,12 @@ from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
 
 from retina.services.core import bus
-from retina.services.core.config import RetinaConfig
+from retina.services.core.config import RetinaConfig, format_validation_error
 from retina.services.core.features import COLOUR_NAMES, TRACK_KEY_PATTERN, FeatureRecord
 from retina.services.core.incident import IncidentMessage
 from retina.services.core.metrics import serve_metrics
-from retina.services.core.serving import run_until_signalled, start_grpc_server, to_timestamp
+from retina.services.core.serving import pause, run_until_signalled, start_grpc_server, to_timestamp
+from retina.services.core.settings import SearchSettings
 from retina.services.core.validation import InvalidArgument, add_guarded, check_timestamp, check_token
 from retina.services.core.validation import quote as short_repr
 from retina.services.search.engine import (
@@ -228,7 +228,9 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         )
 
     async def _incident_track(self, incident_id: str) -> str:
-        """The track key of an incident's object, through the incident store."""
+        """The track key of an incident's object, through the incident store: the one the incident
+        carries (``track_key``), or for an older incident the track of its camera's tracker id that
+        overlaps the incident's time."""
         if not self.incidents_address:
             raise NotFoundError("incident_id: this search service was started without --incidents-address")
         async with grpc.aio.insecure_channel(self.incidents_address) as channel:
@@ -244,12 +246,16 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
                     f"incident_id: the incident store cannot be reached ({exc.code().name})"
                 ) from None
         message = IncidentMessage.model_validate_json(incident.message_json)
-        track = self.engine.store.find_track(
-            message.camera_id,
-            message.track_id,
-            message.started_at.timestamp() - LOST_TRACK_SECONDS,
-            message.last_seen_at.timestamp() + LOST_TRACK_SECONDS,
-        )
+        if message.track_key:  # the worker named the object's feature track
+            track = self.engine.store.track(message.track_key)
+            track = track if track is not None and track.crop_path else None  # as find_track: with a crop
+        else:  # an incident from before track keys: the camera's tracker id around the incident's time
+            track = self.engine.store.find_track(
+                message.camera_id,
+                message.track_id,
+                message.started_at.timestamp() - LOST_TRACK_SECONDS,
+                message.last_seen_at.timestamp() + LOST_TRACK_SECONDS,
+            )
         if track is None:
             raise NotFoundError(
                 f"incident_id: the object of incident {incident_id!r} has no indexed appearance"
@@ -321,14 +327,9 @@ def _filters(message: search_pb2.SearchFilters) -> Filters:
 
 def _validation_summary(exc: ValidationError, limit: int = 3) -> str:
     """``field: problem`` for the first few errors of a record, never echoing its values."""
-    problems = [  # checks across fields have no location; their message starts with the field
-        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg'][:160]}"
-        if error["loc"]
-        else error["msg"].removeprefix("Value error, ")[:200]
-        for error in exc.errors(include_input=False)[:limit]
-    ]
-    more = exc.error_count() - len(problems)
-    return "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")
+    problems = format_validation_error(exc)
+    more = len(problems) - limit
+    return "; ".join(problems[:limit]) + (f" (and {more} more)" if more > 0 else "")
 
 
 async def _apply_record(engine: SearchEngine, servicer: SearchServicer, msg) -> None:
@@ -385,8 +386,7 @@ async def _consume(
 
 async def _every(interval: float, action, stop: asyncio.Event) -> None:
     while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+        await pause(stop, interval)
         try:
             await asyncio.to_thread(action)
         except Exception:
@@ -398,16 +398,14 @@ def receive_limit(config: RetinaConfig) -> int:
     return int(RECEIVE_LIMIT_FACTOR * config.search.max_image_bytes)
 
 
-def run_search_service(
-    config: RetinaConfig,
-    data_dir: Path,
-    listen: str,
-    grpc_port: int,
-    http_port: int,
-    metrics_port: int,
-    incidents_address: str | None,
-) -> None:
-    """Entry point of ``retina search serve``: serve until SIGTERM/SIGINT."""
+def run_search_service(settings: SearchSettings, config: RetinaConfig) -> None:
+    """Entry point of ``retina search serve``: serve until SIGTERM/SIGINT.
+
+    ``settings``: ports, address, data folder, NATS URL; ``config``: the cluster configuration (its
+    ``features`` and ``search`` sections).
+    """
+    data_dir, listen, incidents_address = settings.data_dir, settings.listen, settings.incidents_address
+    grpc_port, http_port, metrics_port = settings.grpc_port, settings.http_port, settings.metrics_port
 
     async def main(stop: asyncio.Event) -> None:
         engine = SearchEngine(data_dir, config)
@@ -445,7 +443,7 @@ def run_search_service(
                 log.info("retention dropped index shards", extra={"shards": dropped})
 
         tasks = [
-            asyncio.create_task(_consume(engine, servicer, config.nats.url, stop)),
+            asyncio.create_task(_consume(engine, servicer, settings.nats_url, stop)),
             asyncio.create_task(_every(SAVE_INTERVAL_SECONDS, engine.index.save, stop)),
             asyncio.create_task(_every(RETENTION_INTERVAL_SECONDS, drop_expired, stop)),
         ]

@@ -105,6 +105,12 @@ class TrackFeatures:
             jobs.append(self._end(self._tracks.pop(track_id)))
         return [j for j in jobs if j is not None]
 
+    def track_key(self, track_id: int, seen_at: float) -> str | None:
+        """The key (``FeatureRecord.id``) of the feature track of a tracker id that was seen at
+        ``seen_at``; None if there is none (not searchable, ended, or that id is a later object)."""
+        track = self._tracks.get(track_id)
+        return track.key if track is not None and track.first_seen <= seen_at else None
+
     def finish(self) -> list[FeatureJob]:
         """End every open track (camera released or stream ended)."""
         jobs = [self._end(track) for track in self._tracks.values()]

@@ -11,13 +11,13 @@ status), so it does not import the worker service that starts it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 
 import grpc
 
+from retina.services.core.serving import pause
 from retina.services.worker.lanes import DeviceLanes
 from retina.v1 import scheduler_pb2, scheduler_pb2_grpc, worker_pb2
 
@@ -91,5 +91,4 @@ class SchedulerLease:
                         "scheduler unreachable; analysis goes on",
                         extra={"scheduler": self.scheduler_address, "error": exc.code().name},
                     )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.heartbeat_seconds)
+                await pause(stop, self.heartbeat_seconds)

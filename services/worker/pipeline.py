@@ -10,6 +10,7 @@ snapshots, JPEGs and writes happen on the sink's thread, never under the analysi
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -70,18 +71,39 @@ class CameraPipeline:
             registry[spec.name].from_spec(context, spec) for spec in camera.algorithms
         ]
         self.last_timestamp: float | None = None
+        self._track_keys: dict[str, str] = {}  # open incident id → feature track key of its object
 
     def analyse(self, frame: SampledFrame, detections) -> tuple[list[IncidentEvent], list[FeatureJob]]:
         """Track and run the rules on one frame: incident events, and the track features now due."""
         objects = self.tracker.update(detections)
         analysed = AnalysedFrame(self.camera.id, frame.timestamp, frame.image, objects)
         self.last_timestamp = frame.timestamp
+        jobs = self.features.observe(analysed) if self.features is not None else []  # tracks of this frame
         events: list[IncidentEvent] = []
         for algorithm in self.algorithms:
             events += algorithm.process(analysed)
             events += algorithm.expire_handovers(frame.timestamp)
-        jobs = self.features.observe(analysed) if self.features is not None else []
-        return events, jobs
+        return self._with_track_keys(events), jobs
+
+    def _track_key(self, event: IncidentEvent) -> str | None:
+        """The feature track of an event's object: its tracker id's track (if that track was already
+        seen when the event's object was last seen: a handed-over incident's tracker id is another
+        worker's), else the track the incident's earlier events named (it may end before the incident)."""
+        key = (
+            self.features.track_key(event.track_id, event.last_seen_at) if self.features is not None else None
+        )
+        return key or self._track_keys.get(event.incident_id)
+
+    def _with_track_keys(self, events: list[IncidentEvent]) -> list[IncidentEvent]:
+        """Attach each event's ``track_key`` (one already set, by a handed-over incident, is kept)."""
+        for event in events:
+            if event.track_key is None:
+                event.track_key = self._track_key(event)
+            if event.event == "end":
+                self._track_keys.pop(event.incident_id, None)
+            elif event.track_key is not None:
+                self._track_keys[event.incident_id] = event.track_key
+        return events
 
     def resume(self, incidents: list[HandedOverIncident]) -> list[IncidentEvent]:
         """Continue the incidents the camera had open on its previous worker (see Algorithm.resume).
@@ -96,11 +118,17 @@ class CameraPipeline:
                 events += by_name[name].resume(mine)
             else:
                 events += [ended_handover(incident, "", "algorithm_removed") for incident in mine]
-        return events
+        return self._with_track_keys(events)
 
     def hand_over(self) -> tuple[list[HandedOverIncident], list[FeatureJob]]:
         """Stop without ending incidents (the camera moves): the open incidents, and the tracks' ends."""
-        incidents = [incident for algorithm in self.algorithms for incident in algorithm.hand_over()]
+        incidents = [
+            incident
+            if incident.track_key is not None
+            else dataclasses.replace(incident, track_key=self._track_keys.get(incident.incident_id))
+            for algorithm in self.algorithms
+            for incident in algorithm.hand_over()
+        ]
         return incidents, self.features.finish() if self.features is not None else []
 
     def finish(self, reason: str) -> tuple[list[IncidentEvent], list[FeatureJob]]:
@@ -110,6 +138,7 @@ class CameraPipeline:
         events: list[IncidentEvent] = []
         for algorithm in self.algorithms:
             events += algorithm.finish(self.last_timestamp, reason)
+        events = self._with_track_keys(events)
         return events, self.features.finish() if self.features is not None else []
 
 

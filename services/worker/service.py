@@ -11,7 +11,6 @@ one; track features have an outbox of their own so they never crowd incidents ou
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import socket
@@ -33,7 +32,8 @@ from retina.services.core.convert import (
 from retina.services.core.features import FeatureRecord, make_embedder
 from retina.services.core.metrics import serve_metrics
 from retina.services.core.outbox import Outbox
-from retina.services.core.serving import run_until_signalled, start_grpc_server, to_timestamp
+from retina.services.core.serving import pause, run_until_signalled, start_grpc_server, to_timestamp
+from retina.services.core.settings import WorkerSettings
 from retina.services.core.validation import (
     MAX_DEVICE_ID_LENGTH,
     InvalidArgument,
@@ -164,8 +164,7 @@ class Worker:
         while not stop.is_set():
             for camera_id, (_, health_) in self.lanes.health().items():
                 self._publish_status(camera_id, health_to_json(camera_id, self.worker_id, health_))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=STATUS_REPUBLISH_SECONDS)
+            await pause(stop, STATUS_REPUBLISH_SECONDS)
 
     def status(self) -> list[worker_pb2.CameraStatus]:
         return [
@@ -300,22 +299,24 @@ class _WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         )
 
 
-def run_worker(
-    config: RetinaConfig,
-    data_dir: Path,
-    listen: str,
-    grpc_port: int,
-    metrics_port: int,
-    worker_id: str | None,
-    scheduler_address: str | None = None,
-    advertise: str | None = None,
-) -> None:
-    """Entry point of ``retina worker``: serve until SIGTERM/SIGINT."""
+def run_worker(settings: WorkerSettings, config: RetinaConfig) -> None:
+    """Entry point of ``retina worker``: serve until SIGTERM/SIGINT.
+
+    ``settings``: ports, address, data folder, NATS URL (which wins over ``config``'s ``nats.url``).
+    """
+    config = config.model_copy(update={"nats": config.nats.model_copy(update={"url": settings.nats_url})})
 
     async def main(stop: asyncio.Event) -> None:
-        worker = Worker(config, data_dir, worker_id)
+        worker = Worker(config, settings.data_dir, settings.worker_id)
         started = time.time()
-        await worker.serve(listen, grpc_port, metrics_port, stop, scheduler_address, advertise)
+        await worker.serve(
+            settings.listen,
+            settings.grpc_port,
+            settings.metrics_port,
+            stop,
+            settings.scheduler,
+            settings.advertise,
+        )
         log.info("worker exited", extra={"uptime_seconds": round(time.time() - started, 1)})
 
     run_until_signalled(main)

@@ -93,7 +93,7 @@ class BBox(_message.Message):
     def __init__(self, x1: _Optional[float] = ..., y1: _Optional[float] = ..., x2: _Optional[float] = ..., y2: _Optional[float] = ...) -> None: ...
 
 class OpenIncident(_message.Message):
-    __slots__ = ("id", "algorithm", "zone", "revision", "started_at", "last_seen_at", "bbox", "confidence", "track_id")
+    __slots__ = ("id", "algorithm", "zone", "revision", "started_at", "last_seen_at", "bbox", "confidence", "track_id", "track_key")
     ID_FIELD_NUMBER: _ClassVar[int]
     ALGORITHM_FIELD_NUMBER: _ClassVar[int]
     ZONE_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +103,7 @@ class OpenIncident(_message.Message):
     BBOX_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     TRACK_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACK_KEY_FIELD_NUMBER: _ClassVar[int]
     id: str
     algorithm: str
     zone: str
@@ -112,4 +113,5 @@ class OpenIncident(_message.Message):
     bbox: BBox
     confidence: float
     track_id: int
-    def __init__(self, id: _Optional[str] = ..., algorithm: _Optional[str] = ..., zone: _Optional[str] = ..., revision: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bbox: _Optional[_Union[BBox, _Mapping]] = ..., confidence: _Optional[float] = ..., track_id: _Optional[int] = ...) -> None: ...
+    track_key: str
+    def __init__(self, id: _Optional[str] = ..., algorithm: _Optional[str] = ..., zone: _Optional[str] = ..., revision: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bbox: _Optional[_Union[BBox, _Mapping]] = ..., confidence: _Optional[float] = ..., track_id: _Optional[int] = ..., track_key: _Optional[str] = ...) -> None: ...

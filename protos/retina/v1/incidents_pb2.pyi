@@ -49,7 +49,7 @@ class CloseIncidentRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ..., closed_by: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
 
 class Incident(_message.Message):
-    __slots__ = ("id", "camera_id", "camera_name", "department", "algorithm", "zone", "state", "started_at", "last_seen_at", "ended_at", "dwell_seconds", "bbox", "confidence", "location", "snapshot_path", "revision", "end_reason", "dispatch_status", "closed_by", "close_note", "closed_at", "message_json", "clip_path")
+    __slots__ = ("id", "camera_id", "camera_name", "department", "algorithm", "zone", "state", "started_at", "last_seen_at", "ended_at", "dwell_seconds", "bbox", "confidence", "location", "snapshot_path", "revision", "end_reason", "dispatch_status", "closed_by", "close_note", "closed_at", "message_json", "clip_path", "track_key")
     ID_FIELD_NUMBER: _ClassVar[int]
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     CAMERA_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -73,6 +73,7 @@ class Incident(_message.Message):
     CLOSED_AT_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_JSON_FIELD_NUMBER: _ClassVar[int]
     CLIP_PATH_FIELD_NUMBER: _ClassVar[int]
+    TRACK_KEY_FIELD_NUMBER: _ClassVar[int]
     id: str
     camera_id: str
     camera_name: str
@@ -96,4 +97,5 @@ class Incident(_message.Message):
     closed_at: _timestamp_pb2.Timestamp
     message_json: str
     clip_path: str
-    def __init__(self, id: _Optional[str] = ..., camera_id: _Optional[str] = ..., camera_name: _Optional[str] = ..., department: _Optional[str] = ..., algorithm: _Optional[str] = ..., zone: _Optional[str] = ..., state: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dwell_seconds: _Optional[float] = ..., bbox: _Optional[_Union[_common_pb2.BBox, _Mapping]] = ..., confidence: _Optional[float] = ..., location: _Optional[_Union[_common_pb2.GeoLocation, _Mapping]] = ..., snapshot_path: _Optional[str] = ..., revision: _Optional[int] = ..., end_reason: _Optional[str] = ..., dispatch_status: _Optional[str] = ..., closed_by: _Optional[str] = ..., close_note: _Optional[str] = ..., closed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message_json: _Optional[str] = ..., clip_path: _Optional[str] = ...) -> None: ...
+    track_key: str
+    def __init__(self, id: _Optional[str] = ..., camera_id: _Optional[str] = ..., camera_name: _Optional[str] = ..., department: _Optional[str] = ..., algorithm: _Optional[str] = ..., zone: _Optional[str] = ..., state: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dwell_seconds: _Optional[float] = ..., bbox: _Optional[_Union[_common_pb2.BBox, _Mapping]] = ..., confidence: _Optional[float] = ..., location: _Optional[_Union[_common_pb2.GeoLocation, _Mapping]] = ..., snapshot_path: _Optional[str] = ..., revision: _Optional[int] = ..., end_reason: _Optional[str] = ..., dispatch_status: _Optional[str] = ..., closed_by: _Optional[str] = ..., close_note: _Optional[str] = ..., closed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message_json: _Optional[str] = ..., clip_path: _Optional[str] = ..., track_key: _Optional[str] = ...) -> None: ...

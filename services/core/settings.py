@@ -1,0 +1,352 @@
+"""Each long-running service's own settings: one typed model per service, loaded in layers.
+
+Where a value comes from, lowest precedence first:
+
+1. the default below;
+2. the cluster configuration file given with ``--config`` (only the few keys a service takes from
+   it: ``nats.url``, ``scheduler.database_url``);
+3. the environment: ``RETINA_<SERVICE>_<SETTING>``, e.g. ``RETINA_WORKER_GRPC_PORT``,
+   ``RETINA_INCIDENTS_DATABASE_URL`` (``<SERVICE>`` is ``WORKER``, ``SCHEDULER``, ``INCIDENTS`` or
+   ``SEARCH``; ``<SETTING>`` is the field name in capitals);
+4. the command line: ``--<setting>`` with dashes, e.g. ``--grpc-port``.
+
+``retina up`` and the Kubernetes manifests pass the same settings, as flags (and the secrets as
+environment variables); ``tests/test_deploy_manifests.py`` loads what each manifest passes with the
+loader below. A bad value is a :class:`ConfigError` naming the setting and where it came from::
+
+    grpc_port (from RETINA_WORKER_GRPC_PORT): Input should be a valid integer, ...
+
+Two environment variables are not per service: ``RETINA_MODEL`` (the detector's weights when the
+configuration file names none; read by :meth:`DetectorConfig.model_path` only) and
+``RETINA_LOG_LEVEL`` (the ``retina --log-level`` option). Kubernetes sets variables such as
+``RETINA_SEARCH_SERVICE_HOST`` and ``RETINA_SEARCH_PORT`` for its Services; no setting is named
+``service_*`` or ``port`` so they never collide (a test checks), and other ``RETINA_<SERVICE>_*``
+variables are ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+from pydantic import Field, PrivateAttr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from retina.algorithms.sdk import error_message
+from retina.services.core.config import MODEL_ENV, ConfigError, RetinaConfig, load_config
+from retina.services.core.ports import ClusterPorts
+
+PORTS = ClusterPorts()
+LOCAL_NATS = f"nats://127.0.0.1:{PORTS.nats}"
+LOCAL_INCIDENTS = f"127.0.0.1:{PORTS.incidents_grpc}"
+NATS_SCHEMES = ("nats://", "tls://", "ws://", "wss://")
+
+# The RETINA_* variables every service reads besides its own ``RETINA_<SERVICE>_*`` ones.
+SHARED_ENV = {
+    MODEL_ENV: "detector weights when the configuration file names none (workers, search)",
+    "RETINA_LOG_LEVEL": "log level (retina --log-level)",
+}
+
+# The file values of the load in progress (see ServiceSettings.load): a context variable, so the
+# file layer travels into pydantic-settings' source without becoming an init argument.
+_FILE_LAYER: ContextVar[dict[str, Any] | None] = ContextVar("retina_settings_file_layer", default=None)
+
+
+def _port(default: int, what: str) -> Any:
+    return Field(default=default, ge=0, le=65535, description=f"{what} (0: any free port)")
+
+
+class _ConfigFileSource(PydanticBaseSettingsSource):
+    """The values taken from the cluster configuration file (the lowest layer but the defaults)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return (_FILE_LAYER.get() or {}).get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_FILE_LAYER.get() or {})
+
+
+class _LegacyEnvSource(PydanticBaseSettingsSource):
+    """Old environment names still read, below the current ones (see ``LEGACY_ENV``)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        legacy: dict[str, str] = getattr(self.settings_cls, "LEGACY_ENV", {})
+        return {setting: value for name, setting in legacy.items() if (value := _env_value(name)) is not None}
+
+
+class ServiceSettings(BaseSettings):
+    """What every service has: where it listens, its ports, its data folder, its config file.
+
+    A subclass sets ``env_prefix`` (``RETINA_<SERVICE>_``) in its ``model_config``.
+    """
+
+    model_config = SettingsConfigDict(extra="forbid", case_sensitive=False, allow_inf_nan=False)
+
+    NAME: ClassVar[str] = ""  # the command, in messages
+    FROM_FILE: ClassVar[dict[str, str]] = {}  # setting → ``section.key`` of the configuration file
+    CONFIG_REQUIRED: ClassVar[bool] = False
+    LEGACY_ENV: ClassVar[dict[str, str]] = {}  # old variable name → setting (read below the new name)
+    OTHER_ENV: ClassVar[tuple[str, ...]] = ()  # other RETINA_* variables the service reads
+
+    config: str | None = Field(default=None, description="the cluster configuration file")
+    listen: str = Field(default="127.0.0.1", min_length=1, description="address to listen on")
+    data_dir: Path
+    grpc_port: int
+    metrics_port: int
+
+    _cluster: RetinaConfig = PrivateAttr(default_factory=RetinaConfig)
+
+    @field_validator("config", "incidents_address", "worker_id", "scheduler", "advertise", check_fields=False)
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _not_blank(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("nats_url", check_fields=False)
+    @classmethod
+    def _nats_url(cls, value: str) -> str:
+        if not value.startswith(NATS_SCHEMES):
+            raise ValueError(f"a NATS URL starts with {', '.join(NATS_SCHEMES)} (e.g. {LOCAL_NATS})")
+        return value
+
+    @field_validator("database_url", check_fields=False)
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(value)
+        except (ArgumentError, ValueError):
+            raise ValueError(
+                "not a database URL (postgresql+psycopg://user:password@host/db, or sqlite:////path)"
+            ) from None
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Highest precedence first: flags, RETINA_<SERVICE>_*, old names, the configuration file.
+        return (init_settings, env_settings, _LegacyEnvSource(settings_cls), _ConfigFileSource(settings_cls))
+
+    # -- names ------------------------------------------------------------------------------------
+
+    @classmethod
+    def env_name(cls, setting: str) -> str:
+        """``RETINA_WORKER_GRPC_PORT`` for the worker's ``grpc_port``."""
+        return f"{cls.model_config['env_prefix']}{setting.upper()}"
+
+    @staticmethod
+    def flag(setting: str) -> str:
+        """``--grpc-port`` for ``grpc_port``."""
+        return "--" + setting.replace("_", "-")
+
+    @classmethod
+    def env_names(cls) -> dict[str, str]:
+        """Every RETINA_* environment variable this service reads → the setting it gives, or what
+        it is for."""
+        names = {cls.env_name(name): name for name in cls.model_fields}
+        names |= {old: setting for old, setting in cls.LEGACY_ENV.items()}
+        names |= {name: SHARED_ENV.get(name, "read by the service itself") for name in cls.OTHER_ENV}
+        return names | {"RETINA_LOG_LEVEL": SHARED_ENV["RETINA_LOG_LEVEL"]}
+
+    # -- loading ----------------------------------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls,
+        flags: Mapping[str, Any] | None = None,
+        read_config: Callable[[str], RetinaConfig] | None = None,
+    ) -> Self:
+        """The settings from the file, the environment and ``flags`` (setting → value given on the
+        command line); raises ConfigError naming each bad setting and where its value came from.
+
+        ``read_config`` reads the configuration file (default: :func:`load_config`'s config,
+        without its per-camera errors); what it read is then :attr:`cluster`.
+        """
+        flags = dict(flags or {})
+        unknown = sorted(set(flags) - set(cls.model_fields))
+        if unknown:
+            raise ConfigError([f"{name}: not a setting of {cls.NAME}" for name in unknown])
+        path = flags.get("config") or _env_value(cls.env_name("config"))
+        if cls.CONFIG_REQUIRED and not path:
+            raise ConfigError([cls._missing("config")])
+        cluster = (read_config or (lambda p: load_config(p).config))(path) if path else RetinaConfig()
+        file_values = cls._file_values(cluster)
+        token = _FILE_LAYER.set(file_values)
+        try:
+            settings = cls(**flags)
+        except ValidationError as exc:
+            raise ConfigError(cls._explain(exc, flags, file_values, path)) from None
+        finally:
+            _FILE_LAYER.reset(token)
+        settings._cluster = cluster
+        return settings
+
+    @property
+    def cluster(self) -> RetinaConfig:
+        """The cluster configuration read from ``config`` (the defaults when there is none)."""
+        return self._cluster
+
+    @classmethod
+    def _file_values(cls, cluster: RetinaConfig) -> dict[str, Any]:
+        """The settings the configuration file sets (keys it leaves out are not taken)."""
+        values = {}
+        for setting, dotted in cls.FROM_FILE.items():
+            section_name, key = dotted.split(".")
+            section = getattr(cluster, section_name)
+            if key in section.model_fields_set:
+                values[setting] = getattr(section, key)
+        return values
+
+    @classmethod
+    def _missing(cls, setting: str) -> str:
+        return f"{setting}: required by {cls.NAME}: give {cls.flag(setting)} or set {cls.env_name(setting)}"
+
+    @classmethod
+    def _source(
+        cls, setting: str, flags: Mapping[str, Any], file_values: Mapping[str, Any], path: str | None
+    ) -> str:
+        if setting in flags:
+            return cls.flag(setting)
+        if _env_value(cls.env_name(setting)) is not None:
+            return cls.env_name(setting)
+        for old, target in cls.LEGACY_ENV.items():
+            if target == setting and _env_value(old) is not None:
+                return old
+        if setting in file_values:
+            return f"{cls.FROM_FILE[setting]} in {path}"
+        return "the default"
+
+    @classmethod
+    def _explain(
+        cls, exc: ValidationError, flags: Mapping[str, Any], file_values: Mapping[str, Any], path: str | None
+    ) -> list[str]:
+        lines = []
+        for item in exc.errors():
+            setting = str(item["loc"][0]) if item["loc"] else ""
+            if item["type"] == "missing":
+                lines.append(cls._missing(setting))
+            elif setting in cls.model_fields:
+                source = cls._source(setting, flags, file_values, path)
+                lines.append(f"{setting} (from {source}): {error_message(item)}")
+            else:
+                lines.append(f"{cls.NAME}: {error_message(item)}")
+        return lines
+
+
+def _env_value(name: str) -> str | None:
+    """The environment variable ``name``, matched without regard to case as pydantic-settings does."""
+    if name in os.environ:
+        return os.environ[name]
+    upper = name.upper()
+    return next((value for key, value in os.environ.items() if key.upper() == upper), None)
+
+
+class WorkerSettings(ServiceSettings):
+    """``retina worker``: an analysis worker."""
+
+    model_config = SettingsConfigDict(env_prefix="RETINA_WORKER_")
+    NAME: ClassVar[str] = "retina worker"
+    FROM_FILE: ClassVar[dict[str, str]] = {"nats_url": "nats.url"}
+    CONFIG_REQUIRED: ClassVar[bool] = True
+    OTHER_ENV: ClassVar[tuple[str, ...]] = (MODEL_ENV,)
+
+    data_dir: Path = Field(default=Path("var/worker"), description="outboxes of incidents and features")
+    nats_url: str = Field(default=LOCAL_NATS, description="NATS server")
+    grpc_port: int = _port(PORTS.worker_grpc, "gRPC")
+    metrics_port: int = _port(PORTS.worker_metrics, "Prometheus metrics")
+    worker_id: str | None = Field(default=None, description="this worker's id (default: from the host name)")
+    scheduler: str | None = Field(default=None, description="scheduler address: register there")
+    advertise: str | None = Field(default=None, description="host:port the scheduler reaches it at")
+
+
+class SchedulerSettings(ServiceSettings):
+    """``retina scheduler serve``: the scheduler and camera registry."""
+
+    model_config = SettingsConfigDict(env_prefix="RETINA_SCHEDULER_")
+    NAME: ClassVar[str] = "retina scheduler serve"
+    FROM_FILE: ClassVar[dict[str, str]] = {"database_url": "scheduler.database_url"}
+    LEGACY_ENV: ClassVar[dict[str, str]] = {"RETINA_DATABASE_URL": "database_url"}
+
+    data_dir: Path = Field(default=Path("var/scheduler"), description="the SQLite registry (no database URL)")
+    grpc_port: int = _port(PORTS.scheduler_grpc, "gRPC")
+    metrics_port: int = _port(PORTS.scheduler_metrics, "Prometheus metrics")
+    incidents_address: str | None = Field(default=LOCAL_INCIDENTS, description="incident store ('': none)")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite in data_dir")
+
+
+class IncidentStoreSettings(ServiceSettings):
+    """``retina incidents serve``: the incident store."""
+
+    model_config = SettingsConfigDict(env_prefix="RETINA_INCIDENTS_")
+    NAME: ClassVar[str] = "retina incidents serve"
+    FROM_FILE: ClassVar[dict[str, str]] = {"nats_url": "nats.url"}
+
+    data_dir: Path = Field(default=Path("var/incidents"), description="SQLite store and media folder")
+    nats_url: str = Field(default=LOCAL_NATS, description="NATS server")
+    grpc_port: int = _port(PORTS.incidents_grpc, "gRPC")
+    metrics_port: int = _port(PORTS.incidents_metrics, "Prometheus metrics")
+    media_max_gb: float = Field(default=50, ge=0, description="snapshots and clips kept, in GiB")
+    media_max_age_days: float = Field(default=30, ge=0, description="older media is deleted")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite in data_dir")
+
+    @property
+    def media_max_bytes(self) -> int:
+        return int(self.media_max_gb * 1024**3)
+
+    @property
+    def media_max_age_seconds(self) -> float:
+        return self.media_max_age_days * 24 * 3600
+
+
+class SearchSettings(ServiceSettings):
+    """``retina search serve``: search by image."""
+
+    model_config = SettingsConfigDict(env_prefix="RETINA_SEARCH_")
+    NAME: ClassVar[str] = "retina search serve"
+    FROM_FILE: ClassVar[dict[str, str]] = {"nats_url": "nats.url"}
+    CONFIG_REQUIRED: ClassVar[bool] = True
+    OTHER_ENV: ClassVar[tuple[str, ...]] = (MODEL_ENV, "RETINA_CROP_URL_SECRET")
+
+    data_dir: Path = Field(default=Path("var/search"), description="index shards and the feature store")
+    nats_url: str = Field(default=LOCAL_NATS, description="NATS server")
+    grpc_port: int = _port(PORTS.search_grpc, "gRPC")
+    http_port: int = _port(PORTS.search_http, "signed crop URLs")
+    metrics_port: int = _port(PORTS.search_metrics, "Prometheus metrics")
+    incidents_address: str | None = Field(default=LOCAL_INCIDENTS, description="for searches by incident id")
+
+
+SERVICES: dict[str, type[ServiceSettings]] = {
+    "worker": WorkerSettings,
+    "scheduler serve": SchedulerSettings,
+    "incidents serve": IncidentStoreSettings,
+    "search serve": SearchSettings,
+}
+"""The settings model of each service command (``retina <command>``)."""
+
+
+def default(model: type[ServiceSettings], setting: str) -> Any:
+    """The default of ``setting`` as a flag's default (a Path becomes its string)."""
+    value = model.model_fields[setting].default
+    return str(value) if isinstance(value, Path) else value
