@@ -41,7 +41,7 @@ import numpy as np
 
 from retina.services.core.config import DetectorConfig, TrackerConfig
 from retina.services.core.features import (
-    SEARCH_FAMILY_OF_CLASS,
+    SEARCH_FAMILIES,
     BackboneColourEmbedder,
     ColourEmbedder,
     crop_of,
@@ -76,7 +76,7 @@ def collect_tracks(
             image = frame.to_ndarray(format="bgr24")
             objects = tracker.update(detector.detect([image])[0])
             for obj in objects:
-                family = SEARCH_FAMILY_OF_CLASS.get(obj.class_name)
+                family = obj.family if obj.family in SEARCH_FAMILIES else None
                 x1, y1, x2, y2 = obj.bbox
                 if family is None or min(x2 - x1, y2 - y1) < MIN_SIDE:
                     continue

@@ -37,6 +37,7 @@ from retina.algorithms.sdk.config import (
 )
 from retina.algorithms.sdk.dwell import DwellParams, DwellRule, Observation
 from retina.algorithms.sdk.frames import (
+    FAMILY_OF_CLASS,
     AnalysedFrame,
     CameraContext,
     EventKind,
@@ -44,6 +45,7 @@ from retina.algorithms.sdk.frames import (
     IncidentEvent,
     Snapshot,
     TrackedObject,
+    family_of,
 )
 from retina.algorithms.sdk.geometry import (
     StillnessTracker,
@@ -66,6 +68,7 @@ from retina.algorithms.sdk.plugins import (
 __all__ = [
     "DURATION_SUFFIX",
     "ENTRY_POINT_GROUP",
+    "FAMILY_OF_CLASS",
     "INCIDENT_NAMESPACE",
     "MAX_DURATION_SECONDS",
     "WEEKDAYS",
@@ -95,6 +98,7 @@ __all__ = [
     "ended_handover",
     "error_location",
     "error_message",
+    "family_of",
     "has_moved",
     "parse_local_time",
     "point_in_polygon",

@@ -22,12 +22,30 @@ import numpy as np
 EventKind = Literal["new", "update", "end"]
 
 
+# What kind of road user a detector class is — one meaning everywhere: the tracker follows a family
+# as one object (class flicker car ↔ truck does not break a track), rules and search filter by it.
+# Motorcycles are non-motor: on Chinese streets they are mostly e-bikes and scooters (非机动车).
+FAMILY_OF_CLASS: dict[str, str] = {
+    "person": "person",
+    "car": "vehicle",
+    "truck": "vehicle",
+    "bus": "vehicle",
+    "motorcycle": "non_motor",
+    "bicycle": "non_motor",
+}
+
+
+def family_of(class_name: str) -> str:
+    """The family of a detector class (``FAMILY_OF_CLASS``); other classes are their own family."""
+    return FAMILY_OF_CLASS.get(class_name, class_name)
+
+
 @dataclass(frozen=True)
 class TrackedObject:
     """One tracked detection in a frame. ``bbox`` is in pixels (x1, y1, x2, y2)."""
 
     track_id: int
-    family: str  # "vehicle", "person", or the detector's class name for other classes
+    family: str  # family_of(class_name): "person", "vehicle", "non_motor", or the class name
     class_name: str
     confidence: float
     bbox: tuple[float, float, float, float]

@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 import cv2
 import numpy as np
@@ -38,15 +38,8 @@ SUBJECT_PREFIX = "retina.features"
 CROP_MAX_SIDE = 256  # stored crops are downscaled to this (pixels, longest side)
 
 SearchFamily = Literal["person", "vehicle", "non_motor"]
-# Detector class → search family; classes not listed are not indexed.
-SEARCH_FAMILY_OF_CLASS: dict[str, SearchFamily] = {
-    "person": "person",
-    "car": "vehicle",
-    "truck": "vehicle",
-    "bus": "vehicle",
-    "motorcycle": "non_motor",  # mostly e-bikes and scooters on Chinese streets (非机动车)
-    "bicycle": "non_motor",
-}
+# The families search indexes (retina.algorithms.sdk.frames.FAMILY_OF_CLASS says which class is which).
+SEARCH_FAMILIES: tuple[SearchFamily, ...] = get_args(SearchFamily)
 
 # Named colours a dispatcher can filter by. Hue ranges are OpenCV's (0-180).
 COLOUR_NAMES = (

@@ -11,18 +11,11 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from retina.algorithms.sdk import TrackedObject
+from retina.algorithms.sdk.frames import TrackedObject, family_of
 from retina.services.core.config import ConfigError, DetectorConfig, TrackerConfig
 from retina.services.worker import metrics
 
 log = logging.getLogger(__name__)
-
-# Class flicker (car ↔ truck) must not break a track: these classes are tracked as one family.
-FAMILY_OF_CLASS = {"car": "vehicle", "truck": "vehicle", "bus": "vehicle", "motorcycle": "vehicle"}
-
-
-def family_of(class_name: str) -> str:
-    return FAMILY_OF_CLASS.get(class_name, class_name)
 
 
 @dataclass

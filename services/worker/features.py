@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from retina.algorithms.sdk import AnalysedFrame
+from retina.algorithms.sdk.frames import family_of
 from retina.services.core.config import CameraConfig, FeaturesConfig
 from retina.services.core.features import (
-    SEARCH_FAMILY_OF_CLASS,
+    SEARCH_FAMILIES,
     Embedder,
     FeatureRecord,
     crop_of,
@@ -77,7 +78,7 @@ class TrackFeatures:
         """Update the tracks with one analysed frame; return the records that are due."""
         now = frame.timestamp
         jobs: list[FeatureJob] = []
-        searchable = [o for o in frame.objects if o.class_name in SEARCH_FAMILY_OF_CLASS]
+        searchable = [o for o in frame.objects if o.family in SEARCH_FAMILIES]
         for obj in searchable:
             track = self._tracks.get(obj.track_id)
             if track is None or now - track.last_seen > self.lost_seconds:
@@ -148,7 +149,7 @@ class TrackFeatures:
             department=self.camera.department,
             shared_with=self.camera.shared_with,
             track_id=track.track_id,
-            family=SEARCH_FAMILY_OF_CLASS[class_name],
+            family=family_of(class_name),
             class_name=class_name,
             first_seen=utc(track.first_seen),
             last_seen=utc(track.last_seen),

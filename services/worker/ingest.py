@@ -9,7 +9,6 @@ exponential backoff and jitter; nothing it does can block another camera or the 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections import deque
@@ -20,6 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from retina.services.core.backoff import Backoff
 from retina.services.core.config import CameraConfig, IngestConfig
 from retina.services.core.health import CameraState
 from retina.services.worker import metrics
@@ -222,7 +222,7 @@ class CameraSource:
     # -- the thread -------------------------------------------------------------------------
 
     def _run(self) -> None:
-        backoff = self.ingest.backoff_initial_seconds
+        backoff = Backoff(self.ingest.backoff_initial_seconds, self.ingest.backoff_max_seconds)
         while not self._stop.is_set():
             outcome = self._session()
             if self._stop.is_set():
@@ -230,20 +230,19 @@ class CameraSource:
             if outcome == "eof" and not self.live:
                 if self.camera.loop:
                     self._clock.restart_segment()
-                    backoff = self.ingest.backoff_initial_seconds
+                    backoff.reset()
                     continue
                 self._set_state(CameraState.STOPPED, "end of file")
                 break
             if outcome == "ok_then_failed":
-                backoff = self.ingest.backoff_initial_seconds
+                backoff.reset()
             if not self.live and not self.retry_files:
                 break
-            delay = backoff * random.uniform(0.8, 1.2)
+            delay = backoff.next_delay()
             self.health.reconnects += 1
             metrics.RECONNECTS.labels(self.camera.id).inc()
             log.info("reconnecting", extra={**self._log_extra, "delay_seconds": round(delay, 2)})
             self._stop.wait(delay)
-            backoff = min(backoff * 2, self.ingest.backoff_max_seconds)
         if self._stop.is_set():
             self._set_state(CameraState.STOPPED, "released")
         self.buffer.mark_ended()
