@@ -1,7 +1,8 @@
 """Deprecated: the plug-in SDK moved to :mod:`retina.algorithms.sdk` (one module per concern).
 
-This module is kept for one release as a thin re-export of the names it used to define, so
-plug-ins written against ``retina.algorithms.base`` keep working unchanged. New code imports from
+This module is kept for one release as a thin re-export of the names it used to define. A plug-in
+that imported ``algorithms.base`` (before everything moved under the ``retina`` namespace) changes
+that one line to ``retina.algorithms.base`` and works as before. New code imports from
 ``retina.algorithms.sdk`` (or its modules: ``algorithm``, ``frames``, ``config``, ``geometry``,
 ``dwell``, ``lifecycle``, ``plugins``).
 """

@@ -373,3 +373,21 @@ def test_search_by_incident_uses_the_incident_track_key(tmp_path: Path):
     finally:
         store.close()
         engine.store.close()
+
+
+def test_an_adopted_incident_keeps_the_track_key_it_was_handed_over_with():
+    car = TrackedObject(7, "vehicle", "car", 0.9, (100, 200, 300, 330))
+    stage = pipeline(lambda t: [car])
+    run(stage, [T0, T0 + 1])
+    handed, _ = stage.hand_over()
+    original = track_key("cam-1", T0, 7)
+    assert handed[0].track_key == original
+
+    # The next worker sees the same car in the same place under its own tracker id 3.
+    same_car = TrackedObject(3, "vehicle", "car", 0.9, (100, 200, 300, 330))
+    stage = pipeline(lambda t: [same_car])
+    stage.resume(handed)
+    events = run(stage, [T0 + 100, T0 + 101, T0 + 102])
+    continued = [e for e in events if e.incident_id == handed[0].incident_id]
+    assert continued and all(e.track_key == original for e in continued)
+    assert not [e for e in events if e.event == "new"], "adopted, not opened again"

@@ -83,7 +83,7 @@ class ExposedTrash(DwellRule):
         name="exposed_trash",
         version="1.0.0",
         params_model=ExposedTrashParams,
-        families=frozenset({"person", "vehicle"}),
+        families=frozenset({"person", "vehicle", "non_motor"}),
         description="A new static object stays in a no-dumping zone longer than dwell_seconds",
     )
     params: ExposedTrashParams
@@ -156,7 +156,8 @@ class ExposedTrash(DwellRule):
         now = frame.timestamp
         memory = self.params.explain_memory_seconds
         self._recent_objects = [(t, box) for t, box in self._recent_objects if now - t <= memory]
-        self._recent_objects += [(now, o.bbox) for o in frame.objects if o.family in ("person", "vehicle")]
+        moving = self.manifest.families  # people and vehicles explain a change; they are not trash
+        self._recent_objects += [(now, o.bbox) for o in frame.objects if o.family in moving]
         explained = np.zeros(shape, np.uint8)
         for _, box in self._recent_objects:
             x1, y1, x2, y2 = (round(v * scale) for v in box)

@@ -76,7 +76,7 @@ def analyze(
         analyzer.release(camera.id, reason="end_of_stream")
         stop.set()
         loop.join()
-        sink.close(timeout=60)  # every event written before the exit code
+        sink.close(timeout=None)  # every event written before the exit code
     if not delivered.is_set():
         reason = health.get(camera.id).reason if camera.id in health else "no frames"
         print(f"camera {camera.id}: no frames analysed from {source}: {reason}", file=sys.stderr)

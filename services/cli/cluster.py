@@ -23,6 +23,10 @@ from retina.services.core.processes import port_open, start_nats_server, start_p
 
 log = logging.getLogger(__name__)
 
+# A worker's clean stop joins its analysis (up to 10 s), drains its incident sink (up to 10 s), then
+# its outboxes (up to 10 s); past this it is killed and what is left waits in its outbox on disk.
+STOP_TIMEOUT_SECONDS = 45.0
+
 
 @dataclass
 class LocalCluster:
@@ -214,7 +218,7 @@ class LocalCluster:
             process = self.supervisor.forget(name)
             if process is not None:
                 try:
-                    code = stop_process(process, name)
+                    code = stop_process(process, name, timeout=STOP_TIMEOUT_SECONDS)
                 except Exception:
                     log.exception("could not stop a process", extra={"service_process": name})
                     continue

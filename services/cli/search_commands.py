@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from retina.services.cli.common import SEARCH_ADDRESS, load, service_settings, start_logging
+from retina.services.cli.common import SEARCH_ADDRESS, service_settings, start_logging
 from retina.services.core.settings import SearchSettings, default
 
 app = typer.Typer(help="search by image (以图搜图)", no_args_is_help=True)
@@ -58,15 +58,19 @@ def serve(
 
 @app.command()
 def rebuild(
-    config: Annotated[str, typer.Option()],
-    data_dir: Annotated[str, typer.Option()] = "var/search",
+    config: Annotated[str | None, typer.Option(help="the cluster config (or RETINA_SEARCH_CONFIG)")] = None,
+    data_dir: Annotated[
+        str | None, typer.Option(help="the search service's folder (or RETINA_SEARCH_DATA_DIR)")
+    ] = None,
 ) -> int:
     """rebuild the index files from the feature store (service stopped)"""
     from retina.services.cli.output import progress
     from retina.services.search.engine import SearchEngine
 
     start_logging("search")
-    engine = SearchEngine(Path(data_dir), load(config).config)
+    given = {name: value for name, value in (("config", config), ("data_dir", data_dir)) if value}
+    settings = SearchSettings.load(given)  # the same folder and config the service uses
+    engine = SearchEngine(Path(settings.data_dir), settings.cluster)
     with progress("rebuilding the index from the feature store"):
         vectors = engine.rebuild()
     tracks, _ = engine.store.counts()

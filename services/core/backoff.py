@@ -18,7 +18,7 @@ class Backoff:
 
     def next_delay(self) -> float:
         """The delay before the next try (and count the try)."""
-        base = min(self.initial * (2**self.attempts), self.maximum)
+        base = min(self.initial * 2 ** min(self.attempts, 32), self.maximum)  # no overflow, ever
         self.attempts += 1
         return base * random.uniform(1 - self.jitter, 1 + self.jitter)
 

@@ -63,6 +63,13 @@ class DetectorConfig(StrictModel):
     confidence: float = Field(default=0.1, gt=0, lt=1, description="Detections below this are dropped")
     device: str = Field(default="cpu", description="'cpu', 'cuda', 'cuda:0', ...")
     half: bool = Field(default=False, description="FP16 inference (GPU only)")
+    family_nms_iou: float = Field(
+        default=0.7,
+        gt=0,
+        le=1,
+        description="Of two boxes of one family (a car also seen as a truck) overlapping more than this"
+        " IoU, only the more confident is kept; 1 keeps both",
+    )
 
     def model_path(self) -> str | None:
         """The weights: ``model`` from the file, else the RETINA_MODEL environment variable (the one

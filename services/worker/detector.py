@@ -51,6 +51,7 @@ class Detector:
         self.model = YOLO(model_path, task="detect")
         self.names: dict[int, str] = dict(self.model.names)
         self.families = {i: family_of(n) for i, n in self.names.items()}
+        self.family_index = family_index(self.names)
         log.info("detector loaded", extra={"model": model_path, "device": config.device})
 
     def detect(self, images: list[np.ndarray]) -> list[Detections]:
@@ -67,8 +68,37 @@ class Detector:
         out = []
         for result in results:
             boxes = result.boxes.cpu().numpy()
-            out.append(Detections(boxes.xyxy.astype(np.float32), boxes.conf, boxes.cls.astype(int)))
+            detections = Detections(boxes.xyxy.astype(np.float32), boxes.conf, boxes.cls.astype(int))
+            out.append(family_nms(detections, self.family_index, self.config.family_nms_iou))
         return out
+
+
+def family_index(names: dict[int, str]) -> np.ndarray:
+    """Class id → a number per family (``family_of``), for tracking and suppressing by family."""
+    numbers = {family: n for n, family in enumerate(sorted({family_of(name) for name in names.values()}))}
+    return np.array(
+        [numbers[family_of(names.get(i, str(i)))] if i in names else -1 for i in range(max(names) + 1)]
+    )
+
+
+def family_nms(detections: Detections, family_index: np.ndarray, iou: float) -> Detections:
+    """Keep one box per object within a family: the detector's NMS runs per class, so a car also
+    detected as a truck arrives twice; of two boxes of one family overlapping more than ``iou``,
+    the more confident stays. Boxes of different families (a person on a bicycle) never suppress
+    each other. ``family_index`` maps class id → family number."""
+    if len(detections) < 2 or iou >= 1:
+        return detections
+    import torch
+    from torchvision.ops import batched_nms
+
+    keep = batched_nms(
+        torch.from_numpy(detections.xyxy),
+        torch.from_numpy(np.asarray(detections.conf, dtype=np.float32)),
+        torch.from_numpy(family_index[detections.cls]),
+        iou,
+    ).numpy()
+    keep.sort()  # the detector's order
+    return Detections(detections.xyxy[keep], detections.conf[keep], detections.cls[keep])
 
 
 class _TrackerInput:
@@ -109,10 +139,7 @@ class CameraTracker:
         )
         self._tracker = BYTETracker(args)
         self._names = detector.names
-        self._family_ids = {family: i for i, family in enumerate(sorted(set(detector.families.values())))}
-        self._family_of_class = np.array(
-            [self._family_ids[detector.families[i]] for i in range(max(detector.names) + 1)]
-        )
+        self._family_of_class = detector.family_index
 
     def update(self, detections: Detections) -> list[TrackedObject]:
         """Feed one frame's detections; return the confirmed tracks with their original class."""

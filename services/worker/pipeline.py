@@ -86,13 +86,14 @@ class CameraPipeline:
         return self._with_track_keys(events), jobs
 
     def _track_key(self, event: IncidentEvent) -> str | None:
-        """The feature track of an event's object: its tracker id's track (if that track was already
-        seen when the event's object was last seen: a handed-over incident's tracker id is another
-        worker's), else the track the incident's earlier events named (it may end before the incident)."""
-        key = (
-            self.features.track_key(event.track_id, event.last_seen_at) if self.features is not None else None
-        )
-        return key or self._track_keys.get(event.incident_id)
+        """The feature track of an event's object. Once an incident has named one (its first event
+        here, or its previous worker's), it keeps it: the track may end before the incident, and a
+        handed-over incident's tracker id is another worker's. Otherwise its tracker id's track, if
+        that track was already seen when the event's object was last seen."""
+        known = self._track_keys.get(event.incident_id)
+        if known is not None or self.features is None:
+            return known
+        return self.features.track_key(event.track_id, event.last_seen_at)
 
     def _with_track_keys(self, events: list[IncidentEvent]) -> list[IncidentEvent]:
         """Attach each event's ``track_key`` (one already set, by a handed-over incident, is kept)."""
@@ -110,6 +111,9 @@ class CameraPipeline:
 
         Incidents of a rule no longer enabled on the camera end at once (``algorithm_removed``).
         """
+        for incident in incidents:  # their later events name the same track
+            if incident.track_key is not None:
+                self._track_keys[incident.incident_id] = incident.track_key
         by_name = {algorithm.manifest.name: algorithm for algorithm in self.algorithms}
         events: list[IncidentEvent] = []
         for name in {incident.algorithm for incident in incidents}:

@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 STATUS_REPUBLISH_SECONDS = 15.0
 SHUTDOWN_DRAIN_SECONDS = 10.0
+HANDOVER_FLUSH_SECONDS = 5.0  # a released camera's events reach the outbox before the reply
 MAX_RESUMED_INCIDENTS = 1000
 
 
@@ -286,6 +287,9 @@ class _WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
             await context.abort(
                 grpc.StatusCode.NOT_FOUND, f"camera {request.camera_id!r} is not assigned here"
             )
+        # The incidents continue elsewhere: their events so far must be in the outbox first.
+        if not await asyncio.to_thread(self.worker.sink.wait_idle, HANDOVER_FLUSH_SECONDS):
+            log.warning("incident sink still busy at handover", extra={"camera_id": request.camera_id})
         return worker_pb2.ReleaseCameraResponse(
             released=True, open_incidents=[open_incident_to_proto(i) for i in handed]
         )
@@ -295,7 +299,7 @@ class _WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
             worker_id=self.worker.worker_id,
             model=self.worker.lanes.model_key,
             cameras=self.worker.status(),
-            outbox_pending=len(self.worker.outbox),
+            outbox_pending=len(self.worker.outbox) + self.worker.sink.pending(),
         )
 
 

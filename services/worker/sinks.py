@@ -85,7 +85,7 @@ class IncidentSink(ABC):
     def deliver(self, camera: CameraConfig, events: list[IncidentEvent]) -> None:
         """Accept one frame's events of ``camera`` (in order); return at once."""
 
-    def close(self, timeout: float = CLOSE_SECONDS) -> int:
+    def close(self, timeout: float | None = CLOSE_SECONDS) -> int:
         """Stop accepting; deliver what was accepted within ``timeout``; return how many were not."""
         return 0
 
@@ -97,7 +97,12 @@ class IncidentSink(ABC):
 
 
 class QueuedSink(IncidentSink):
-    """A bounded FIFO and one delivery thread; subclasses implement :meth:`write` (see module doc)."""
+    """A bounded FIFO and one delivery thread; subclasses implement :meth:`write` (see module doc).
+
+    ``blocking``: when the queue is full, :meth:`deliver` waits for room instead of refusing — for
+    offline analysis, where slowing the analysis down is right and losing an event is not."""
+
+    blocking = False
 
     def __init__(
         self,
@@ -147,6 +152,8 @@ class QueuedSink(IncidentSink):
         with self._cond:
             for event in events:
                 limit = self.max_queue if event.event == "update" else 2 * self.max_queue
+                if self.blocking:  # offline analysis: wait for room (back-pressure), never refuse
+                    self._cond.wait_for(lambda limit=limit: len(self._items) < limit or self._closing)
                 if self._closing:
                     refused.append((event, "closed"))
                 elif len(self._items) >= limit:
@@ -230,7 +237,7 @@ class QueuedSink(IncidentSink):
                 lambda: (not self._items and not self._busy) or not self._thread.is_alive(), timeout
             )
 
-    def close(self, timeout: float = CLOSE_SECONDS) -> int:
+    def close(self, timeout: float | None = CLOSE_SECONDS) -> int:
         with self._cond:
             self._closing = True
             self._cond.notify_all()
@@ -319,7 +326,9 @@ class OutboxSink(QueuedSink):
 
 class JsonLinesSink(QueuedSink):
     """``retina analyze``: every event as one JSON line on ``out``; snapshots and clips written under
-    ``media_dir`` when given (evidence is on only then)."""
+    ``media_dir`` when given (evidence is on only then). A slow reader slows the analysis down."""
+
+    blocking = True
 
     def __init__(
         self,
