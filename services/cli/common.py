@@ -11,14 +11,13 @@ import typer
 
 from retina.services.core.config import LoadedConfig, load_config, require_cameras
 from retina.services.core.logs import setup_logging
-from retina.services.core.ports import ClusterPorts
+from retina.services.core.ports import DEFAULT_PORTS, local_address
 from retina.services.core.settings import SERVICES, ServiceSettings
 
-DEFAULT_PORTS = ClusterPorts()
-WORKER_ADDRESS = f"127.0.0.1:{DEFAULT_PORTS.worker_grpc}"
-SCHEDULER_ADDRESS = f"127.0.0.1:{DEFAULT_PORTS.scheduler_grpc}"
-INCIDENTS_ADDRESS = f"127.0.0.1:{DEFAULT_PORTS.incidents_grpc}"
-SEARCH_ADDRESS = f"127.0.0.1:{DEFAULT_PORTS.search_grpc}"
+WORKER_ADDRESS = local_address(DEFAULT_PORTS.worker_grpc)
+SCHEDULER_ADDRESS = local_address(DEFAULT_PORTS.scheduler_grpc)
+INCIDENTS_ADDRESS = local_address(DEFAULT_PORTS.incidents_grpc)
+SEARCH_ADDRESS = local_address(DEFAULT_PORTS.search_grpc)
 
 LISTEN_HELP = "address for gRPC and metrics (0.0.0.0 in a pod)"
 

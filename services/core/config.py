@@ -39,6 +39,7 @@ from retina.algorithms.sdk import (
     validate_algorithm_params,
 )
 from retina.services.core.errors import ConfigError as ConfigError  # re-exported: raised by loaders
+from retina.services.core.ports import LOCAL_NATS_URL
 from retina.services.core.validation import TOKEN_PATTERN as TOKEN_PATTERN  # re-exported: the id rule
 from retina.services.core.validation import TOKEN_RULE, is_token, quote
 
@@ -229,7 +230,7 @@ class SchedulerConfig(StrictModel):
 
 
 class NatsConfig(StrictModel):
-    url: str = "nats://127.0.0.1:4222"
+    url: str = LOCAL_NATS_URL
 
 
 class CameraDefaults(StrictModel):

@@ -71,6 +71,11 @@ class ClipRef(BaseModel):
     end: datetime
 
 
+def incident_msg_id(incident_id: str, event: str, revision: int) -> str:
+    """The Nats-Msg-Id of an incident event: ``<id>:<event>:<revision>`` (JetStream de-duplicates)."""
+    return f"{incident_id}:{event}:{revision}"
+
+
 class IncidentMessage(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
@@ -109,7 +114,7 @@ class IncidentMessage(BaseModel):
 
     @property
     def msg_id(self) -> str:
-        return f"{self.id}:{self.event}:{self.revision}"
+        return incident_msg_id(self.id, self.event, self.revision)
 
     @property
     def subject(self) -> str:

@@ -164,3 +164,12 @@ class ClusterPorts:
                     f"port {port} ({what}) is already in use: stop what holds it"
                     " (an earlier `retina up`?) or choose another port with that flag"
                 )
+
+
+DEFAULT_PORTS = ClusterPorts()
+LOCAL_NATS_URL = f"nats://127.0.0.1:{DEFAULT_PORTS.nats}"
+
+
+def local_address(port: int) -> str:
+    """``127.0.0.1:port``: where a service of a local cluster is reached."""
+    return f"127.0.0.1:{port}"

@@ -37,11 +37,11 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from retina.algorithms.sdk import error_message
 from retina.services.core.config import MODEL_ENV, ConfigError, RetinaConfig, load_config
-from retina.services.core.ports import ClusterPorts
+from retina.services.core.ports import DEFAULT_PORTS as PORTS
+from retina.services.core.ports import LOCAL_NATS_URL as LOCAL_NATS
+from retina.services.core.ports import local_address
 
-PORTS = ClusterPorts()
-LOCAL_NATS = f"nats://127.0.0.1:{PORTS.nats}"
-LOCAL_INCIDENTS = f"127.0.0.1:{PORTS.incidents_grpc}"
+LOCAL_INCIDENTS = local_address(PORTS.incidents_grpc)
 NATS_SCHEMES = ("nats://", "tls://", "ws://", "wss://")
 
 # The RETINA_* variables every service reads besides its own ``RETINA_<SERVICE>_*`` ones.

@@ -40,7 +40,7 @@ from prometheus_client import Counter, Gauge
 
 from retina.algorithms.sdk import IncidentEvent
 from retina.services.core.config import CameraConfig, EvidenceConfig
-from retina.services.core.incident import build_message, clip_key
+from retina.services.core.incident import build_message, clip_key, incident_msg_id
 from retina.services.core.outbox import Outbox
 from retina.services.worker import metrics
 from retina.services.worker.evidence import ClipRequest, clip_window
@@ -72,8 +72,8 @@ ClipRequester = Callable[[str, str, float, ClipCallback], None]
 
 
 def msg_id(event: IncidentEvent) -> str:
-    """The event's Nats-Msg-Id (as IncidentMessage.msg_id), for logs about events never built."""
-    return f"{event.incident_id}:{event.event}:{event.revision}"
+    """The event's Nats-Msg-Id, for logs about events never built into a message."""
+    return incident_msg_id(event.incident_id, event.event, event.revision)
 
 
 class IncidentSink(ABC):
