@@ -124,6 +124,16 @@ class IncidentLifecycle:
     def open_keys(self) -> list[Any]:
         return list(self._open)
 
+    def overlapping(self, zone: str, bbox: tuple[float, float, float, float], min_iou: float) -> list[Any]:
+        """Keys of the incidents open in ``zone`` whose last box overlaps ``bbox`` (normalised) by at
+        least ``min_iou``: a rule that must not raise two incidents for one object asks before
+        opening another."""
+        return [
+            key
+            for key, incident in self._open.items()
+            if incident.zone == zone and box_iou(incident.bbox, bbox) >= min_iou
+        ]
+
     def make_id(self, zone: str, track_id: int, started_at: float, opened_at: float) -> str:
         """A stable id for one situation: the same stream gives the same ids, two situations never
         share one (a situation that ends and comes back opens at another moment)."""
