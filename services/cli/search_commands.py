@@ -127,3 +127,52 @@ def query(
             f"{','.join(match.colours):12} {match.track_id}  {match.crop_url}"
         )
     return 0
+
+
+@app.command("eval")
+def eval_(
+    folder: Annotated[str, typer.Argument(help="crops named <identity>_<camera>_<n>.jpg (Market-1501)")],
+    family: Annotated[Family, typer.Option(help="whose configured embedder to score")],
+    config: Annotated[
+        str | None, typer.Option(help="the cluster config (its features section); default: built-in")
+    ] = None,
+    embedder: Annotated[
+        str | None, typer.Option(help="score this embedder instead of the family's configured one")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+) -> int:
+    """score the configured embedder on re-identification crops: recall@1/5/10 and mAP"""
+    import json
+
+    from retina.services.cli.common import load
+    from retina.services.core.config import ConfigError, RetinaConfig
+    from retina.services.core.features import available_embedders, make_embedder
+    from retina.services.search.reid_eval import evaluate
+
+    path = Path(folder)
+    if not path.is_dir():
+        print(f"error: {folder}: not a folder", file=sys.stderr)
+        return 2
+    cluster = load(config).config if config else RetinaConfig()
+    features = cluster.features
+    if embedder is not None:
+        if embedder not in available_embedders():
+            known = ", ".join(sorted(available_embedders()))
+            raise ConfigError([f"--embedder: unknown {embedder!r} (available: {known})"])
+        features = features.model_copy(update={"embedders": {family.value: embedder}})
+    model = make_embedder(features, cluster.detector, family.value)
+    try:
+        result = evaluate(path, model.embed)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    scores = {key: result[key] for key in ("recall@1", "recall@5", "recall@10", "mAP")}
+    if json_output:
+        print(json.dumps(scores))
+    else:
+        print(
+            f"{model.key} on {result['images']} crops of {result['identities']} identities"
+            f" ({result['queries']} queries, {family.value}):"
+        )
+        print("  ".join(f"{key}={value:.3f}" for key, value in scores.items()))
+    return 0

@@ -115,13 +115,33 @@ class EvidenceConfig(StrictModel):
         return self.clip_before_seconds + self.clip_after_seconds > 0
 
 
+# Embedders by family when features.osnet_model is set and nothing else is chosen: measured on real
+# two-camera crops (README, "Search by image"). Non-motor riders keep colour until measured.
+# With an OSNet model and nothing chosen, every family uses OSNet joined with colour: measured best
+# on vehicles, and one embedder for all families keeps the search service's one index.
+OSNET_DEFAULT = "osnet_colour"
+FAMILIES = ("person", "vehicle", "non_motor")
+
+
 class FeaturesConfig(StrictModel):
     """Per-track appearance features for search by image (see services/worker/features.py)."""
 
     enabled: bool = Field(default=True, description="Publish track features on retina.features.<camera>")
     embedder: str = Field(
-        default="colour", description="'colour' (measured best here), 'backbone_colour', or a plug-in"
+        default="colour",
+        description="Every family's embedder unless 'embedders' names one: 'colour', 'osnet',"
+        " 'osnet_colour', 'backbone_colour', or a plug-in",
     )
+    embedders: dict[Literal["person", "vehicle", "non_motor"], str] = Field(
+        default_factory=dict,
+        description="Embedder per family, e.g. {person: osnet, vehicle: osnet_colour}; a family left out"
+        " gets 'embedder' if that is set, else osnet / osnet_colour when osnet_model is set, else colour",
+    )
+    osnet_model: str | None = Field(
+        default=None, description="OSNet re-id model (.onnx) for the osnet and osnet_colour embedders"
+    )
+    osnet_batch: int = Field(default=32, ge=1, le=1024, description="Crops per OSNet inference")
+    osnet_colour_weight: float = Field(default=0.3, ge=0, le=1, description="Share of colour in osnet_colour")
     backbone_model: str | None = Field(
         default=None, description="PyTorch .pt of the detector for backbone_colour; None: the detector's"
     )
@@ -143,7 +163,27 @@ class FeaturesConfig(StrictModel):
             raise ValueError(
                 f"embedder: unknown {quote(self.embedder)} (available: {', '.join(sorted(known))})"
             )
+        for family, name in self.embedders.items():
+            if name not in known:
+                raise ValueError(
+                    f"embedders.{family}: unknown {quote(name)} (available: {', '.join(sorted(known))})"
+                )
+        chosen = {family: self.embedder_for(family) for family in FAMILIES}
+        if len(set(chosen.values())) > 1:  # the search service keeps one index, for one embedder
+            listed = ", ".join(f"{family}={name}" for family, name in chosen.items())
+            raise ValueError(
+                f"embedders: every family must use the same embedder for now ({listed}); the search"
+                " service keeps one index per embedder store — choose one, e.g. osnet_colour"
+            )
         return self
+
+    def embedder_for(self, family: str) -> str:
+        """The embedder name of a search family (see ``embedders``)."""
+        if family in self.embedders:
+            return self.embedders[family]  # type: ignore[index]
+        if "embedder" in self.model_fields_set or not self.osnet_model:
+            return self.embedder
+        return OSNET_DEFAULT
 
 
 class SearchConfig(StrictModel):
@@ -439,6 +479,8 @@ def _resolve_relative_paths(config: RetinaConfig, base: Path) -> None:
             config.detector.model = os.path.abspath(candidate)
     if config.features.backbone_model and _is_relative_file(config.features.backbone_model):
         config.features.backbone_model = os.path.abspath(base / config.features.backbone_model)
+    if config.features.osnet_model and _is_relative_file(config.features.osnet_model):
+        config.features.osnet_model = os.path.abspath(base / config.features.osnet_model)
     for camera in config.cameras:
         if _is_relative_file(camera.url):
             camera.url = os.path.abspath(base / camera.url)

@@ -347,14 +347,134 @@ class BackboneColourEmbedder(Embedder):
         return normalise_rows(np.hstack(parts))
 
 
-def make_embedder(features: FeaturesConfig, detector: DetectorConfig) -> Embedder:
-    """The configured embedder; raises ConfigError naming ``features.*`` when it cannot be built."""
-    return available_embedders()[features.embedder].from_config(features, detector)
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+def _osnet_model_path(features: FeaturesConfig, name: str) -> str:
+    model = features.osnet_model
+    if not model:
+        raise ConfigError(
+            [f"features.osnet_model: the {name} embedder needs the OSNet re-id model (an .onnx file); set it,"
+             " or use the colour embedder"]
+        )  # fmt: skip
+    if not Path(model).is_file():
+        raise ConfigError([f"features.osnet_model: no such file {model!r}"])
+    return model
+
+
+class OsnetEmbedder(Embedder):
+    """OSNet re-identification features (ONNX Runtime, batched): 256×128 RGB crops, ImageNet
+    normalisation as torchreid does. Trained on persons; still far better than colour on vehicles."""
+
+    name = "osnet"
+    HEIGHT, WIDTH = 256, 128
+
+    @classmethod
+    def from_config(cls, features: FeaturesConfig, detector: DetectorConfig) -> Embedder:
+        return cls(_osnet_model_path(features, cls.name), batch_size=features.osnet_batch)
+
+    def __init__(self, model_path: str, batch_size: int = 32, threads: int = 0):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self._session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # a truncated or foreign file: say which setting names it
+            raise ConfigError(
+                [f"features.osnet_model: {model_path!r} is not a usable ONNX model ({exc})"]
+            ) from None
+        self._input = self._session.get_inputs()[0].name
+        self.batch_size = max(1, batch_size)
+        self._dim = int(self._raw(np.zeros((1, 3, self.HEIGHT, self.WIDTH), np.float32)).shape[1])
+        self.version = f"1-{Path(model_path).stem}-{self._dim}"
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def _raw(self, batch: np.ndarray) -> np.ndarray:
+        out = self._session.run(None, {self._input: batch})[0]
+        return np.asarray(out, np.float32).reshape(len(batch), -1)
+
+    def preprocess(self, crops: list[np.ndarray]) -> np.ndarray:
+        rows = []
+        for crop in crops:
+            rgb = cv2.cvtColor(cv2.resize(crop, (self.WIDTH, self.HEIGHT), interpolation=cv2.INTER_LINEAR),
+                               cv2.COLOR_BGR2RGB)  # fmt: skip
+            rows.append(((rgb.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1))
+        return np.ascontiguousarray(np.stack(rows), np.float32)
+
+    def embed(self, crops: list[np.ndarray]) -> np.ndarray:
+        if not crops:
+            return np.zeros((0, self.dim), np.float32)
+        parts = [
+            self._raw(self.preprocess(crops[i : i + self.batch_size]))
+            for i in range(0, len(crops), self.batch_size)
+        ]
+        return normalise_rows(np.vstack(parts))
+
+
+class OsnetColourEmbedder(Embedder):
+    """OSNet features joined with the colour histogram: ``colour_weight`` is the colour part's share
+    of the inner product (``features.osnet_colour_weight``)."""
+
+    name = "osnet_colour"
+
+    @classmethod
+    def from_config(cls, features: FeaturesConfig, detector: DetectorConfig) -> Embedder:
+        osnet = OsnetEmbedder(_osnet_model_path(features, cls.name), batch_size=features.osnet_batch)
+        return cls(osnet, features.osnet_colour_weight)
+
+    def __init__(self, osnet: OsnetEmbedder, colour_weight: float = 0.3):
+        self._osnet = osnet
+        self._colour = ColourEmbedder()
+        self._colour_weight = colour_weight
+        self.version = f"1-{osnet.version}-w{colour_weight:g}"
+
+    @property
+    def dim(self) -> int:
+        return self._osnet.dim + self._colour.dim
+
+    def embed(self, crops: list[np.ndarray]) -> np.ndarray:
+        if not crops:
+            return np.zeros((0, self.dim), np.float32)
+        w = self._colour_weight
+        parts = [np.sqrt(1 - w) * self._osnet.embed(crops), np.sqrt(w) * self._colour.embed(crops)]
+        return normalise_rows(np.hstack(parts))
+
+
+def make_embedder(
+    features: FeaturesConfig, detector: DetectorConfig, family: SearchFamily | None = None
+) -> Embedder:
+    """The embedder configured for ``family`` (None: the ``features.embedder`` one); raises
+    ConfigError naming ``features.*`` when it cannot be built."""
+    name = features.embedder if family is None else features.embedder_for(family)
+    return available_embedders()[name].from_config(features, detector)
+
+
+def make_family_embedders(features: FeaturesConfig, detector: DetectorConfig) -> dict[SearchFamily, Embedder]:
+    """One embedder per search family; families configured with the same embedder share one instance."""
+    built: dict[str, Embedder] = {}
+    chosen: dict[SearchFamily, Embedder] = {}
+    for family in SEARCH_FAMILIES:
+        name = features.embedder_for(family)
+        if name not in built:
+            built[name] = available_embedders()[name].from_config(features, detector)
+        chosen[family] = built[name]
+    return chosen
 
 
 def available_embedders() -> dict[str, type[Embedder]]:
     """Built-in embedders plus those installed under the ``retina.embedders`` entry-point group."""
-    found: dict[str, type[Embedder]] = {"colour": ColourEmbedder, "backbone_colour": BackboneColourEmbedder}
+    found: dict[str, type[Embedder]] = {
+        "colour": ColourEmbedder,
+        "backbone_colour": BackboneColourEmbedder,
+        "osnet": OsnetEmbedder,
+        "osnet_colour": OsnetColourEmbedder,
+    }
     for entry in entry_points(group="retina.embedders"):
         try:
             found[entry.name] = entry.load()

@@ -19,7 +19,7 @@ import numpy as np
 import PIL.Image
 
 from retina.services.core.config import ConfigError, RetinaConfig
-from retina.services.core.features import FeatureRecord, make_embedder
+from retina.services.core.features import FeatureRecord, make_family_embedders
 from retina.services.core.validation import quote
 from retina.services.search.index import LoadReport, ShardedIndex
 from retina.services.search.store import (
@@ -72,7 +72,17 @@ class SearchEngine:
 
     def __init__(self, data_dir: Path, config: RetinaConfig):
         self.config = config
-        self.embedder = make_embedder(config.features, config.detector)
+        embedders = make_family_embedders(config.features, config.detector)
+        keys = sorted({embedder.key for embedder in embedders.values()})
+        if len(keys) > 1:
+            # One store and one index per service today: records of several embedders would be refused.
+            raise ConfigError(
+                [
+                    "features.embedders: the search service indexes one embedder, but the families use"
+                    f" {', '.join(keys)}; set features.embedder (e.g. osnet_colour) for every family"
+                ]
+            )
+        self.embedder = embedders["person"]
         self.store = FeatureStore(
             data_dir / "features.sqlite", data_dir / "crops", config.search.shard_hours * 3600
         )

@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,9 +67,16 @@ class _Track:
 class TrackFeatures:
     """Chooses when a camera's tracks are worth a feature record (see module doc)."""
 
-    def __init__(self, camera: CameraConfig, config: FeaturesConfig, embedder_key: str, lost_seconds: float):
+    def __init__(
+        self,
+        camera: CameraConfig,
+        config: FeaturesConfig,
+        embedder_key: str | Mapping[str, str],
+        lost_seconds: float,
+    ):
         self.camera = camera
         self.config = config
+        # One key for every family, or one per family (FeatureExtractor.embedder_keys).
         self.embedder_key = embedder_key
         self.lost_seconds = lost_seconds
         self._tracks: dict[int, _Track] = {}
@@ -141,6 +148,8 @@ class TrackFeatures:
         track.revision += 1
         track.published_at = track.last_seen
         class_name = track.classes.most_common(1)[0][0]
+        family = family_of(class_name)
+        keys = self.embedder_key
         record = FeatureRecord(
             id=track.key,
             revision=track.revision,
@@ -149,12 +158,12 @@ class TrackFeatures:
             department=self.camera.department,
             shared_with=self.camera.shared_with,
             track_id=track.track_id,
-            family=family_of(class_name),
+            family=family,
             class_name=class_name,
             first_seen=utc(track.first_seen),
             last_seen=utc(track.last_seen),
             ended=ended,
-            embedder=self.embedder_key,
+            embedder=keys if isinstance(keys, str) else keys[family],
         )
         if not with_crop or track.best_crop is None:
             return FeatureJob(record)
@@ -178,12 +187,27 @@ class FeatureExtractor:
     slowing detection; records already queued keep their order.
     """
 
-    def __init__(self, embedder: Embedder, sink: FeatureSink, max_queue: int = 512, max_batch: int = 16):
-        self.embedder = embedder
+    def __init__(
+        self,
+        embedder: Embedder | Mapping[str, Embedder],
+        sink: FeatureSink,
+        max_queue: int = 512,
+        max_batch: int = 16,
+    ):
+        # One embedder for every family, or one per family (features.embedders): each record's crop
+        # is embedded by its family's embedder, and the record names that embedder's key.
+        if isinstance(embedder, Embedder):
+            embedder = dict.fromkeys(SEARCH_FAMILIES, embedder)
+        self.embedders: dict[str, Embedder] = dict(embedder)
         self.sink = sink
         self.max_batch = max_batch
         self._queue: queue.Queue[FeatureJob | None] = queue.Queue(max_queue)
         self._thread = threading.Thread(target=self._run, name="features", daemon=True)
+
+    @property
+    def embedder_keys(self) -> dict[str, str]:
+        """The embedder key of each family (what TrackFeatures writes into records)."""
+        return {family: embedder.key for family, embedder in self.embedders.items()}
 
     def start(self) -> None:
         self._thread.start()
@@ -220,15 +244,25 @@ class FeatureExtractor:
             self._process(batch)
 
     def _process(self, batch: list[FeatureJob]) -> None:
-        with_crops = [job for job in batch if job.crop is not None]
-        try:
-            vectors = self.embedder.embed([job.crop for job in with_crops]) if with_crops else []
-        except Exception:
-            log.exception("embedding failed; crops of this batch left out", extra={"jobs": len(batch)})
-            with_crops, vectors = [], []
-            for job in batch:
-                job.crop = None
-        for job, vector in zip(with_crops, vectors, strict=True):
+        groups: dict[int, tuple[Embedder, list[FeatureJob]]] = {}
+        for job in batch:
+            if job.crop is not None:
+                embedder = self.embedders[job.record.family]
+                groups.setdefault(id(embedder), (embedder, []))[1].append(job)
+        embedded: list[tuple[FeatureJob, np.ndarray]] = []
+        for embedder, jobs in groups.values():  # one batched call per embedder
+            try:
+                vectors = embedder.embed([job.crop for job in jobs])
+            except Exception:
+                log.exception(
+                    "embedding failed; crops of this batch left out",
+                    extra={"jobs": len(jobs), "embedder": embedder.key},
+                )
+                for job in jobs:
+                    job.crop = None
+                continue
+            embedded.extend(zip(jobs, vectors, strict=True))
+        for job, vector in embedded:
             job.record.embedding_base64 = encode_embedding(vector)
             job.record.crop_jpeg_base64 = base64.b64encode(encode_crop(job.crop)).decode()
             job.record.colours = dominant_colours(job.crop)

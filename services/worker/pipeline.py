@@ -220,7 +220,7 @@ class Analyzer:
         track_features = None
         if self.features is not None and self.features_config is not None:
             track_features = TrackFeatures(
-                camera, self.features_config, self.features.embedder.key, self.tracker_config.lost_seconds
+                camera, self.features_config, self.features.embedder_keys, self.tracker_config.lost_seconds
             )
         pipeline = CameraPipeline(camera, self.tracker_config, self.detector, track_features)
         buffer = FrameBuffer(camera.id, capacity=2, drop_oldest=self.realtime, ready=self._ready)

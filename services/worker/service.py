@@ -29,7 +29,7 @@ from retina.services.core.convert import (
     open_incident_from_proto,
     open_incident_to_proto,
 )
-from retina.services.core.features import FeatureRecord, make_embedder
+from retina.services.core.features import FeatureRecord, make_family_embedders
 from retina.services.core.metrics import serve_metrics
 from retina.services.core.outbox import Outbox
 from retina.services.core.serving import pause, run_until_signalled, start_grpc_server, to_timestamp
@@ -103,7 +103,7 @@ class Worker:
         self.features: FeatureExtractor | None = None
         self.feature_publisher: OutboxPublisher | None = None
         if config.features.enabled:
-            embedder = make_embedder(config.features, config.detector)
+            embedder = make_family_embedders(config.features, config.detector)
             feature_outbox = Outbox(data_dir / f"features-{self.worker_id}.sqlite", max_bytes=256 * 1024**2)
             self.feature_publisher = OutboxPublisher(feature_outbox, "features")
             self.features = FeatureExtractor(embedder, self._accept_features)
