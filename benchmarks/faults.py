@@ -49,7 +49,7 @@ import nats
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from retina.services.core import bus
+from retina.services.core import bus, service_auth
 from retina.services.core.ports import ClusterPorts, free_port
 from retina.services.core.processes import wait_for_port
 from retina.v1 import scheduler_pb2, scheduler_pb2_grpc, worker_pb2, worker_pb2_grpc
@@ -137,6 +137,11 @@ class FaultBench:
             raise SystemExit(f"cameras not all analysed: {self.analysed()} (see {self.work / 'var/logs'})")
 
     @property
+    def operator_token(self) -> str:
+        """What the benchmark calls the cluster with (``retina up`` made it)."""
+        return service_auth.read_token(self.work / "var" / "secrets" / "operator.token")
+
+    @property
     def all_cameras(self) -> list[str]:
         return self.file_cameras + self.rtsp_cameras
 
@@ -163,7 +168,9 @@ class FaultBench:
         """Frames analysed per camera, from the live workers themselves."""
         out: dict[str, int] = {}
         for index in range(2):
-            with grpc.insecure_channel(f"127.0.0.1:{self.ports.worker(index)[0]}") as channel:
+            with service_auth.channel(
+                f"127.0.0.1:{self.ports.worker(index)[0]}", self.operator_token
+            ) as channel:
                 reply = worker_pb2_grpc.WorkerServiceStub(channel).GetStatus(
                     worker_pb2.GetStatusRequest(), timeout=3
                 )
@@ -187,12 +194,12 @@ class FaultBench:
             return conn.execute("SELECT COUNT(*) FROM incident_events").fetchone()[0]
 
     def serving(self, port: int) -> bool:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with service_auth.channel(f"127.0.0.1:{port}", None) as channel:  # health: open to anyone
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
         return reply.status == health_pb2.HealthCheckResponse.SERVING
 
     def all_placed(self) -> bool:
-        with grpc.insecure_channel(f"127.0.0.1:{self.ports.scheduler_grpc}") as channel:
+        with service_auth.channel(f"127.0.0.1:{self.ports.scheduler_grpc}", self.operator_token) as channel:
             reply = scheduler_pb2_grpc.SchedulerServiceStub(channel).GetClusterStatus(
                 scheduler_pb2.GetClusterStatusRequest(), timeout=3
             )
@@ -287,7 +294,8 @@ class FaultBench:
 
     def stream_ids(self, stream: str) -> list[str]:
         async def read() -> list[str]:
-            nc = await nats.connect(f"nats://127.0.0.1:{self.ports.nats}")
+            url, token = f"nats://127.0.0.1:{self.ports.nats}", self.operator_token
+            nc = await nats.connect(url, user="operator", password=token)
             js = nc.jetstream()
             info = await js.stream_info(stream)
             ids = []

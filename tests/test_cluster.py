@@ -12,14 +12,13 @@ import threading
 import time
 from pathlib import Path
 
-import grpc
 import nats
 import pytest
 import yaml
 
 from retina.services.cli.clients import wait_until_serving
 from retina.services.cli.cluster import ClusterPorts, LocalCluster
-from retina.services.core import bus
+from retina.services.core import bus, service_auth
 from retina.services.core.config import load_config
 from retina.services.core.convert import camera_to_proto
 from retina.services.core.ports import free_port
@@ -59,17 +58,17 @@ def parking(zone=WHOLE_FRAME, **params) -> list[dict]:
 class StatusWatcher:
     """Collects camera status messages from NATS in a background thread."""
 
-    def __init__(self, nats_url: str):
+    def __init__(self, nats_url: str, operator_token: str):
         self.messages: list[dict] = []
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(nats_url,), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(nats_url, operator_token), daemon=True)
         self._thread.start()
         assert self._ready.wait(10), "status watcher could not connect to NATS"
 
-    def _run(self, url: str) -> None:
+    def _run(self, url: str, operator_token: str) -> None:
         async def main():
-            nc = await nats.connect(url)
+            nc = await nats.connect(url, user="operator", password=operator_token)
 
             async def on_msg(msg):
                 self.messages.append(json.loads(msg.data))
@@ -91,8 +90,8 @@ class StatusWatcher:
         return out
 
 
-def worker_status(address: str) -> dict[str, worker_pb2.CameraStatus]:
-    with grpc.insecure_channel(address) as channel:
+def worker_status(address: str, token: str) -> dict[str, worker_pb2.CameraStatus]:
+    with service_auth.channel(address, token) as channel:
         reply = worker_pb2_grpc.WorkerServiceStub(channel).GetStatus(worker_pb2.GetStatusRequest(), timeout=5)
     return {c.camera_id: c for c in reply.cameras}
 
@@ -102,8 +101,9 @@ def state_of(status: worker_pb2.CameraStatus) -> str:
 
 
 def test_rtsp_camera_goes_offline_and_recovers_without_worker_restart(
-    tmp_path, nats_server, rtsp_server_factory
+    tmp_path, secured_nats, service_credentials, rtsp_server_factory
 ):
+    nats_server, operator = secured_nats, service_credentials.token("operator")
     rtsp = rtsp_server_factory({"cam1": footage("intersection.mp4")})
     rtsp.start()
     config = write_config(
@@ -114,35 +114,42 @@ def test_rtsp_camera_goes_offline_and_recovers_without_worker_restart(
         ],
         nats_server.url,
     )
-    watcher = StatusWatcher(nats_server.url)
+    watcher = StatusWatcher(nats_server.url, operator)
     grpc_port = free_port()
     address = f"127.0.0.1:{grpc_port}"
     worker = start_python(
         ["worker", "--config", str(config), "--data-dir", str(tmp_path / "worker"),
-         "--grpc-port", str(grpc_port), "--metrics-port", "0", "--worker-id", "w1"],
+         "--grpc-port", str(grpc_port), "--metrics-port", "0", "--worker-id", "w1",
+         *service_credentials.flags("worker")],
         log_file=tmp_path / "worker.log",
     )  # fmt: skip
     try:
         wait_until_serving(address, 120, worker)
-        with grpc.insecure_channel(address) as channel:
+        with service_credentials.channel(address) as channel:  # as `retina assign` does
             stub = worker_pb2_grpc.WorkerServiceStub(channel)
             for camera in load_config(config).config.cameras:
                 stub.AssignCamera(worker_pb2.AssignCameraRequest(camera=camera_to_proto(camera)), timeout=30)
 
-        wait_for(lambda: worker_status(address)["cam-rtsp"].frames_analysed >= 4, 60, "RTSP frames analysed")
+        wait_for(
+            lambda: worker_status(address, operator)["cam-rtsp"].frames_analysed >= 4,
+            60,
+            "RTSP frames analysed",
+        )
         rtsp.kill()
         wait_for(
-            lambda: state_of(worker_status(address)["cam-rtsp"]) in ("offline", "stalled"), 30, "camera down"
+            lambda: state_of(worker_status(address, operator)["cam-rtsp"]) in ("offline", "stalled"),
+            30,
+            "camera down",
         )
-        analysed_while_down = worker_status(address)["cam-rtsp"].frames_analysed
+        analysed_while_down = worker_status(address, operator)["cam-rtsp"].frames_analysed
 
         rtsp.start()
         wait_for(
-            lambda: worker_status(address)["cam-rtsp"].frames_analysed >= analysed_while_down + 4,
+            lambda: worker_status(address, operator)["cam-rtsp"].frames_analysed >= analysed_while_down + 4,
             60,
             "analysis to resume after the RTSP server came back",
         )
-        status = worker_status(address)
+        status = worker_status(address, operator)
         assert state_of(status["cam-rtsp"]) == "online"
         assert status["cam-rtsp"].reconnects >= 1
 
@@ -157,13 +164,15 @@ def test_rtsp_camera_goes_offline_and_recovers_without_worker_restart(
             )
         finally:
             os.kill(rtsp.process.pid, signal.SIGCONT)
-        analysed_while_stalled = worker_status(address)["cam-rtsp"].frames_analysed
+        analysed_while_stalled = worker_status(address, operator)["cam-rtsp"].frames_analysed
         wait_for(
-            lambda: worker_status(address)["cam-rtsp"].frames_analysed >= analysed_while_stalled + 4,
+            lambda: (
+                worker_status(address, operator)["cam-rtsp"].frames_analysed >= analysed_while_stalled + 4
+            ),
             60,
             "analysis to resume after the stall",
         )
-        status = worker_status(address)
+        status = worker_status(address, operator)
         assert worker.poll() is None, "the worker process must not restart"
         assert state_of(status["cam-dead"]) == "offline"
         assert "cannot open rtsp://127.0.0.1:9/nothing" in status["cam-dead"].reason
@@ -178,11 +187,11 @@ def test_rtsp_camera_goes_offline_and_recovers_without_worker_restart(
     assert '"camera_id": "cam-rtsp"' in log and "Traceback" not in log
 
 
-def _stream_events(nats_url: str) -> list[tuple[str, dict]]:
+def _stream_events(cluster: LocalCluster) -> list[tuple[str, dict]]:
     """Every message in the INCIDENTS stream: (Nats-Msg-Id, body)."""
 
     async def read():
-        nc = await nats.connect(nats_url)
+        nc = await nats.connect(cluster.nats_url, user="operator", password=cluster.token("operator"))
         js = nc.jetstream()
         info = await js.stream_info(bus.INCIDENT_STREAM)
         out = []
@@ -237,7 +246,7 @@ def test_nats_restart_loses_and_duplicates_nothing(tmp_path):
         assert cluster.stop_child("worker-1") == 0  # flushes its outbox
 
         accepted = _accepted_msg_ids(tmp_path / "var" / "logs" / "worker-1.log")
-        stream = _stream_events(cluster.nats_url)
+        stream = _stream_events(cluster)
         msg_ids = [msg_id for msg_id, _ in stream]
         assert len(msg_ids) == len(set(msg_ids)), "a message was stored twice in JetStream"
         assert sorted(msg_ids) == sorted(accepted), "JetStream must hold exactly the accepted events"
@@ -261,7 +270,7 @@ def test_nats_restart_loses_and_duplicates_nothing(tmp_path):
 
 
 def _pending(cluster: LocalCluster) -> int:
-    with grpc.insecure_channel(cluster.worker_address) as channel:
+    with service_auth.channel(cluster.worker_address, cluster.token("operator")) as channel:
         reply = worker_pb2_grpc.WorkerServiceStub(channel).GetStatus(worker_pb2.GetStatusRequest(), timeout=5)
     return reply.outbox_pending
 
@@ -282,8 +291,8 @@ def test_retina_up_reports_bad_cameras_runs_the_rest_and_stops_cleanly(tmp_path)
         ],
     )  # fmt: skip
     flags = ["--nats-port", "--worker-port", "--incidents-port", "--nats-monitor-port",
-             "--worker-metrics-port", "--incidents-metrics-port", "--scheduler-port", "--search-port",
-             "--search-http-port"]  # fmt: skip
+             "--worker-metrics-port", "--incidents-metrics-port", "--scheduler-port",
+             "--search-port"]  # fmt: skip
     ports = [free_port() for _ in flags]
     port_args = [arg for flag, port in zip(flags, ports, strict=True) for arg in (flag, str(port))]
     up = subprocess.Popen(
@@ -293,22 +302,35 @@ def test_retina_up_reports_bad_cameras_runs_the_rest_and_stops_cleanly(tmp_path)
     try:
         assert "retina is up" in up.stdout.readline()
         address = f"127.0.0.1:{ports[1]}"
+        token_file = tmp_path / "var" / "secrets" / "operator.token"
+        token = token_file.read_text().strip()
         # The scheduler places the cameras on the worker a moment after "up".
-        wait_for(lambda: set(worker_status(address)) == {"cam-good", "cam-unreachable", "cam-corrupt"}, 30,
-                 "the scheduler to place the valid cameras")  # fmt: skip
-        wait_for(lambda: worker_status(address)["cam-good"].frames_analysed > 2, 60, "the good camera")
+        valid = {"cam-good", "cam-unreachable", "cam-corrupt"}
         wait_for(
-            lambda: state_of(worker_status(address)["cam-corrupt"]) == "offline", 30, "corrupt camera offline"
+            lambda: set(worker_status(address, token)) == valid,
+            30,
+            "the scheduler to place the valid cameras",
         )
-        status = worker_status(address)
-        assert set(status) == {"cam-good", "cam-unreachable", "cam-corrupt"}
+        wait_for(lambda: worker_status(address, token)["cam-good"].frames_analysed > 2, 60, "the good camera")
+        wait_for(
+            lambda: state_of(worker_status(address, token)["cam-corrupt"]) == "offline",
+            30,
+            "corrupt camera offline",
+        )
+        status = worker_status(address, token)
+        assert set(status) == valid
         assert state_of(status["cam-good"]) == "online"
         assert "cannot open" in status["cam-unreachable"].reason
         assert str(corrupt) in status["cam-corrupt"].reason
-        shown = subprocess.run(python_cli("status", "--worker", address), capture_output=True, text=True)
+        operator = ["--token-file", str(token_file)]
+        shown = subprocess.run(
+            python_cli(*operator, "status", "--worker", address), capture_output=True, text=True
+        )
         assert "cam-good" in shown.stdout and "online" in shown.stdout
         scheduler = f"127.0.0.1:{ports[6]}"
-        shown = subprocess.run(python_cli("status", "--scheduler", scheduler), capture_output=True, text=True)
+        shown = subprocess.run(
+            python_cli(*operator, "status", "--scheduler", scheduler), capture_output=True, text=True
+        )
         assert "worker worker-1" in shown.stdout and "alive" in shown.stdout, shown.stdout + shown.stderr
         assert "cam-good" in shown.stdout and "cpu:0" in shown.stdout
     finally:

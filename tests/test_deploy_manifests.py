@@ -1,14 +1,17 @@
 """The Kubernetes manifests parse, every retina command they run is one the CLI accepts, and the
 settings each service's manifest passes (args and environment) are accepted by that service's own
-settings loader, as are those `retina up` passes."""
+settings loader, as are those `retina up` passes. Every address a pod dials is a Service of the
+manifests that its NetworkPolicies admit, and they admit nothing the access table refuses."""
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
 from retina.services.cli import check_args
 from retina.services.cli.common import settings_from_args
+from retina.services.core import service_auth
 from retina.services.core.config import parse_config
 from retina.services.core.settings import SERVICES
 
@@ -36,7 +39,7 @@ def test_retina_containers_run_valid_commands():
                 check_args(container["args"])  # raises (fails the test) on a bad flag
                 seen += 1
                 assert doc["metadata"]["namespace"] == "retina", name
-    assert seen == 5  # worker, incident store, search, scheduler, cameras import
+    assert seen == 6  # worker, incident store, search, scheduler, gateway, cameras import
 
 
 def test_config_map_is_a_valid_retina_config():
@@ -49,7 +52,8 @@ def test_config_map_is_a_valid_retina_config():
 
 STAND_INS = {  # values a secret holds in a real cluster
     "RETINA_SCHEDULER_DATABASE_URL": "postgresql+psycopg://retina:secret@db.example/retina",
-    "RETINA_CROP_URL_SECRET": "0" * 64,
+    "RETINA_GATEWAY_DATABASE_URL": "postgresql+psycopg://gateway:secret@db.example/retina",
+    "RETINA_GATEWAY_OIDC_STATE_SECRET": "a-state-signing-key",
 }
 
 
@@ -66,24 +70,57 @@ def pod_environment(container, name):
     return env
 
 
+def created_by_hand(root):
+    """Stand-ins for the config map and secrets that k8s/README.md has ops create (credentials):
+    name → file → text."""
+    folder = root / "credentials"
+    auth_file = service_auth.create_credentials(folder)
+    tokens = {
+        f"retina-token-{role}": {"token": service_auth.token_path(folder, role).read_text()}
+        for role in service_auth.ROLES
+    }
+    return {"retina-service-auth": {"service-auth.json": auth_file.read_text()}, **tokens}
+
+
 def mounted_files(doc, container, root):
-    """The config maps a container mounts, written under ``root``: mount path → local folder."""
+    """The config maps and secrets a container mounts, written under ``root``: mount path → local
+    folder."""
     volumes = {v["name"]: v for v in doc["spec"]["template"]["spec"].get("volumes", [])}
-    maps = {d["metadata"]["name"]: d for _, d in documents() if d["kind"] == "ConfigMap"}
+    maps = {d["metadata"]["name"]: d["data"] for _, d in documents() if d["kind"] == "ConfigMap"}
+    maps |= created_by_hand(root)
     mounts = {}
     for mount in container.get("volumeMounts", []):
         volume = volumes.get(mount["name"], {})  # else a StatefulSet's volume claim
-        if "configMap" in volume:
+        name = volume.get("configMap", {}).get("name") or volume.get("secret", {}).get("secretName")
+        if name is not None:
             folder = root / mount["name"]
             folder.mkdir(parents=True, exist_ok=True)
-            for file, text in maps[volume["configMap"]["name"]]["data"].items():
+            for file, text in maps[name].items():
                 (folder / file).write_text(text)
             mounts[mount["mountPath"]] = str(folder)
     return mounts
 
 
-def test_each_service_accepts_the_settings_its_manifest_passes(tmp_path, monkeypatch):
-    checked = set()
+# Secrets read from the environment that are not service credentials: database URLs, the gateway's
+# single sign-on state key.
+ENVIRONMENT_SECRETS = {"retina-database", "retina-gateway-database", "retina-gateway-oidc"}
+
+
+def secrets_used(doc):
+    """The secrets a pod template mounts or reads into its environment."""
+    spec = doc["spec"]["template"]["spec"]
+    used = {v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
+    for container in spec.get("containers", []):
+        used |= {e["secretRef"]["name"] for e in container.get("envFrom", []) if "secretRef" in e}
+        for entry in container.get("env", []):
+            if "secretKeyRef" in entry.get("valueFrom", {}):
+                used.add(entry["valueFrom"]["secretKeyRef"]["name"])
+    return used
+
+
+def manifest_settings(tmp_path, monkeypatch):
+    """(file name, object, command, settings) of each service container, its settings loaded as
+    the pod would: its args and environment, the config maps and secrets it mounts."""
     for name, doc in documents():
         for container in containers(doc):
             args = container.get("args", [])
@@ -107,8 +144,22 @@ def test_each_service_accepts_the_settings_its_manifest_passes(tmp_path, monkeyp
             unknown = {v for v in env if v.startswith("RETINA_")} - set(model.env_names())
             assert not unknown, f"{name}: {command} does not read {sorted(unknown)}"
             settings = settings_from_args(args)  # raises ConfigError naming a bad setting
-            assert type(settings) is model and settings.listen == "0.0.0.0", name
-            checked.add(command)
+            assert type(settings) is model, name
+            yield name, doc, command, settings
+
+
+def test_each_service_accepts_the_settings_its_manifest_passes(tmp_path, monkeypatch):
+    checked = set()
+    for name, doc, command, settings in manifest_settings(tmp_path, monkeypatch):
+        assert settings.listen == "0.0.0.0", name
+        # it checks callers, and holds its own role's token and no other
+        authenticator = service_auth.Authenticator.from_file(settings.auth_file)
+        assert authenticator.role_of(service_auth.read_token(settings.token_file)) == settings.role, name
+        assert secrets_used(doc) - ENVIRONMENT_SECRETS == {f"retina-token-{settings.role}"}, name
+        if doc["kind"] == "Deployment" and doc["spec"].get("replicas", 1) > 1:
+            # replicas share their state only through a database, never SQLite in a pod's data dir
+            assert settings.database_url, f"{name}: {doc['spec']['replicas']} replicas without a database"
+        checked.add(command)
     assert checked == set(SERVICES)
 
 
@@ -125,6 +176,9 @@ def test_retina_up_passes_the_same_settings(tmp_path, monkeypatch):
     for child, args in cluster.service_args().items():
         settings = settings_from_args(args)
         assert settings.data_dir == tmp_path / "data" / child
+        assert settings.auth_file == cluster.auth_file and not settings.allow_unauthenticated
+        assert settings.listen == "127.0.0.1", child  # gRPC and metrics: this machine only
+        assert settings.token_file == cluster.token_file(settings.role), child  # its own token only
         if hasattr(settings, "nats_url"):
             assert settings.nats_url == cluster.nats_url, child
 
@@ -141,3 +195,179 @@ def test_no_setting_is_shadowed_by_kubernetes_service_variables():
                     (f"{prefix}_SERVICE_", f"{prefix}_PORT_")
                 )
                 assert not injected, f"{variable} ({model.NAME}) is also set by Kubernetes for {service}"
+
+
+# Who may reach whom: the Services and NetworkPolicies, checked against what the pods dial and the
+# access table of service_auth.
+
+NAMESPACE = {"kubernetes.io/metadata.name": "retina"}
+INGRESS_CONTROLLER = {"kubernetes.io/metadata.name": "ingress-nginx"}  # the namespace the policy names
+ELSEWHERE = {"kubernetes.io/metadata.name": "monitoring"}  # any other namespace (Prometheus, say)
+SERVES = {  # the gRPC services each role's server hosts, as service_auth.ACCESS names them
+    "scheduler": ("RegistryService", "SchedulerService"),
+    "worker": ("WorkerService",),
+    "incidents": ("IncidentService",),
+    "search": ("SearchService",),
+}
+DIAL_ADVERTISED = {"scheduler", "gateway"}  # reach a worker at the address it advertises
+DIALLED = ("scheduler", "incidents_address", "search_address", "scheduler_address", "nats_url")
+
+
+def pods():
+    """Each pod template: (workload, labels, retina role by the token it mounts or None, container
+    port name → number, metrics port or None)."""
+    out = []
+    for _, doc in documents():
+        template = doc.get("spec", {}).get("template")
+        if template is None:
+            continue
+        tokens = sorted(s for s in secrets_used(doc) if s.startswith("retina-token-"))
+        role = tokens[0].removeprefix("retina-token-") if tokens else None
+        ports = {p["name"]: p["containerPort"] for c in containers(doc) for p in c.get("ports", [])}
+        metadata = template.get("metadata", {})
+        metrics = metadata.get("annotations", {}).get("prometheus.io/port")
+        out.append((doc["metadata"]["name"], metadata.get("labels", {}), role, ports, metrics))
+    return out
+
+
+def selects(selector, labels):
+    """Whether a Kubernetes label selector matches ``labels``."""
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        matched = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": key not in labels or labels[key] not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[operator]
+        if not matched:
+            return False
+    return True
+
+
+def admitted(namespace, labels, target, port):
+    """Whether a pod with ``labels``, in the namespace labelled ``namespace``, may connect to ``port``
+    of the pod template ``target`` (a :func:`pods` entry) under the NetworkPolicies."""
+    _, target_labels, _, target_ports, _ = target
+    policies = [
+        d["spec"] for _, d in documents()
+        if d["kind"] == "NetworkPolicy" and d["metadata"]["namespace"] == "retina"
+        and "Ingress" in d["spec"].get("policyTypes", ["Ingress"])
+        and selects(d["spec"]["podSelector"], target_labels)
+    ]  # fmt: skip
+    if not policies:
+        return True  # a pod no policy selects is not isolated
+
+    def peer_matches(peer):
+        if "ipBlock" in peer:
+            return False
+        if "namespaceSelector" in peer:
+            same = selects(peer["namespaceSelector"], namespace)
+        else:
+            same = namespace == NAMESPACE
+        return same and selects(peer.get("podSelector", {}), labels)
+
+    for policy in policies:
+        for rule in policy.get("ingress", []):
+            ports = [target_ports.get(p["port"], p["port"]) for p in rule.get("ports", [])]
+            if (not ports or port in ports) and ("from" not in rule or any(map(peer_matches, rule["from"]))):
+                return True
+    return False
+
+
+def resolve(address):
+    """The pod templates, and their container port, that ``host:port`` (or nats://host:port) reaches
+    through a Service of the manifests (``service.namespace.svc`` or ``pod.service.namespace.svc``)."""
+    parts = urlsplit(address if "://" in address else f"grpc://{address}")
+    assert parts.hostname.endswith(".svc"), f"{address}: not a Service address"
+    service_name, namespace = parts.hostname.removesuffix(".svc").split(".")[-2:]
+    services = {d["metadata"]["name"]: d["spec"] for _, d in documents() if d["kind"] == "Service"}
+    assert namespace == "retina" and service_name in services, f"{address}: no such Service"
+    service = services[service_name]
+    service_ports = [p for p in service["ports"] if p["port"] == parts.port]
+    assert service_ports, f"{address}: Service {service_name} has no port {parts.port}"
+    target_port = service_ports[0].get("targetPort", parts.port)
+    targets = [pod for pod in pods() if selects({"matchLabels": service["selector"]}, pod[1])]
+    assert targets, f"{address}: Service {service_name} selects no pod"
+    ports = {target[3].get(target_port, target_port) for target in targets}
+    assert len(ports) == 1 and ports <= set(targets[0][3].values()), f"{address}: no pod listens on it"
+    return targets, ports.pop()
+
+
+def dials(tmp_path, monkeypatch):
+    """(caller's labels, caller's role, address) for every address a pod of the manifests dials: the
+    services' settings, the cameras import's --scheduler, and the workers' advertised addresses."""
+    by_name = {name: (labels, role) for name, labels, role, _, _ in pods()}
+    out = []
+    for _, doc, _, settings in manifest_settings(tmp_path, monkeypatch):
+        labels, role = by_name[doc["metadata"]["name"]]
+        out += [(labels, role, getattr(settings, f)) for f in DIALLED if getattr(settings, f, None)]
+        if getattr(settings, "advertise", None):
+            callers = [caller for caller in by_name.values() if caller[1] in DIAL_ADVERTISED]
+            assert {role for _, role in callers} == DIAL_ADVERTISED
+            out += [(*caller, settings.advertise) for caller in callers]
+    for _, doc in documents():
+        for container in containers(doc):
+            args = container.get("args", [])
+            if args[:2] == ["cameras", "import"]:
+                out.append((*by_name[doc["metadata"]["name"]], args[args.index("--scheduler") + 1]))
+    return out
+
+
+def test_every_address_a_pod_dials_is_a_service_its_network_policy_admits(tmp_path, monkeypatch):
+    calls = dials(tmp_path, monkeypatch)
+    assert {role for _, role, _ in calls} == set(service_auth.ROLES)  # every role dials something
+    for labels, role, address in calls:
+        targets, port = resolve(address)
+        for target in targets:
+            assert admitted(NAMESPACE, labels, target, port), f"{role} may not reach {target[0]} at {address}"
+
+
+def test_network_policies_admit_only_what_the_access_table_allows():
+    nats_users = set(service_auth.nats_permissions())
+    stranger = {"app": "something-else"}  # a pod of the namespace that no policy names
+    for target in pods():
+        target_name, target_labels, target_role, target_ports, metrics = target
+        for port_name, port in target_ports.items():
+            if str(port) == metrics:
+                continue  # scraped from anywhere (test_only_the_gateway_is_reached_from_outside)
+            assert not admitted(NAMESPACE, stranger, target, port), f"{target_name}:{port}: no default deny"
+            for source_name, source_labels, source_role, _, _ in pods():
+                if not admitted(NAMESPACE, source_labels, target, port):
+                    continue
+                what = f"{source_name} ({source_role}) → {target_name}:{port} ({port_name})"
+                if port_name == "grpc":
+                    allowed = {
+                        role for method, roles in service_auth.ACCESS.items() for role in roles
+                        if method.split("/")[1].removeprefix("retina.v1.") in SERVES[target_role]
+                    }  # fmt: skip
+                    assert source_role in allowed, f"{what}: the access table allows it no method"
+                elif target_labels.get("app") == "nats" and port_name == "client":
+                    assert source_role in nats_users, f"{what}: not a NATS user"
+                else:
+                    assert target_labels.get("app") == source_labels.get("app") == "nats", f"{what}: admitted"
+                    assert port_name == "cluster", what
+
+
+def test_only_the_gateway_is_reached_from_outside():
+    for target in pods():
+        name, _, role, ports, metrics = target
+        for port_name, port in ports.items():
+            outside = admitted(ELSEWHERE, {}, target, port)
+            from_ingress = admitted(INGRESS_CONTROLLER, {}, target, port)
+            if str(port) == metrics:
+                assert outside, f"{name}: Prometheus cannot scrape port {port}"
+            elif role == "gateway" and port_name == "http":
+                assert from_ingress and not outside, f"{name}: HTTP from the Ingress controller only"
+            else:
+                assert not outside and not from_ingress, f"{name}: {port_name} {port} reachable from outside"
+    services = [d for _, d in documents() if d["kind"] == "Service"]
+    assert all(d["spec"].get("type", "ClusterIP") == "ClusterIP" for d in services)
+    ingresses = [d for _, d in documents() if d["kind"] == "Ingress"]
+    backends = {
+        path["backend"]["service"]["name"]
+        for d in ingresses for rule in d["spec"]["rules"] for path in rule["http"]["paths"]
+    }  # fmt: skip
+    assert backends == {"retina-gateway"} and all(d["spec"].get("tls") for d in ingresses)

@@ -35,6 +35,7 @@ from retina.v1 import (
     worker_pb2,
     worker_pb2_grpc,
 )
+from tests.conftest import EntitledChannel
 from tests.test_input_hardening import METHODS, WATCH, RunningServices, address_of, running_services
 
 FUZZ = settings(
@@ -306,7 +307,7 @@ def answer(call: Callable[[], Any], what: str, also_clear: frozenset[grpc.Status
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServices]:
     """The real services; afterwards they must still answer and have logged no traceback."""
     with running_services(tmp_path_factory.mktemp("fuzz")) as running:
-        with grpc.insecure_channel(running.scheduler) as channel:  # so that a watch from 0 answers at once
+        with running.channel(running.scheduler) as channel:  # so that a watch from 0 answers at once
             registry_pb2_grpc.RegistryServiceStub(channel).CreateCamera(
                 registry_pb2.CreateCameraRequest(camera=common_pb2.Camera(id="seed", url="rtsp://h/seed")),
                 timeout=10,
@@ -318,29 +319,29 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServic
 
 
 @pytest.fixture(scope="module")
-def channels(services: RunningServices) -> Iterator[dict[str, grpc.Channel]]:
-    """One channel per service for the whole module."""
+def channels(services: RunningServices) -> Iterator[dict[str, EntitledChannel]]:
+    """One channel per service for the whole module, allowed every RPC."""
     addresses = [services.scheduler, services.incidents] + ([services.worker] if services.worker else [])
-    opened = {address: grpc.insecure_channel(address) for address in addresses}
+    opened = {address: services.channel(address) for address in addresses}
     yield opened
     for channel in opened.values():
         channel.close()
 
 
 def still_answering(services: RunningServices) -> None:
-    with grpc.insecure_channel(services.scheduler) as channel:
+    with services.channel(services.scheduler) as channel:
         scheduler_pb2_grpc.SchedulerServiceStub(channel).GetClusterStatus(
             scheduler_pb2.GetClusterStatusRequest(), timeout=10
         )
         registry_pb2_grpc.RegistryServiceStub(channel).ListCameras(
             registry_pb2.ListCamerasRequest(), timeout=10
         )
-    with grpc.insecure_channel(services.incidents) as channel:
+    with services.channel(services.incidents) as channel:
         incidents_pb2_grpc.IncidentServiceStub(channel).ListIncidents(
             incidents_pb2.ListIncidentsRequest(), timeout=10
         )
     if services.worker is not None:
-        with grpc.insecure_channel(services.worker) as channel:
+        with services.channel(services.worker) as channel:
             worker_pb2_grpc.WorkerServiceStub(channel).GetStatus(worker_pb2.GetStatusRequest(), timeout=10)
 
 
@@ -357,7 +358,7 @@ def first_change(stream: Iterator[Any]) -> None:
 @given(data=st.data())
 def test_every_rpc_answers_generated_requests_clearly(
     services: RunningServices,
-    channels: dict[str, grpc.Channel],
+    channels: dict[str, EntitledChannel],
     service: str,
     method: str,
     request_class: type[Message],
@@ -373,7 +374,7 @@ def test_every_rpc_answers_generated_requests_clearly(
 @FUZZ
 @given(request=messages(registry_pb2.WatchCamerasRequest.DESCRIPTOR))
 def test_watch_answers_generated_requests_clearly(
-    services: RunningServices, channels: dict[str, grpc.Channel], request: Message
+    services: RunningServices, channels: dict[str, EntitledChannel], request: Message
 ):
     watch = registry_pb2_grpc.RegistryServiceStub(channels[services.scheduler]).WatchCameras
     answer(lambda: first_change(watch(request, timeout=1)), f"WatchCameras({request})", WATCH_CODES)
@@ -383,7 +384,7 @@ def test_watch_answers_generated_requests_clearly(
 @FUZZ
 @given(payload=st.one_of(st.binary(max_size=64), st.binary(min_size=1000, max_size=4000)))
 def test_every_rpc_answers_raw_bytes_clearly(
-    services: RunningServices, channels: dict[str, grpc.Channel], service: str, method: str, payload: bytes
+    services: RunningServices, channels: dict[str, EntitledChannel], service: str, method: str, payload: bytes
 ):
     channel = channels[address_of(services, service)]
     if method == WATCH:

@@ -68,6 +68,7 @@ CAMERA = CameraConfig.model_validate(
         "url": "x.mp4",
         "name": "Main St",
         "department": "urban",
+        "shared_with": ["police"],
         "location": {"lat": 1, "lon": 2},
     }
 )
@@ -128,6 +129,17 @@ def test_every_event_field_reaches_the_message():
     # ... and the worker adds the camera's facts.
     assert (message.camera_id, message.camera_name, message.department) == ("cam-1", "Main St", "urban")
     assert message.location == Location(lat=1, lon=2)
+    assert message.visible_to == ["urban", "police"]  # who may see it, as the camera said then
+
+
+def test_visible_to_is_recorded_and_older_messages_mean_the_owner_only():
+    everyone = CAMERA.model_copy(update={"shared_with": ["*"]})
+    assert build_message(full_event(), everyone, "retina-media")[0].visible_to == ["urban", "*"]
+    old = json.loads(full_message().to_json())
+    del old["visible_to"]
+    assert IncidentMessage.model_validate(old).visible_to == ["urban"]
+    with pytest.raises(ValueError, match="visible_to"):
+        IncidentMessage.model_validate({**old, "visible_to": ["a,b"]})  # stored as ",a,b,": no commas
 
 
 def test_track_key_is_optional_for_older_messages_and_checked_when_present():
@@ -210,8 +222,10 @@ def test_every_field_of_the_grpc_incident_is_filled(tmp_path: Path):
     store = IncidentStore(tmp_path / "incidents.sqlite", tmp_path / "media")
     message = full_message(snapshot=None)
     store.apply(message, None)
-    store.close_out(message.id, "dispatcher-9", "towed")
-    row = store.get(message.id)
+    store.dispatch(message.id, "assign", "user:ann", assignee="team-3", due_at=T0 + 3600)
+    store.dispatch(message.id, "handle", "user:team-3", verify_seconds=60)  # verify_due_at while verifying
+    row = store.dispatch(message.id, "close", "dispatcher-9", note="towed", reason="resolved")
+    row.verify_due_at = T0 + 120  # as it was while verifying (closing clears it)
     store.close()
     row.snapshot_path, row.clip_path = "cam-1/inc-1/3.jpg", "cam-1/inc-1/clip.mp4"  # as once fetched
     incident = incident_to_proto(row)
@@ -222,7 +236,9 @@ def test_every_field_of_the_grpc_incident_is_filled(tmp_path: Path):
         else:
             assert value != field.default_value, field.name
         source = getattr(row, field.name) if field.name in STORE_COLUMNS else getattr(message, field.name)
-        if isinstance(value, timestamp_pb2.Timestamp):
+        if isinstance(source, list):
+            assert list(value) == source, field.name
+        elif isinstance(value, timestamp_pb2.Timestamp):
             epoch = source.timestamp() if isinstance(source, datetime) else source
             assert value.ToNanoseconds() == int(epoch * 1e9), field.name
         elif field.message_type is not None:
@@ -230,6 +246,9 @@ def test_every_field_of_the_grpc_incident_is_filled(tmp_path: Path):
         else:
             assert value == pytest.approx(source), field.name
     assert incident.track_key == KEY
+    assert (incident.assignee, incident.close_reason, list(incident.visible_to)) == (
+        "team-3", "resolved", ["urban", "police"]
+    )  # fmt: skip
 
 
 # -- track_key: the worker attaches it, search by incident uses it --------------------------------
@@ -356,10 +375,14 @@ def test_search_by_incident_uses_the_incident_track_key(tmp_path: Path):
         servicer = IncidentServicer(store)
         register = incidents_pb2_grpc.add_IncidentServiceServicer_to_server
         server, _, port = await start_grpc_server(
-            "127.0.0.1", 0, lambda s: add_guarded(s, register, servicer), "retina.v1.IncidentService"
+            "127.0.0.1",
+            0,
+            lambda s: add_guarded(s, register, servicer),
+            "retina.v1.IncidentService",
+            auth=None,
         )
         try:
-            search = SearchServicer(engine, urls=None, incidents_address=f"127.0.0.1:{port}")
+            search = SearchServicer(engine, incidents_address=f"127.0.0.1:{port}")
             assert await search._incident_track("with-key") == parked.id
             # An incident from before track keys: the latest track of its tracker id around its time.
             assert await search._incident_track("old") == track_key("cam-1", T0 + 20, 7)

@@ -1,4 +1,5 @@
-"""The incident store's database: migrations on SQLite and PostgreSQL, and stores made before them.
+"""The incident store's database: migrations on SQLite and PostgreSQL, and stores made before them
+(or before a migration: 0004 adds department scope and the dispatch loop).
 
 The store's behaviour itself is tested in test_outbox_and_store.py and test_evidence.py, on both
 databases (the ``store_database`` fixture, tests/postgres.py).
@@ -6,18 +7,27 @@ databases (the ``store_database`` fixture, tests/postgres.py).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
-from retina.services.core.database import sqlite_url
+from retina.services.core.database import alembic_config, sqlite_url, write_transaction
+from retina.services.core.database import create_engine as create_database_engine
 from retina.services.core.incident import BBox, ClipRef, IncidentMessage
-from retina.services.incidents.store import VERSION_TABLE, IncidentStore, metadata
+from retina.services.incidents.store import (
+    MIGRATIONS_DIR,
+    VERSION_TABLE,
+    IncidentStore,
+    database_url,
+    metadata,
+)
 
 # The schema the store created with raw SQL before it had migrations (clip_path came later: a store
 # made before evidence clips lacks it).
@@ -146,4 +156,58 @@ def test_a_store_made_before_migrations_is_upgraded_in_place(tmp_path: Path, wit
     assert schema_differences(sqlite_url(db)) == []
     with sqlite3.connect(db) as conn:  # readers of the file (tests, benchmarks) still find their tables
         assert conn.execute("SELECT COUNT(*) FROM incident_events").fetchone()[0] == 4
-        assert conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()[0] == "0003"
+        assert conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()[0] == "0004"
+
+
+def test_a_store_at_0003_gains_department_scope_and_the_dispatch_loop(tmp_path: Path, store_database: str):
+    url = database_url(store_database)
+    engine = create_database_engine(url)
+    config = alembic_config(url, MIGRATIONS_DIR)
+    with write_transaction(engine) as connection:  # the schema of the release before the dispatch loop
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0003")
+    rows = []
+    for incident_id, status in (("open-one", "new"), ("closed-one", "closed")):
+        old = json.loads(message(incident_id, "new", 0).model_dump_json(by_alias=True))
+        del old["visible_to"]  # messages of that release did not carry it
+        rows.append((incident_id, status, json.dumps(old), message(incident_id, "new", 0)))
+    with write_transaction(engine) as connection:
+        for seq, (incident_id, status, message_json, m) in enumerate(rows, start=1):
+            connection.execute(
+                text(
+                    "INSERT INTO incidents (id, camera_id, camera_name, department, algorithm, zone, state,"
+                    " started_at, last_seen_at, dwell_seconds, confidence, revision, dispatch_status,"
+                    " closed_by, message_json) VALUES (:id, 'cam-1', 'Main St', 'urban-management',"
+                    " 'illegal_parking', 'curb', 'open', :t, :t, 60, 0.4, 0, :status, :by, :json)"
+                ),
+                {"id": incident_id, "t": m.started_at.timestamp(), "status": status, "json": message_json,
+                 "by": "dispatcher-7" if status == "closed" else None},
+            )  # fmt: skip
+            columns, values = "msg_id, incident_id, event, revision, received_at", ":msg_id, :id, 'new', 0, 5"
+            if connection.dialect.name != "postgresql":  # there seq is an identity; SQLite: the store's own
+                columns, values = f"{columns}, seq", f"{values}, :seq"
+            connection.execute(
+                text(f"INSERT INTO incident_events ({columns}) VALUES ({values})"),
+                {"msg_id": f"{incident_id}:new:0", "id": incident_id, "seq": seq},
+            )
+    engine.dispose()
+
+    store = IncidentStore(store_database, tmp_path / "media")
+    kept = store.get("open-one")
+    assert (kept.visible_to, kept.message.visible_to) == (",urban-management,", ["urban-management"])
+    assert [r.id for r in store.list(visible_to=["urban-management"])] == ["open-one", "closed-one"]
+    assert store.list(visible_to=["police"]) == []
+    (event,) = store.history("open-one")
+    assert (event.kind, event.action, event.media_path, event.details) == ("incident", "new", None, {})
+    closed = store.get("closed-one")
+    assert (closed.dispatch_status, closed.closed_by, closed.close_reason) == ("closed", "dispatcher-7", None)
+    assert store.dispatch("closed-one", "reopen", "user:ann").dispatch_status == "reopened"
+    assert store.dispatch("open-one", "assign", "user:ann", assignee="team-1").assignee == "team-1"
+    assert [m.msg_id for m in store.unpublished_dispatches()] == [
+        "closed-one:dispatch:1",
+        "open-one:dispatch:1",
+    ]
+    assert store.apply(message("open-one", "end", 1), None)  # events keep flowing in after the upgrade
+    assert store.get("open-one").message.visible_to == ["urban-management"]
+    store.close()
+    assert schema_differences(url) == []

@@ -57,7 +57,7 @@ from retina.v1 import (
     worker_pb2,
     worker_pb2_grpc,
 )
-from tests.conftest import MODEL, NatsServer, wait_for
+from tests.conftest import MODEL, Credentials, EntitledChannel, NatsServer, wait_for
 
 CURB = {"name": "curb", "polygon": [[0.0, 0.6], [1.0, 0.6], [1.0, 1.0], [0.0, 1.0]]}
 UNDECODABLE = b"\x0a\xff\xff\xff\xff\x0f"  # field 1, length-delimited, with a length past the end
@@ -77,16 +77,19 @@ class RunningServices:
     incidents: str
     worker: str | None
     logs: Path
+    credentials: Credentials
 
-    def channel(self, address: str) -> grpc.Channel:
-        return grpc.insecure_channel(address)
+    def channel(self, address: str) -> EntitledChannel:
+        """A client with the token of a role allowed each method (input checks lie behind that)."""
+        return self.credentials.entitled_channel(address)
 
 
 @contextlib.contextmanager
 def running_services(base: Path) -> Iterator[RunningServices]:
     """nats-server, then the scheduler (registry included), the incident store and, when the shared
-    model is there, a worker — each a real ``retina`` process on free ports."""
-    nats = NatsServer(base / "nats")
+    model is there, a worker — each a real ``retina`` process on free ports, with its role's token."""
+    credentials = Credentials(base / "secrets")
+    nats = NatsServer(base / "nats", credentials.nats_config())
     nats.start()
     processes = []
     ports = {name: free_port() for name in ("scheduler", "incidents", "worker")}
@@ -114,7 +117,7 @@ def running_services(base: Path) -> Iterator[RunningServices]:
         ]  # fmt: skip
     try:
         for name, args in commands.items():
-            args += ["--grpc-port", str(ports[name]), "--metrics-port", "0"]
+            args += ["--grpc-port", str(ports[name]), "--metrics-port", "0", *credentials.flags(name)]
             process = start_python(args, log_file=base / f"{name}.log")
             processes.append((name, process))
         for name, process in processes:
@@ -124,6 +127,7 @@ def running_services(base: Path) -> Iterator[RunningServices]:
             incidents=f"127.0.0.1:{ports['incidents']}",
             worker=f"127.0.0.1:{ports['worker']}" if "worker" in commands else None,
             logs=base,
+            credentials=credentials,
         )
     finally:
         for name, process in reversed(processes):
@@ -157,6 +161,22 @@ def test_zero_coordinates_survive_the_camera_message(lat: float, lon: float):
     assert message.location.HasField("lat") and message.location.HasField("lon")
     again = validate_camera(camera_from_proto(message), "camera", CameraDefaults())
     assert (again.location.lat, again.location.lon) == (lat, lon)
+
+
+def test_active_hours_weekdays_survive_the_camera_message():
+    zone = {"name": "z", "polygon": [[0, 0], [1, 0], [1, 1]]}
+
+    def days_after_round_trip(days: list[str] | None) -> list[str] | None:
+        hours = {"start": "07:00", "end": "19:00", "days": days}
+        algorithm = {"name": "illegal_parking", "zones": [zone], "active_hours": hours}
+        camera = validate_camera(
+            {"id": "c", "url": "rtsp://h/c", "algorithms": [algorithm]}, "camera", CameraDefaults()
+        )
+        again = validate_camera(camera_from_proto(camera_to_proto(camera)), "camera", CameraDefaults())
+        return again.algorithms[0].active_hours.days
+
+    assert days_after_round_trip(["mon", "tue", "sat"]) == ["mon", "tue", "sat"]
+    assert days_after_round_trip(None) is None
 
 
 def test_create_camera_with_lon_zero_on_the_registry(services: RunningServices):
@@ -317,12 +337,16 @@ METHODS = [
     ("registry", "/retina.v1.SchedulerService/GetClusterStatus", scheduler_pb2.GetClusterStatusRequest),
     ("incidents", "/retina.v1.IncidentService/ListIncidents", incidents_pb2.ListIncidentsRequest),
     ("incidents", "/retina.v1.IncidentService/GetIncident", incidents_pb2.GetIncidentRequest),
-    ("incidents", "/retina.v1.IncidentService/CloseIncident", incidents_pb2.CloseIncidentRequest),
+    ("incidents", "/retina.v1.IncidentService/GetIncidentHistory", incidents_pb2.GetIncidentRequest),
+    ("incidents", "/retina.v1.IncidentService/Dispatch", incidents_pb2.DispatchRequest),
+    ("incidents", "/retina.v1.IncidentService/GetDispatchStats", incidents_pb2.GetDispatchStatsRequest),
     ("worker", "/retina.v1.WorkerService/AssignCamera", worker_pb2.AssignCameraRequest),
     ("worker", "/retina.v1.WorkerService/ReleaseCamera", worker_pb2.ReleaseCameraRequest),
     ("worker", "/retina.v1.WorkerService/GetStatus", worker_pb2.GetStatusRequest),
 ]
 WATCH = "/retina.v1.RegistryService/WatchCameras"
+MEDIA = "/retina.v1.IncidentService/GetMedia"
+STREAMS = {WATCH: "registry", MEDIA: "incidents"}  # the server-streaming methods
 
 
 def address_of(services: RunningServices, service: str) -> str:
@@ -333,13 +357,15 @@ def address_of(services: RunningServices, service: str) -> str:
     return services.incidents if service == "incidents" else services.scheduler
 
 
-@pytest.mark.parametrize(("service", "method"), [(s, m) for s, m, _ in METHODS] + [("registry", WATCH)])
+@pytest.mark.parametrize(
+    ("service", "method"), [(s, m) for s, m, _ in METHODS] + [(s, m) for m, s in STREAMS.items()]
+)
 def test_undecodable_requests_are_invalid_arguments(services: RunningServices, service: str, method: str):
     with services.channel(address_of(services, service)) as channel:
-        call = channel.unary_stream(method) if method == WATCH else channel.unary_unary(method)
+        call = channel.unary_stream(method) if method in STREAMS else channel.unary_unary(method)
         with pytest.raises(grpc.RpcError) as caught:
             reply = call(UNDECODABLE, timeout=10)
-            if method == WATCH:
+            if method in STREAMS:
                 next(reply)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert caught.value.details().startswith("request: does not decode")
@@ -367,6 +393,11 @@ def test_out_of_range_timestamps_name_the_field(services: RunningServices):
             services.incidents, incidents_pb2_grpc.IncidentServiceStub, "ListIncidents",
             incidents_pb2.ListIncidentsRequest(since=out_of_range(0, -1)),
             "since: nanos must be 0 to 999999999",
+        ),
+        (
+            services.incidents, incidents_pb2_grpc.IncidentServiceStub, "GetDispatchStats",
+            incidents_pb2.GetDispatchStatsRequest(until=out_of_range()),
+            "until: seconds out of range",
         ),
     ]  # fmt: skip
     if services.worker is not None:
@@ -406,9 +437,14 @@ def test_ids_are_checked_before_work_and_never_echoed_in_full(services: RunningS
         (scheduler, "RegisterWorker", scheduler_pb2.RegisterWorkerRequest(
             worker_id="w", address=MEGABYTE_ID, decode_capacity=1), "address"),
         (incidents, "GetIncident", incidents_pb2.GetIncidentRequest(id=MEGABYTE_ID), "id"),
-        (incidents, "CloseIncident", incidents_pb2.CloseIncidentRequest(id="../x", closed_by="me"), "id"),
+        (incidents, "Dispatch", incidents_pb2.DispatchRequest(id="../x", action="close", actor="me"), "id"),
+        (incidents, "Dispatch", incidents_pb2.DispatchRequest(
+            id="i-1", action="close", actor=MEGABYTE_ID), "actor"),
+        (incidents, "GetIncidentHistory", incidents_pb2.GetIncidentRequest(id=MEGABYTE_ID), "id"),
         (incidents, "ListIncidents", incidents_pb2.ListIncidentsRequest(camera_id=MEGABYTE_ID), "camera_id"),
         (incidents, "ListIncidents", incidents_pb2.ListIncidentsRequest(limit=-1), "limit"),
+        (incidents, "GetDispatchStats", incidents_pb2.GetDispatchStatsRequest(
+            visible_to=[MEGABYTE_ID]), "visible_to[0]"),
     ]  # fmt: skip
     if services.worker is not None:
         worker = (services.worker, worker_pb2_grpc.WorkerServiceStub)
@@ -439,7 +475,9 @@ def test_non_finite_params_over_grpc_are_invalid_arguments(services: RunningServ
         assert error.details().startswith("camera.algorithms: params must hold finite numbers")
 
 
-def test_an_unexpected_error_is_internal_and_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+def test_an_unexpected_error_is_internal_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, service_credentials: Credentials
+):
     registry = CameraRegistry(sqlite_url(tmp_path / "registry.sqlite"))
     with sqlite3.connect(tmp_path / "registry.sqlite") as db:  # the database is damaged under the service
         db.execute("DROP TABLE camera_health")
@@ -449,10 +487,10 @@ def test_an_unexpected_error_is_internal_and_logged(tmp_path: Path, caplog: pyte
         server, _, port = await start_grpc_server(
             "127.0.0.1", 0,
             lambda s: add_guarded(s, registry_pb2_grpc.add_RegistryServiceServicer_to_server, servicer),
-            "retina.v1.RegistryService",
+            "retina.v1.RegistryService", auth=service_credentials.authenticator(),
         )  # fmt: skip
         try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            async with service_credentials.aio_channel(f"127.0.0.1:{port}") as channel:
                 stub = registry_pb2_grpc.RegistryServiceStub(channel)
                 with pytest.raises(grpc.aio.AioRpcError) as caught:
                     await stub.GetCamera(registry_pb2.GetCameraRequest(camera_id="cam-1"))
@@ -488,7 +526,11 @@ def test_cameras_list_prints_health_by_name(services: RunningServices, capsys):
             registry_pb2.CameraHealth(camera_id="listed-on", status=worker_pb2.CAMERA_STATE_STALLED),
             timeout=10,
         )
-    assert retina(["cameras", "list", "--scheduler", services.scheduler, "--department", "listing"]) == 0
+    operator = ["--token-file", str(services.credentials.token_file("operator"))]
+    assert (
+        retina([*operator, "cameras", "list", "--scheduler", services.scheduler, "--department", "listing"])
+        == 0
+    )
     lines = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()}
     assert lines["listed-on"][4] == "stalled"
     assert lines["listed-new"][4] == "unknown"

@@ -3,9 +3,11 @@
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from retina.services.core.incident import BBox, IncidentMessage, SnapshotRef
 from retina.services.core.outbox import Outbox
-from retina.services.incidents.store import IncidentStore
+from retina.services.incidents.store import IncidentStore, UnknownIncidentError
 
 
 def test_outbox_keeps_order_and_survives_reopen(tmp_path: Path):
@@ -71,6 +73,9 @@ def test_store_is_idempotent_and_ignores_late_older_events(tmp_path: Path, store
 def test_dispatcher_closes_out(tmp_path: Path, store_database: str):
     store = IncidentStore(store_database, tmp_path / "media")
     store.apply(message("new", 0), None)
-    row = store.close_out("inc-1", "dispatcher-7", "towed")
-    assert (row.dispatch_status, row.closed_by, row.close_note) == ("closed", "dispatcher-7", "towed")
-    assert store.close_out("nope", "x", "") is None
+    row = store.dispatch("inc-1", "close", "dispatcher-7", note="towed", reason="resolved")
+    assert (row.dispatch_status, row.closed_by, row.close_note, row.close_reason) == (
+        "closed", "dispatcher-7", "towed", "resolved"
+    )  # fmt: skip
+    with pytest.raises(UnknownIncidentError):
+        store.dispatch("nope", "close", "x", reason="resolved")

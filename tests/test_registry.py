@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from retina.services.scheduler.db import SchedulerDatabase, metadata
 from retina.services.scheduler.registry_api import RegistryServicer
 from retina.services.scheduler.workers import WorkerStore
 from retina.v1 import common_pb2, registry_pb2, registry_pb2_grpc, worker_pb2
+from tests.conftest import Credentials
 
 UPSERT = registry_pb2.CameraChange.KIND_UPSERT
 DELETE = registry_pb2.CameraChange.KIND_DELETE
@@ -246,22 +247,30 @@ def test_a_stored_camera_that_no_longer_validates_is_skipped(db_url: str, tmp_pa
 
 @contextlib.asynccontextmanager
 async def serving(
-    registry: CameraRegistry, poll_seconds: float = 1.0
-) -> AsyncIterator[tuple[registry_pb2_grpc.RegistryServiceStub, RegistryServicer]]:
-    """A real grpc.aio server with the registry service, and a client stub connected to it."""
+    registry: CameraRegistry, credentials: Credentials, poll_seconds: float = 1.0
+) -> AsyncIterator[tuple[registry_pb2_grpc.RegistryServiceStub, RegistryServicer, Callable[[str], Any]]]:
+    """A real grpc.aio server with the registry service (checking service tokens), a client stub
+    connected to it as ``operator``, and a function giving a stub as another role."""
     servicer = RegistryServicer(registry, poll_seconds=poll_seconds)
     server, _, port = await start_grpc_server(
         "127.0.0.1",
         0,
         lambda s: add_guarded(s, registry_pb2_grpc.add_RegistryServiceServicer_to_server, servicer),
         "retina.v1.RegistryService",
+        auth=credentials.authenticator(),
     )
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    channels = [credentials.aio_channel(f"127.0.0.1:{port}")]
+
+    def stub_as(role: str) -> registry_pb2_grpc.RegistryServiceStub:
+        channels.append(credentials.aio_channel(f"127.0.0.1:{port}", role))
+        return registry_pb2_grpc.RegistryServiceStub(channels[-1])
+
     try:
-        yield registry_pb2_grpc.RegistryServiceStub(channel), servicer
+        yield registry_pb2_grpc.RegistryServiceStub(channels[0]), servicer, stub_as
     finally:
         servicer.close()
-        await channel.close()
+        for channel in channels:
+            await channel.close()
         await server.stop(grace=1)
 
 
@@ -277,9 +286,9 @@ async def next_change(call: Any, timeout: float = 2.0) -> registry_pb2.CameraCha
     return change
 
 
-def test_grpc_crud_and_errors(db_url: str):
+def test_grpc_crud_and_errors(db_url: str, service_credentials: Credentials):
     async def main() -> None:
-        async with serving(CameraRegistry(db_url)) as (stub, _):
+        async with serving(CameraRegistry(db_url), service_credentials) as (stub, _, stub_as):
             request = registry_pb2.CreateCameraRequest(camera=camera_to_proto(camera("cam-1", name="Gate")))
             created = await stub.CreateCamera(request)
             assert (created.camera.id, created.enabled, created.revision) == ("cam-1", True, 1)
@@ -320,11 +329,12 @@ def test_grpc_crud_and_errors(db_url: str):
             health = registry_pb2.CameraHealth(
                 camera_id="cam-1", status=worker_pb2.CAMERA_STATE_ONLINE, worker_id="worker-a"
             )
-            stored = await stub.ReportHealth(health)
+            worker = stub_as("worker")  # health comes from workers only
+            stored = await worker.ReportHealth(health)
             assert stored.status == worker_pb2.CAMERA_STATE_ONLINE and stored.updated_at.seconds > 0
             got = await stub.GetCamera(registry_pb2.GetCameraRequest(camera_id="cam-1"))
             assert (got.camera.name, got.health.worker_id) == ("Gate 2", "worker-a")
-            error = await rpc_error(stub.ReportHealth(registry_pb2.CameraHealth(camera_id="cam-1")))
+            error = await rpc_error(worker.ReportHealth(registry_pb2.CameraHealth(camera_id="cam-1")))
             assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
 
             deleted = await stub.DeleteCamera(registry_pb2.DeleteCameraRequest(camera_id="cam-1"))
@@ -335,14 +345,14 @@ def test_grpc_crud_and_errors(db_url: str):
     asyncio.run(main())
 
 
-def test_grpc_list_filters_and_pages(db_url: str):
+def test_grpc_list_filters_and_pages(db_url: str, service_credentials: Credentials):
     registry = CameraRegistry(db_url)
     for index in range(5):
         registry.create(camera(f"cam-{index}", scene_type="road" if index % 2 else "market"))
     registry.create(camera("plaza", ("crowd_gathering",), name="Central Plaza"), enabled=False)
 
     async def main() -> None:
-        async with serving(registry) as (stub, _):
+        async with serving(registry, service_credentials) as (stub, _, _):
             ids: list[str] = []
             token = ""
             pages = 0
@@ -371,14 +381,14 @@ def test_grpc_list_filters_and_pages(db_url: str):
     asyncio.run(main())
 
 
-def test_watch_replays_the_state_then_streams_live_changes(db_url: str):
+def test_watch_replays_the_state_then_streams_live_changes(db_url: str, service_credentials: Credentials):
     registry = CameraRegistry(db_url)
     registry.create(camera("cam-1"))
     registry.create(camera("cam-2"))
 
     async def main() -> None:
         # Polling is slowed down to a minute, so only the in-process notifier can deliver in time.
-        async with serving(registry, poll_seconds=60) as (stub, _):
+        async with serving(registry, service_credentials, poll_seconds=60) as (stub, _, _):
             watch = stub.WatchCameras(registry_pb2.WatchCamerasRequest(since_revision=0))
             initial = [await next_change(watch), await next_change(watch)]
             assert [(c.kind, c.record.camera.id, c.revision) for c in initial] == [
@@ -419,12 +429,12 @@ def test_watch_replays_the_state_then_streams_live_changes(db_url: str):
     asyncio.run(main())
 
 
-def test_watch_sees_another_process_writes_by_polling(db_url: str):
+def test_watch_sees_another_process_writes_by_polling(db_url: str, service_credentials: Credentials):
     registry = CameraRegistry(db_url)
     other = CameraRegistry(db_url)  # another process sharing the database: no in-process notifier
 
     async def main() -> None:
-        async with serving(registry, poll_seconds=0.2) as (stub, servicer):
+        async with serving(registry, service_credentials, poll_seconds=0.2) as (stub, servicer, _):
             watch = stub.WatchCameras(registry_pb2.WatchCamerasRequest(since_revision=0))
             await asyncio.sleep(0.3)  # the watch has read the (empty) state
             await asyncio.to_thread(other.create, camera("cam-elsewhere"))
@@ -443,7 +453,9 @@ def test_watch_sees_another_process_writes_by_polling(db_url: str):
     other.close()
 
 
-def test_retina_up_imports_the_file_and_disables_cameras_it_no_longer_lists(db_url: str):
+def test_retina_up_imports_the_file_and_disables_cameras_it_no_longer_lists(
+    db_url: str, service_credentials: Credentials
+):
     from retina.services.cli.clients import import_cameras
 
     async def main() -> None:
@@ -451,14 +463,21 @@ def test_retina_up_imports_the_file_and_disables_cameras_it_no_longer_lists(db_u
             servicer = RegistryServicer(registry)
             add = registry_pb2_grpc.add_RegistryServiceServicer_to_server
             server, _, port = await start_grpc_server(
-                "127.0.0.1", 0, lambda s: add(servicer, s), "retina.v1.RegistryService"
-            )
+                "127.0.0.1", 0, lambda s: add(servicer, s), "retina.v1.RegistryService",
+                auth=service_credentials.authenticator(),
+            )  # fmt: skip
             address = f"127.0.0.1:{port}"
             try:
-                first = await asyncio.to_thread(import_cameras, address, [camera("cam-1"), camera("cam-2")])
+                token = service_credentials.token("operator")
+                cameras = [camera("cam-1"), camera("cam-2")]
+                first = await asyncio.to_thread(import_cameras, address, cameras, token=token)
                 assert first == (2, 0, 0)
                 again = await asyncio.to_thread(
-                    import_cameras, address, [camera("cam-1", name="renamed")], disable_others=True
+                    import_cameras,
+                    address,
+                    [camera("cam-1", name="renamed")],
+                    disable_others=True,
+                    token=token,
                 )
                 assert again == (0, 1, 0)
                 assert registry.get("cam-2").enabled is False  # kept, with its history, but not run

@@ -20,7 +20,7 @@ import yaml
 from retina.services.cli.clients import wait_until_serving
 from retina.services.cli.cluster import ClusterPorts, LocalCluster
 from retina.services.cli.demo import compose_bus_scene
-from retina.services.core import bus
+from retina.services.core import bus, service_auth
 from retina.services.core.config import load_config
 from retina.services.core.convert import camera_to_proto
 from retina.v1 import (
@@ -45,21 +45,21 @@ PARKING = [
 ]
 
 
-def cluster_status(address: str) -> scheduler_pb2.ClusterStatus:
-    with grpc.insecure_channel(address) as channel:
+def cluster_status(cluster: LocalCluster) -> scheduler_pb2.ClusterStatus:
+    with service_auth.channel(cluster.scheduler_address, cluster.token("operator")) as channel:
         return scheduler_pb2_grpc.SchedulerServiceStub(channel).GetClusterStatus(
             scheduler_pb2.GetClusterStatusRequest(), timeout=5
         )
 
 
-def placed(address: str) -> dict[str, tuple[str, str]]:
+def placed(cluster: LocalCluster) -> dict[str, tuple[str, str]]:
     """camera → (worker, device), as the scheduler has it."""
-    return {a.camera_id: (a.worker_id, a.device_id) for a in cluster_status(address).assignments}
+    return {a.camera_id: (a.worker_id, a.device_id) for a in cluster_status(cluster).assignments}
 
 
-def analysed(address: str, camera_id: str) -> int:
+def analysed(cluster: LocalCluster, camera_id: str) -> int:
     """Frames of a camera analysed, as its worker last reported (0 if not running)."""
-    for a in cluster_status(address).assignments:
+    for a in cluster_status(cluster).assignments:
         if a.camera_id == camera_id and a.HasField("health"):
             return a.health.frames_analysed
     return 0
@@ -79,9 +79,9 @@ def stored_events(db: Path) -> list[tuple[str, str, str, int, str]]:
     ]
 
 
-def stream_msg_ids(nats_url: str) -> list[str]:
+def stream_msg_ids(cluster: LocalCluster) -> list[str]:
     async def read() -> list[str]:
-        nc = await nats.connect(nats_url)
+        nc = await nats.connect(cluster.nats_url, user="operator", password=cluster.token("operator"))
         js = nc.jetstream()
         info = await js.stream_info(bus.INCIDENT_STREAM)
         ids = [
@@ -131,21 +131,21 @@ def test_failover_runtime_changes_and_scheduler_restart(tmp_path: Path, model_pa
     try:
         cluster.start(cameras)
         wait_for(
-            lambda: set(placed(scheduler)) == {"cam-a", "cam-b", "cam-dead"},
+            lambda: set(placed(cluster)) == {"cam-a", "cam-b", "cam-dead"},
             60,
-            f"all cameras placed (unplaced: {dict(cluster_status(scheduler).unplaced)})",
+            f"all cameras placed (unplaced: {dict(cluster_status(cluster).unplaced)})",
         )
-        wait_for(
-            lambda: analysed(scheduler, "cam-a") > 4 and analysed(scheduler, "cam-b") > 4, 60, "analysis"
-        )
-        status = cluster_status(scheduler)
+        wait_for(lambda: analysed(cluster, "cam-a") > 4 and analysed(cluster, "cam-b") > 4, 60, "analysis")
+        status = cluster_status(cluster)
         assert {w.worker_id for w in status.workers} == {"worker-1", "worker-2"}
-        assert len({worker for worker, _ in placed(scheduler).values()}) == 2, "load is spread over both"
+        assert len({worker for worker, _ in placed(cluster).values()}) == 2, "load is spread over both"
         dead = next(a for a in status.assignments if a.camera_id == "cam-dead")
         assert "cannot open rtsp://127.0.0.1:9/nothing" in dead.health.reason  # and the others run
+        placed_at = [a.since.ToSeconds() for a in status.assignments]
+        assert all(0 < time.time() - at < 300 for at in placed_at), "each assignment says since when"
 
         # A worker reporting bad capacity data is told so; it gets nothing and disturbs nothing.
-        with grpc.insecure_channel(scheduler) as channel:
+        with service_auth.channel(scheduler, cluster.token("worker")) as channel:
             stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
             reply = stub.RegisterWorker(
                 scheduler_pb2.RegisterWorkerRequest(
@@ -166,10 +166,10 @@ def test_failover_runtime_changes_and_scheduler_restart(tmp_path: Path, model_pa
                 bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
                 and "decode_capacity" in bad.value.details()
             )
-        before_bad = placed(scheduler)
+        before_bad = placed(cluster)
         time.sleep(2)
-        assert {w for w, _ in placed(scheduler).values()} <= {"worker-1", "worker-2"}
-        assert placed(scheduler) == before_bad
+        assert {w for w, _ in placed(cluster).values()} <= {"worker-1", "worker-2"}
+        assert placed(cluster) == before_bad
 
         # Wait for an open incident on cam-a, then kill -9 the worker analysing it.
         wait_for(
@@ -177,7 +177,7 @@ def test_failover_runtime_changes_and_scheduler_restart(tmp_path: Path, model_pa
             60,
             "an incident on cam-a",
         )
-        victim, _ = placed(scheduler)["cam-a"]
+        victim, _ = placed(cluster)["cam-a"]
         survivor = "worker-2" if victim == "worker-1" else "worker-1"
         events_before = stored_events(db)
         open_before = (
@@ -189,13 +189,13 @@ def test_failover_runtime_changes_and_scheduler_restart(tmp_path: Path, model_pa
         os.kill(cluster.processes[victim].pid, signal.SIGKILL)
         killed_at = time.monotonic()
         wait_for(
-            lambda: placed(scheduler).get("cam-a", ("",))[0] == survivor and analysed(scheduler, "cam-a") > 0,
+            lambda: placed(cluster).get("cam-a", ("",))[0] == survivor and analysed(cluster, "cam-a") > 0,
             15,
             "cam-a to resume on the surviving worker",
         )
         resumed_after = time.monotonic() - killed_at
         assert resumed_after <= 10, f"cam-a resumed after {resumed_after:.1f} s"
-        assert {w for w, _ in placed(scheduler).values()} == {survivor}
+        assert {w for w, _ in placed(cluster).values()} == {survivor}
 
         # The incidents open at the kill continue under their ids on the survivor; none is duplicated.
         wait_for(
@@ -211,21 +211,21 @@ def test_failover_runtime_changes_and_scheduler_restart(tmp_path: Path, model_pa
         new_on_a = [e for e in after if e[1] == "cam-a" and e[2] == "new"]
         for _, _, _, _, box in new_on_a:
             assert all(iou(json.loads(box), old) < 0.5 for old in open_before.values()), "duplicate incident"
-        ids = stream_msg_ids(cluster.nats_url)
+        ids = stream_msg_ids(cluster)
         assert len(ids) == len(set(ids)), "an event was published twice"
         wait_for(lambda: len(stored_events(db)) >= len(ids), 30, "the store to hold every published event")
 
         # A camera added at run time through gRPC is analysed; deleted, it stops.
         extra = cameras[0].model_copy(update={"id": "cam-new"})
-        with grpc.insecure_channel(scheduler) as channel:
+        with service_auth.channel(scheduler, cluster.token("operator")) as channel:
             registry = registry_pb2_grpc.RegistryServiceStub(channel)
             registry.CreateCamera(registry_pb2.CreateCameraRequest(camera=camera_to_proto(extra)), timeout=5)
-            took = wait_for(lambda: analysed(scheduler, "cam-new") > 0, 30, "the new camera to be analysed")
+            took = wait_for(lambda: analysed(cluster, "cam-new") > 0, 30, "the new camera to be analysed")
             assert took < 15
             registry.DeleteCamera(registry_pb2.DeleteCameraRequest(camera_id="cam-new"), timeout=5)
-            wait_for(lambda: "cam-new" not in placed(scheduler), 10, "the deleted camera to be released")
+            wait_for(lambda: "cam-new" not in placed(cluster), 10, "the deleted camera to be released")
         worker_status = cluster.worker_address_of(int(survivor[-1]) - 1)
-        with grpc.insecure_channel(worker_status) as channel:
+        with service_auth.channel(worker_status, cluster.token("operator")) as channel:
             running = {
                 c.camera_id
                 for c in worker_pb2_grpc.WorkerServiceStub(channel)
@@ -235,9 +235,9 @@ def test_failover_runtime_changes_and_scheduler_restart(tmp_path: Path, model_pa
         assert "cam-new" not in running and "cam-a" in running
 
         # Restart the scheduler: workers keep analysing meanwhile; assignments are kept.
-        kept = placed(scheduler)
+        kept = placed(cluster)
         assert cluster.stop_child("scheduler") == 0
-        with grpc.insecure_channel(worker_status) as channel:
+        with service_auth.channel(worker_status, cluster.token("operator")) as channel:
             stub = worker_pb2_grpc.WorkerServiceStub(channel)
 
             def frames() -> int:
@@ -249,10 +249,10 @@ def test_failover_runtime_changes_and_scheduler_restart(tmp_path: Path, model_pa
             assert frames() > during, "workers must keep analysing while the scheduler is down"
         cluster.start_scheduler()
         wait_until_serving(scheduler, 60, cluster.processes["scheduler"])
-        wait_for(lambda: placed(scheduler) == kept, 15, "the same assignments after the restart")
+        wait_for(lambda: placed(cluster) == kept, 15, "the same assignments after the restart")
         time.sleep(3)
-        assert placed(scheduler) == kept
-        assert all(w.alive for w in cluster_status(scheduler).workers if w.worker_id == survivor)
+        assert placed(cluster) == kept
+        assert all(w.alive for w in cluster_status(cluster).workers if w.worker_id == survivor)
     finally:
         cluster.stop()
     log = (tmp_path / "var" / "logs" / "scheduler.log").read_text()

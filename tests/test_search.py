@@ -9,8 +9,6 @@ import io
 import json
 import signal
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import cv2
@@ -38,7 +36,7 @@ from retina.v1 import (
     worker_pb2,
     worker_pb2_grpc,
 )
-from tests.conftest import MODEL, footage
+from tests.conftest import MODEL, Credentials, footage
 
 COLOURS_BGR = {"red": (0, 0, 220), "green": (0, 180, 0), "blue": (220, 0, 0), "yellow": (0, 220, 220)}
 
@@ -198,7 +196,9 @@ def png(width: int, height: int) -> bytes:
 
 
 @pytest.mark.slow
-def test_police_search_by_photo_finds_the_vehicle_with_real_parts(tmp_path: Path, nats_server):
+def test_police_search_by_photo_finds_the_vehicle_with_real_parts(
+    tmp_path: Path, nats_server, service_credentials: Credentials
+):
     clip = footage("intersection.mp4")
     config_path = tmp_path / "cluster.yaml"
     config_path.write_text(
@@ -228,21 +228,22 @@ def test_police_search_by_photo_finds_the_vehicle_with_real_parts(tmp_path: Path
         )
     )
     ports = {
-        name: free_port()
-        for name in ("search", "http", "metrics", "worker", "wmetrics", "incidents", "imetrics")
+        name: free_port() for name in ("search", "metrics", "worker", "wmetrics", "incidents", "imetrics")
     }
     search_args = [
         "search", "serve", "--config", str(config_path), "--data-dir", str(tmp_path / "search"),
-        "--grpc-port", str(ports["search"]), "--http-port", str(ports["http"]),
-        "--metrics-port", str(ports["metrics"]), "--incidents-address", f"127.0.0.1:{ports['incidents']}",
+        "--grpc-port", str(ports["search"]), "--metrics-port", str(ports["metrics"]),
+        "--incidents-address", f"127.0.0.1:{ports['incidents']}", *service_credentials.flags("search"),
     ]  # fmt: skip
     incidents_args = [
         "incidents", "serve", "--data-dir", str(tmp_path / "incidents"), "--nats-url", nats_server.url,
         "--grpc-port", str(ports["incidents"]), "--metrics-port", str(ports["imetrics"]),
+        *service_credentials.flags("incidents"),
     ]  # fmt: skip
     worker_args = [
         "worker", "--config", str(config_path), "--data-dir", str(tmp_path / "worker"),
         "--grpc-port", str(ports["worker"]), "--metrics-port", str(ports["wmetrics"]), "--worker-id", "w1",
+        *service_credentials.flags("worker"),
     ]  # fmt: skip
     processes = {
         "incidents": start_python(incidents_args, log_file=tmp_path / "incidents.log"),
@@ -253,7 +254,9 @@ def test_police_search_by_photo_finds_the_vehicle_with_real_parts(tmp_path: Path
     try:
         wait_until_serving(search_address, 60, processes["search"])
         wait_until_serving(f"127.0.0.1:{ports['incidents']}", 60, processes["incidents"])
-        channel = grpc.insecure_channel(search_address, options=[("grpc.max_send_message_length", 64 << 20)])
+        channel = service_credentials.channel(
+            search_address, options=[("grpc.max_send_message_length", 64 << 20)]
+        )
         search = search_pb2_grpc.SearchServiceStub(channel)
 
         def rejected(request: search_pb2.SearchRequest) -> tuple[grpc.StatusCode, str]:
@@ -280,8 +283,13 @@ def test_police_search_by_photo_finds_the_vehicle_with_real_parts(tmp_path: Path
 
         # Two cameras see the same street; analyse it to the end of the clip.
         wait_until_serving(f"127.0.0.1:{ports['worker']}", 120, processes["worker"])
-        assign_cameras(f"127.0.0.1:{ports['worker']}", load_config(config_path).config.cameras)
-        worker = worker_pb2_grpc.WorkerServiceStub(grpc.insecure_channel(f"127.0.0.1:{ports['worker']}"))
+        operator = service_credentials.token("operator")
+        assign_cameras(
+            f"127.0.0.1:{ports['worker']}", load_config(config_path).config.cameras, token=operator
+        )
+        worker = worker_pb2_grpc.WorkerServiceStub(
+            service_credentials.channel(f"127.0.0.1:{ports['worker']}")
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             states = {c.state for c in worker.GetStatus(worker_pb2.GetStatusRequest(), timeout=10).cameras}
@@ -315,12 +323,12 @@ def test_police_search_by_photo_finds_the_vehicle_with_real_parts(tmp_path: Path
         assert reply.matches[0].camera_id == "cam-a" and reply.matches[0].family == "vehicle"
         assert len({m.track_id for m in reply.matches}) == len(reply.matches) > 1  # one result per track
 
-        # Its crop URL works, and only as signed.
-        with urllib.request.urlopen(reply.matches[0].crop_url, timeout=10) as response:
-            assert response.headers["Content-Type"] == "image/jpeg" and len(response.read()) > 500
-        with pytest.raises(urllib.error.HTTPError) as forbidden:
-            urllib.request.urlopen(reply.matches[0].crop_url.replace("signature=", "signature=0"), timeout=10)
-        assert forbidden.value.code == 403
+        # Its crop comes through GetCrop: a JPEG of the car, taken when the match says.
+        assert all(m.has_crop for m in reply.matches)
+        crop = search.GetCrop(search_pb2.GetCropRequest(track_id=target.id, department="urban"), timeout=10)
+        image = cv2.imdecode(np.frombuffer(crop.jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert image is not None and min(image.shape[:2]) >= 8
+        assert crop.seen_at == reply.matches[0].crop_seen_at
 
         # Filters: another camera only; a time range before anything was seen.
         only_b = search.Search(
@@ -329,6 +337,17 @@ def test_police_search_by_photo_finds_the_vehicle_with_real_parts(tmp_path: Path
         assert only_b.matches and {m.camera_id for m in only_b.matches} == {"cam-b"}
         twin_seen = only_b.matches[0].first_seen.ToNanoseconds() / 1e9
         assert abs(twin_seen - target.first_seen.timestamp()) < 2  # the same car, on the other camera
+        # cam-b is police's alone: its crops are as unknown to urban as a track that never existed.
+        twin = only_b.matches[0].track_id
+        assert search.GetCrop(search_pb2.GetCropRequest(track_id=twin, department="police")).jpeg
+        unknown = "cam-b:1:999999"
+        answers = []
+        for track_id in (twin, unknown):
+            with pytest.raises(grpc.RpcError) as info:
+                search.GetCrop(search_pb2.GetCropRequest(track_id=track_id, department="urban"), timeout=10)
+            answers.append((info.value.code(), info.value.details().replace(track_id, "<id>")))
+        assert answers[0] == answers[1] and answers[0][0] == grpc.StatusCode.NOT_FOUND
+
         before = Timestamp()
         before.FromSeconds(int(target.first_seen.timestamp()) - 3600)
         earlier = search.Search(
@@ -356,7 +375,7 @@ def test_police_search_by_photo_finds_the_vehicle_with_real_parts(tmp_path: Path
             grpc.StatusCode.NOT_FOUND
         )
         # An incident as the query: where else did the parked vehicle appear?
-        with grpc.insecure_channel(f"127.0.0.1:{ports['incidents']}") as incidents_channel:
+        with service_credentials.channel(f"127.0.0.1:{ports['incidents']}") as incidents_channel:
             stored = incidents_pb2_grpc.IncidentServiceStub(incidents_channel).ListIncidents(
                 incidents_pb2.ListIncidentsRequest(camera_id="cam-a"), timeout=10
             )
@@ -390,7 +409,7 @@ def test_police_search_by_photo_finds_the_vehicle_with_real_parts(tmp_path: Path
                     path.write_bytes(b"garbage")
             processes["search"] = start_python(search_args, log_file=tmp_path / f"search-{restart}.log")
             wait_until_serving(search_address, 60, processes["search"])
-            with grpc.insecure_channel(search_address) as channel:
+            with service_credentials.channel(search_address) as channel:
                 search = search_pb2_grpc.SearchServiceStub(channel)
                 assert search.GetIndexStats(search_pb2.GetIndexStatsRequest()).vectors == stats.vectors
                 again = search.Search(search_pb2.SearchRequest(image=photo, k=5, department="urban"))

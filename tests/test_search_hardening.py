@@ -36,11 +36,12 @@ from retina.services.core.processes import start_python, stop_process
 from retina.services.search.engine import MAX_RESULTS, RejectedRecordError
 from retina.services.search.store import UnsafeCropPathError
 from retina.v1 import common_pb2, search_pb2, search_pb2_grpc
-from tests.conftest import NatsServer, wait_for
+from tests.conftest import Credentials, NatsServer, wait_for
 from tests.test_search import COLOURS_BGR, engine_at, patch, png, record
 
 SEARCH = "/retina.v1.SearchService/Search"
 INDEX_STATS = "/retina.v1.SearchService/GetIndexStats"
+GET_CROP = "/retina.v1.SearchService/GetCrop"
 NOW = time.time()
 # Seeded tracks: (camera, tracker id, colour); cam-b's crop is the one an attacker goes after.
 SEED = [("cam-a", 1, "red"), ("cam-b", 2, "blue")]
@@ -61,9 +62,11 @@ class RunningSearch:
     log: Path
     pid: int
     seeded: list[FeatureRecord]
+    credentials: Credentials
 
     def channel(self) -> grpc.Channel:
-        return grpc.insecure_channel(self.address, options=[("grpc.max_send_message_length", 128 << 20)])
+        """A client of the search service (with the operator token)."""
+        return self.credentials.channel(self.address, options=[("grpc.max_send_message_length", 128 << 20)])
 
     def stats(self) -> search_pb2.IndexStats:
         with self.channel() as channel:
@@ -102,6 +105,7 @@ def publish_and_wait(service: RunningSearch, messages: list[tuple[str, bytes]], 
 def search_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSearch]:
     """``retina search serve`` on a real nats-server, with two tracks indexed."""
     tmp = tmp_path_factory.mktemp("search-hardening")
+    credentials = Credentials(tmp / "secrets")
     nats_server = NatsServer(tmp / "nats")
     nats_server.start()
     config = tmp / "cluster.yaml"
@@ -118,8 +122,9 @@ def search_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
     log = tmp / "search.log"
     args = [
         "search", "serve", "--config", str(config), "--data-dir", str(tmp / "data"),
-        "--grpc-port", str(grpc_port), "--http-port", str(free_port()), "--metrics-port", str(free_port()),
+        "--grpc-port", str(grpc_port), "--metrics-port", str(free_port()),
         "--incidents-address", f"127.0.0.1:{free_port()}",  # nothing listens: incident ids → UNAVAILABLE
+        *credentials.flags("search"),
     ]  # fmt: skip
     process = start_python(args, log_file=log)
     try:
@@ -128,7 +133,7 @@ def search_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
         seeded = [
             record(camera, track, patch(COLOURS_BGR[colour], track), NOW) for camera, track, colour in SEED
         ]
-        service = RunningSearch(address, tmp / "data", nats_server.url, log, process.pid, seeded)
+        service = RunningSearch(address, tmp / "data", nats_server.url, log, process.pid, seeded, credentials)
         publish_and_wait(service, [(r.subject, r.to_json()) for r in seeded], len(seeded))
         yield service
     finally:
@@ -222,6 +227,7 @@ def test_out_of_range_timestamps_name_the_filter(search_service: RunningSearch, 
         (SEARCH, b"\xff"),
         (INDEX_STATS, b"\x0a\xff\xff\xff\xff\x0f"),
         (INDEX_STATS, b"\xff"),
+        (GET_CROP, b"\x0a\xff\xff\xff\xff\x0f"),
     ],
 )
 def test_undecodable_requests_are_invalid_arguments(
@@ -259,6 +265,42 @@ def test_ids_are_checked_and_never_echoed_in_full(
     assert details.startswith(f"{field}:") and len(details) < 300
 
 
+def crop_answer(service: RunningSearch, track_id: str, department: str) -> tuple[grpc.StatusCode, str]:
+    with service.channel() as channel, pytest.raises(grpc.RpcError) as info:
+        search_pb2_grpc.SearchServiceStub(channel).GetCrop(
+            search_pb2.GetCropRequest(track_id=track_id, department=department), timeout=10
+        )
+    return info.value.code(), info.value.details()
+
+
+def test_a_crop_is_given_only_within_the_departments_scope(search_service: RunningSearch):
+    seeded = search_service.seeded[0]  # cam-a, urban's camera, shared with no one
+    with search_service.channel() as channel:
+        crop = search_pb2_grpc.SearchServiceStub(channel).GetCrop(
+            search_pb2.GetCropRequest(track_id=seeded.id, department=" urban "), timeout=10
+        )
+    assert crop.jpeg == seeded.crop_jpeg()
+    assert abs(crop.seen_at.ToNanoseconds() / 1e9 - seeded.crop_seen_at.timestamp()) < 1e-3
+    # Another department: exactly the answer for a track that does not exist.
+    unknown = track_key("cam-a", NOW, 999)
+    code, details = crop_answer(search_service, seeded.id, "police")
+    assert code == grpc.StatusCode.NOT_FOUND
+    assert (code, details.replace(seeded.id, unknown)) == crop_answer(search_service, unknown, "police")
+    for track_id, department, field in [
+        ("../cam-b/cam-b_1_2-0", "urban", "track_id"),
+        ("cam-a:1:1\n", "urban", "track_id"),
+        ("x" * 2**20, "urban", "track_id"),
+        (seeded.id, "", "department"),
+        (seeded.id, "urban/../police", "department"),
+    ]:
+        code, details = crop_answer(search_service, track_id, department)
+        assert (
+            code == grpc.StatusCode.INVALID_ARGUMENT
+            and details.startswith(f"{field}:")
+            and len(details) < 300
+        )
+
+
 # -- 5. the CLI: one line naming the flag, never a traceback ------------------------------------------
 
 
@@ -269,8 +311,12 @@ def run_cli(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
 
 
 def test_cli_query_answers_bad_input_with_one_line_naming_the_flag(
-    search_service: RunningSearch, tmp_path: Path, capsys: pytest.CaptureFixture
+    search_service: RunningSearch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ):
+    monkeypatch.setenv("RETINA_TOKEN_FILE", str(search_service.credentials.token_file("operator")))
     photo = tmp_path / "photo.png"
     photo.write_bytes(png(64, 48))
     (tmp_path / "notes.txt").write_text("not a photo")
@@ -307,6 +353,16 @@ def test_cli_query_answers_bad_input_with_one_line_naming_the_flag(
 
     code, out, err = run_cli(capsys, "--image", str(photo), "--since", "2020-01-01T00:00:00+08:00", *address)
     assert code == 0 and err == "" and "cam-a" in out  # the red track, seen after 2020
+
+    # --save-crops: each match's crop, fetched with GetCrop, in a folder made for it.
+    code, out, err = run_cli(capsys, "--image", str(photo), "--save-crops", str(tmp_path / "crops"), *address)
+    saved = sorted((tmp_path / "crops").iterdir())
+    assert code == 0 and err == "" and saved and all(f"crop: {path}" in out for path in saved)
+    by_id = {r.id.replace(":", "_"): r for r in search_service.seeded}
+    for path in saved:
+        assert path.read_bytes() == by_id[path.stem.split("-", 1)[1]].crop_jpeg()
+    code, out, err = run_cli(capsys, "--image", str(photo), "--save-crops", str(photo), *address)
+    assert (code, out) == (2, "") and err.startswith("error: --save-crops: ") and "is a file" in err
 
 
 # -- 6. feature records cannot write outside their camera's crops -------------------------------------
@@ -493,7 +549,7 @@ def test_generated_search_requests_get_clear_answers(search_service: RunningSear
 
 
 @GARBAGE
-@given(method=st.sampled_from([SEARCH, INDEX_STATS]), payload=st.binary(max_size=512))
+@given(method=st.sampled_from([SEARCH, INDEX_STATS, GET_CROP]), payload=st.binary(max_size=512))
 def test_generated_raw_bytes_get_clear_answers(search_service: RunningSearch, method: str, payload: bytes):
     with search_service.channel() as channel:
         assert_clear(lambda: channel.unary_unary(method)(payload, timeout=30))

@@ -83,16 +83,16 @@ def test_precedence_file_then_environment_then_flag(monkeypatch, config_file):
 
 def test_precedence_through_the_command_line(monkeypatch, config_file):
     """Flags left at their defaults do not hide the environment; flags given do."""
-    monkeypatch.setenv("RETINA_SEARCH_HTTP_PORT", "8111")
+    monkeypatch.setenv("RETINA_SEARCH_METRICS_PORT", "8111")
     monkeypatch.setenv("RETINA_SEARCH_CONFIG", config_file)
     settings = settings_from_args(["search", "serve"])
-    assert (settings.http_port, settings.nats_url, settings.config) == (
+    assert (settings.metrics_port, settings.nats_url, settings.config) == (
         8111,
         "nats://from-file:4222",
         config_file,
     )
-    settings = settings_from_args(["search", "serve", "--http-port", "8090", "--incidents-address", ""])
-    assert settings.http_port == 8090 and settings.incidents_address is None
+    settings = settings_from_args(["search", "serve", "--metrics-port", "9113", "--incidents-address", ""])
+    assert settings.metrics_port == 9113 and settings.incidents_address is None
 
 
 def test_database_url_one_setting_in_layers(monkeypatch, config_file):

@@ -13,12 +13,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-import grpc
 import nats
 import pytest
 
 from retina.services.cli.supervisor import ChildCannotStart, Supervisor
-from retina.services.core import bus
+from retina.services.core import bus, service_auth
 from retina.services.core.ports import ClusterPorts, PortError, free_port, port_in_use
 from retina.v1 import scheduler_pb2, scheduler_pb2_grpc, worker_pb2, worker_pb2_grpc
 from tests.conftest import footage, python_cli, wait_for
@@ -98,6 +97,11 @@ def test_supervisor_restarts_with_backoff_and_gives_up_with_the_reason(tmp_path)
     supervisor.forget("steady").kill()
 
 
+def scrape(port: int) -> str:
+    """The Prometheus metrics served on ``port`` of this machine."""
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+
+
 def free_block(size: int) -> int:
     """The first of ``size`` consecutive free ports, below the kernel's ephemeral range."""
     while True:
@@ -111,21 +115,21 @@ def test_retina_up_survives_its_own_faults(tmp_path):
     """The README's `retina up --workers 2` with the default port structure: a killed worker, a
     killed nats-server and a deleted INCIDENTS stream are all recovered while the cluster runs."""
     video = footage("intersection.mp4")
-    base = free_block(20)  # the default layout, shifted: worker-2 would land on the store's port
-    names = ["--nats-port", "--nats-monitor-port", "--scheduler-port", "--worker-port", "--incidents-port",
-             "--search-port", "--search-http-port", "--metrics-port", "--scheduler-metrics-port",
-             "--worker-metrics-port", "--incidents-metrics-port", "--search-metrics-port"]  # fmt: skip
-    flags = [arg for i, name in enumerate(names) for arg in (name, str(base + i))]
-    scheduler = f"127.0.0.1:{base + 2}"
-    ports = ClusterPorts(
-        **{f.name: base + names.index(f.metadata["flag"]) for f in ClusterPorts.single_fields()}
-    )
-    ports = ports.for_workers(2)
+    # Every port of the layout, set by its flag, in the order of the default layout shifted to a
+    # free block: worker-2's ports would land on the incident store's, so they must skip them.
+    fields = ClusterPorts.single_fields()
+    base = free_block(len(fields) + 4)  # the singles, then worker-2's pair above them
+    ports = ClusterPorts(**{f.name: base + i for i, f in enumerate(fields)}).for_workers(2)
+    assert ports.worker_grpc + 1 == ports.incidents_grpc
+    assert ports.worker_metrics + 1 == ports.incidents_metrics
+    assert not set(ports.worker(1)) & set(ports.singles().values()), ports.named()
+    flags = [arg for f in fields for arg in (f.metadata["flag"], str(getattr(ports, f.name)))]
+    scheduler = f"127.0.0.1:{ports.scheduler_grpc}"
     config = write_config(
         tmp_path / "cameras.yaml",
         [{"id": "cam-a", "url": str(video), "loop": True, "algorithms": parking(dwell_seconds=2)},
          {"id": "cam-b", "url": str(video), "loop": True, "algorithms": parking(dwell_seconds=2)}],
-        nats_url=f"nats://127.0.0.1:{base}",
+        nats_url=f"nats://127.0.0.1:{ports.nats}",
     )  # fmt: skip
     extra = "scheduler: {heartbeat_seconds: 1, lease_seconds: 4}\nworker: {capacity_fps: 20}\n"
     config.write_text(config.read_text() + extra)
@@ -135,9 +139,10 @@ def test_retina_up_survives_its_own_faults(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     db = tmp_path / "var" / "incidents" / "incidents.sqlite"
+    operator = tmp_path / "var" / "secrets" / "operator.token"  # made by retina up
 
     def placed() -> dict[str, str]:
-        with grpc.insecure_channel(scheduler) as channel:
+        with service_auth.channel(scheduler, service_auth.read_token(operator)) as channel:
             reply = scheduler_pb2_grpc.SchedulerServiceStub(channel).GetClusterStatus(
                 scheduler_pb2.GetClusterStatusRequest(), timeout=5
             )
@@ -147,7 +152,8 @@ def test_retina_up_survives_its_own_faults(tmp_path):
         """Cameras the live workers analyse (asked from the workers, not the scheduler's memory)."""
         cameras = set()
         for index in range(2):
-            with grpc.insecure_channel(f"127.0.0.1:{ports.worker(index)[0]}") as channel:
+            address = f"127.0.0.1:{ports.worker(index)[0]}"
+            with service_auth.channel(address, service_auth.read_token(operator)) as channel:
                 reply = worker_pb2_grpc.WorkerServiceStub(channel).GetStatus(
                     worker_pb2.GetStatusRequest(), timeout=5
                 )
@@ -179,22 +185,23 @@ def test_retina_up_survives_its_own_faults(tmp_path):
 
         # kill -9 nats-server: restarted on the same port and store; every service carries on.
         wait_for(lambda: stored() > 0, 90, "an incident event in the store")
-        os.kill(pid_of(f"nats-server -a 127.0.0.1 -p {base} "), signal.SIGKILL)
+        os.kill(pid_of(f"nats-server -a 127.0.0.1 -p {ports.nats} "), signal.SIGKILL)
         before = stored()
         wait_for(lambda: stored() > before, 90, "incident events stored again after NATS was killed")
 
         # Delete the INCIDENTS stream: the workers and the store recreate it; events flow again.
         async def delete_stream() -> None:
-            nc = await nats.connect(f"nats://127.0.0.1:{base}")
+            url, token = f"nats://127.0.0.1:{ports.nats}", service_auth.read_token(operator)
+            nc = await nats.connect(url, user="operator", password=token)
             await nc.jetstream().delete_stream(bus.INCIDENT_STREAM)
             await nc.close()
 
         asyncio.run(delete_stream())
         before = stored()
         wait_for(lambda: stored() > before, 90, "incident events stored after the stream was deleted")
-        metrics = urllib.request.urlopen(f"http://127.0.0.1:{base + 10}/metrics", timeout=5).read().decode()
+        metrics = scrape(ports.incidents_metrics)  # the incident store's: it recreated its consumer
         assert 'retina_bus_recreated_total{resource="consumer INCIDENTS/incident-store"} 1.0' in metrics
-        supervisor = urllib.request.urlopen(f"http://127.0.0.1:{base + 7}/metrics", timeout=5).read().decode()
+        supervisor = scrape(ports.supervisor_metrics)  # retina up's own (--metrics-port)
         assert 'retina_up_restarts_total{process="worker-2"} 1.0' in supervisor
         assert 'retina_up_restarts_total{process="nats"} 1.0' in supervisor
         assert up.poll() is None

@@ -17,6 +17,7 @@ from retina.services.cli import (
     analysis_commands,
     camera_commands,
     cluster_commands,
+    gateway_commands,
     incident_commands,
     search_commands,
     service_commands,
@@ -47,13 +48,28 @@ app.add_typer(service_commands.app)
 app.add_typer(camera_commands.app, name="cameras", rich_help_panel=QUERIES)
 app.add_typer(incident_commands.app, name="incidents", rich_help_panel=QUERIES)
 app.add_typer(search_commands.app, name="search", rich_help_panel=QUERIES)
+app.add_typer(gateway_commands.gateway_app, name="gateway", rich_help_panel="Services")
+ACCESS = "Users and access"
+app.add_typer(gateway_commands.users_app, name="users", rich_help_panel=ACCESS)
+app.add_typer(gateway_commands.tokens_app, name="tokens", rich_help_panel=ACCESS)
+app.add_typer(gateway_commands.audit_app, name="audit", rich_help_panel=ACCESS)
 
 
 @app.callback()
 def options(
     log_level: Annotated[str, typer.Option(envvar="RETINA_LOG_LEVEL", help="log level of services")] = "INFO",
+    token_file: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RETINA_TOKEN_FILE",
+            help="the operator token that client commands send (default: var/secrets/operator.token,"
+            " made by retina up)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     Options.log_level = log_level
+    Options.token_file = token_file
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """The gRPC calls the command line makes, in one place: one short function per call.
 
 Each function opens its own channel, waits at most a few seconds and lets ``grpc.RpcError``
-through; ``retina`` turns that into ``error: CODE: details`` and exit code 1.
+through; ``retina`` turns that into ``error: CODE: details`` and exit code 1. Every call carries
+the ``operator`` token (:func:`operator_token`).
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ import logging
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from retina.services.core.config import CameraConfig
+from retina.services.cli.common import OPERATOR_TOKEN_FILE, Options
+from retina.services.core import service_auth
+from retina.services.core.config import CameraConfig, ConfigError
 from retina.services.core.convert import camera_to_proto
 from retina.v1 import (
     incidents_pb2,
@@ -36,12 +40,30 @@ TIMEOUT = 10  # seconds for one call to a service on the cluster's network
 PAGE_SIZE = 1000
 
 
+# -- credentials -----------------------------------------------------------------------------------
+
+
+def operator_token(token_file: str | Path | None = None) -> str:
+    """The token client commands send: ``token_file``, else ``retina --token-file`` (or
+    RETINA_TOKEN_FILE), else the one ``retina up`` created under its default data folder."""
+    path = Path(token_file or Options.token_file or OPERATOR_TOKEN_FILE)
+    if not path.is_file():
+        problem = f"operator token: no file {path}: run retina up first, or pass --token-file"
+        raise ConfigError([problem + " (or set RETINA_TOKEN_FILE)"])
+    return service_auth.read_token(path)
+
+
+def _channel(address: str, token: str | None = None) -> grpc.Channel:
+    """A channel to ``address`` whose calls carry ``token`` (default: :func:`operator_token`)."""
+    return service_auth.channel(address, token or operator_token())
+
+
 # -- any service: grpc.health.v1 -------------------------------------------------------------------
 
 
 def is_serving(address: str, timeout: float = 1.0) -> bool:
-    """One grpc.health.v1 check: True when the server at ``address`` reports SERVING."""
-    with grpc.insecure_channel(address) as channel:
+    """One grpc.health.v1 check (open to anyone): True when the server at ``address`` reports SERVING."""
+    with service_auth.channel(address, None) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
@@ -83,7 +105,7 @@ def _registry_pages(
 
 def list_cameras(scheduler_address: str, department: str = "") -> list[registry_pb2.CameraRecord]:
     """The registry's cameras (of one ``department``, or all), with their health."""
-    with grpc.insecure_channel(scheduler_address) as channel:
+    with _channel(scheduler_address) as channel:
         return _registry_pages(registry_pb2_grpc.RegistryServiceStub(channel), department=department)
 
 
@@ -92,15 +114,16 @@ def import_cameras(
     cameras: list[CameraConfig],
     disable_others: bool = False,
     on_camera: Callable[[], None] | None = None,
+    token: str | None = None,
 ) -> tuple[int, int, int]:
     """Create or update cameras in the registry; return (created, updated, unchanged).
 
     ``disable_others`` (``retina up``: the file is the truth) disables registered cameras the file
     no longer lists; their records and history stay. ``on_camera`` is called after each camera
-    (a progress bar).
+    (a progress bar). ``token``: the operator token (default: :func:`operator_token`).
     """
     created = updated = unchanged = 0
-    with grpc.insecure_channel(scheduler_address) as channel:
+    with _channel(scheduler_address, token) as channel:
         stub = registry_pb2_grpc.RegistryServiceStub(channel)
         if disable_others:
             listed = {camera.id for camera in cameras}
@@ -135,7 +158,7 @@ def import_cameras(
 
 def cluster_status(scheduler_address: str) -> scheduler_pb2.ClusterStatus:
     """Workers, devices, assignments and unplaced cameras, as the scheduler sees them."""
-    with grpc.insecure_channel(scheduler_address) as channel:
+    with _channel(scheduler_address) as channel:
         return scheduler_pb2_grpc.SchedulerServiceStub(channel).GetClusterStatus(
             scheduler_pb2.GetClusterStatusRequest(), timeout=TIMEOUT
         )
@@ -146,15 +169,16 @@ def cluster_status(scheduler_address: str) -> scheduler_pb2.ClusterStatus:
 
 def worker_status(worker_address: str) -> worker_pb2.WorkerStatus:
     """One worker's own view: its model, outbox and cameras."""
-    with grpc.insecure_channel(worker_address) as channel:
+    with _channel(worker_address) as channel:
         return worker_pb2_grpc.WorkerServiceStub(channel).GetStatus(
             worker_pb2.GetStatusRequest(), timeout=TIMEOUT
         )
 
 
-def assign_cameras(worker_address: str, cameras: list[CameraConfig]) -> None:
-    """Assign cameras to one worker directly over gRPC (``retina assign``, without a scheduler)."""
-    with grpc.insecure_channel(worker_address) as channel:
+def assign_cameras(worker_address: str, cameras: list[CameraConfig], token: str | None = None) -> None:
+    """Assign cameras to one worker directly over gRPC (``retina assign``, without a scheduler);
+    ``token``: the operator token (default: :func:`operator_token`)."""
+    with _channel(worker_address, token) as channel:
         stub = worker_pb2_grpc.WorkerServiceStub(channel)
         for camera in cameras:
             stub.AssignCamera(worker_pb2.AssignCameraRequest(camera=camera_to_proto(camera)), timeout=30)
@@ -168,18 +192,23 @@ def list_incidents(
     address: str, camera_id: str = "", state: str = "", limit: int = 50
 ) -> list[incidents_pb2.Incident]:
     """Incidents, newest first (of one camera and/or state, or all)."""
-    with grpc.insecure_channel(address) as channel:
+    with _channel(address) as channel:
         reply = incidents_pb2_grpc.IncidentServiceStub(channel).ListIncidents(
             incidents_pb2.ListIncidentsRequest(camera_id=camera_id, state=state, limit=limit), timeout=TIMEOUT
         )
     return list(reply.incidents)
 
 
-def close_incident(address: str, incident_id: str, closed_by: str, note: str = "") -> incidents_pb2.Incident:
-    """Close an incident out (a dispatcher's decision); return it as closed."""
-    with grpc.insecure_channel(address) as channel:
-        return incidents_pb2_grpc.IncidentServiceStub(channel).CloseIncident(
-            incidents_pb2.CloseIncidentRequest(id=incident_id, closed_by=closed_by, note=note),
+def close_incident(
+    address: str, incident_id: str, closed_by: str, note: str = "", reason: str = "resolved"
+) -> incidents_pb2.Incident:
+    """Close an incident out (the dispatch step ``close``, a dispatcher's decision with a reason:
+    resolved, false_alarm, duplicate, other); return it as closed."""
+    with _channel(address) as channel:
+        return incidents_pb2_grpc.IncidentServiceStub(channel).Dispatch(
+            incidents_pb2.DispatchRequest(
+                id=incident_id, action="close", actor=closed_by, note=note, reason=reason
+            ),
             timeout=TIMEOUT,
         )
 
@@ -192,14 +221,14 @@ def search(query: SimpleNamespace) -> search_pb2.SearchResponse:
     QueryError line naming the flag (services/search/client.py)."""
     from retina.services.search.client import search as checked_search
 
-    return checked_search(query)
+    return checked_search(query, operator_token)
 
 
 def search_by_incident(
     address: str, incident_id: str, department: str, k: int = 5
 ) -> search_pb2.SearchResponse:
     """Tracks that look like the object of incident ``incident_id``, best first."""
-    with grpc.insecure_channel(address) as channel:
+    with _channel(address) as channel:
         return search_pb2_grpc.SearchServiceStub(channel).Search(
             search_pb2.SearchRequest(incident_id=incident_id, k=k, department=department), timeout=30
         )

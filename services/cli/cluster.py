@@ -5,6 +5,10 @@ search service, the scheduler (with the camera registry) and the workers, then r
 configured cameras; the scheduler places them on the workers. Supervises them: a process that
 exits is restarted with backoff while the others keep running. Stops in reverse order on
 SIGTERM/Ctrl-C, so the workers flush their outboxes before NATS goes away.
+
+Nothing in it answers without credentials: on first start it creates a token per role under
+``DATA_DIR/secrets`` (:mod:`~retina.services.core.service_auth`), starts NATS with a user per role,
+and gives each process the auth file and only its own token file, as the Kubernetes manifests do.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 
 from retina.services.cli.clients import import_cameras, is_serving
 from retina.services.cli.supervisor import Supervisor
+from retina.services.core import service_auth
 from retina.services.core.config import CameraConfig
 from retina.services.core.ports import ClusterPorts
 from retina.services.core.processes import port_open, start_nats_server, start_python, stop_process
@@ -42,6 +47,8 @@ class LocalCluster:
     ports: ClusterPorts = field(default_factory=ClusterPorts)
     workers: int = 1
     supervisor: Supervisor = field(default_factory=Supervisor)
+    # More `retina gateway serve` settings as flags (e.g. ["--verify-seconds", "30"]).
+    gateway_flags: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.ports = self.ports.for_workers(self.workers)
@@ -54,6 +61,34 @@ class LocalCluster:
     @property
     def logs(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def secrets(self) -> Path:
+        """The role tokens and the auth file of their digests."""
+        return self.data_dir / "secrets"
+
+    @property
+    def auth_file(self) -> Path:
+        return self.secrets / service_auth.AUTH_FILE
+
+    def token_file(self, role: str) -> Path:
+        return service_auth.token_path(self.secrets, role)
+
+    def token(self, role: str) -> str:
+        """``role``'s token (``operator``: what the command line and the tests call with)."""
+        return service_auth.read_token(self.token_file(role))
+
+    def create_credentials(self) -> None:
+        """The role tokens (kept once made) and the NATS configuration of a user per role."""
+        service_auth.create_credentials(self.secrets)
+        self.nats_config.write_text(service_auth.nats_config(self.secrets))
+
+    @property
+    def nats_config(self) -> Path:
+        return self.secrets / "nats.conf"
+
+    def _auth_args(self, role: str) -> list[str]:
+        return ["--auth-file", str(self.auth_file), "--token-file", str(self.token_file(role))]
 
     @property
     def nats_url(self) -> str:
@@ -79,6 +114,15 @@ class LocalCluster:
     def scheduler_address(self) -> str:
         return f"127.0.0.1:{self.ports.scheduler_grpc}"
 
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.gateway_http}"
+
+    @property
+    def gateway_data_dir(self) -> Path:
+        """The gateway's accounts and audit trail (``retina users --data-dir`` this)."""
+        return self.data_dir / "gateway"
+
     def start(self, cameras: list[CameraConfig]) -> None:
         """Start everything, then register the cameras; the scheduler places them."""
         self.start_nats()
@@ -86,6 +130,7 @@ class LocalCluster:
 
     def start_services(self, cameras: list[CameraConfig]) -> None:
         """Start the services (NATS already running), then register the cameras in the registry."""
+        service_auth.create_credentials(self.secrets)
         self._supervise("incidents", self.incidents_args(), self.incidents_address)
         self._supervise("search", self.search_args(), self.search_address)
         self.start_scheduler()
@@ -96,7 +141,26 @@ class LocalCluster:
         self.wait_serving(self.scheduler_address, 60)
         for index in range(self.workers):
             self.wait_serving(self.worker_address_of(index), 120)
-        import_cameras(self.scheduler_address, cameras, disable_others=True)
+        import_cameras(self.scheduler_address, cameras, disable_others=True, token=self.token("operator"))
+        self.start_gateway()
+
+    def start_gateway(self) -> None:
+        """Start the gateway (the one service meant to be reached from other machines) and wait
+        until it answers HTTP."""
+        port = self.ports.gateway_http
+        log_file = self.logs / "gateway.log"
+        self.supervisor.start(
+            "gateway",
+            lambda: start_python(self.gateway_args(), log_file=log_file),
+            log_file,
+            lambda: port_open(port),
+        )
+        deadline = time.monotonic() + 60
+        while not port_open(port):
+            self.supervisor.check()
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"the gateway is not answering on port {port} after 60 s")
+            time.sleep(0.3)
 
     def wait_serving(self, address: str, timeout: float) -> None:
         """Wait until the gRPC server at ``address`` is SERVING, restarting children that exit
@@ -118,6 +182,7 @@ class LocalCluster:
             "--nats-url", self.nats_url,
             "--grpc-port", str(self.ports.incidents_grpc),
             "--metrics-port", str(self.ports.incidents_metrics),
+            *self._auth_args("incidents"),
         ]  # fmt: skip
 
     def search_args(self) -> list[str]:
@@ -127,9 +192,9 @@ class LocalCluster:
             "--data-dir", str(self.data_dir / "search"),
             "--nats-url", self.nats_url,
             "--grpc-port", str(self.ports.search_grpc),
-            "--http-port", str(self.ports.search_http),
             "--metrics-port", str(self.ports.search_metrics),
             "--incidents-address", self.incidents_address,
+            *self._auth_args("search"),
         ]  # fmt: skip
 
     def scheduler_args(self) -> list[str]:
@@ -140,6 +205,7 @@ class LocalCluster:
             "--grpc-port", str(self.ports.scheduler_grpc),
             "--metrics-port", str(self.ports.scheduler_metrics),
             "--incidents-address", self.incidents_address,
+            *self._auth_args("scheduler"),
         ]  # fmt: skip
 
     def worker_args(self, index: int) -> list[str]:
@@ -155,6 +221,21 @@ class LocalCluster:
             "--metrics-port", str(metrics_port),
             "--worker-id", name,
             "--scheduler", self.scheduler_address,
+            *self._auth_args("worker"),
+        ]  # fmt: skip
+
+    def gateway_args(self) -> list[str]:
+        return [
+            "gateway", "serve",
+            "--data-dir", str(self.gateway_data_dir),
+            "--nats-url", self.nats_url,
+            "--http-port", str(self.ports.gateway_http),
+            "--metrics-port", str(self.ports.gateway_metrics),
+            "--incidents-address", self.incidents_address,
+            "--search-address", self.search_address,
+            "--scheduler-address", self.scheduler_address,
+            *self._auth_args("gateway"),
+            *self.gateway_flags,
         ]  # fmt: skip
 
     def service_args(self) -> dict[str, list[str]]:
@@ -165,6 +246,7 @@ class LocalCluster:
             "search": self.search_args(),
             "scheduler": self.scheduler_args(),
             **workers,
+            "gateway": self.gateway_args(),
         }
 
     def start_scheduler(self) -> None:
@@ -185,6 +267,7 @@ class LocalCluster:
     def start_nats(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         log_file = self.logs / "nats.log"
+        self.create_credentials()
 
         def start() -> subprocess.Popen:
             return start_nats_server(
@@ -192,6 +275,7 @@ class LocalCluster:
                 self.data_dir / "nats",
                 monitor_port=self.ports.nats_monitor,
                 log_file=log_file,
+                config_file=self.nats_config,
             )
 
         self.supervisor.start("nats", start, log_file, lambda: port_open(self.ports.nats))
@@ -212,9 +296,10 @@ class LocalCluster:
         return self.supervisor.check()
 
     def stop(self) -> None:
-        """Stop in reverse order: scheduler, workers (they flush their outboxes), search, store, NATS."""
+        """Stop in reverse order: gateway, scheduler, workers (they flush their outboxes), search,
+        store, NATS."""
         workers = sorted(name for name in self.supervisor.children if name.startswith("worker-"))
-        for name in ["scheduler", *workers, "search", "incidents", "nats"]:
+        for name in ["gateway", "scheduler", *workers, "search", "incidents", "nats"]:
             process = self.supervisor.forget(name)
             if process is not None:
                 try:

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from retina.services.cli.common import SCHEDULER_ADDRESS, WORKER_ADDRESS, load, start_logging
+from retina.services.cli.common import DATA_DIR, SCHEDULER_ADDRESS, WORKER_ADDRESS, load, start_logging
 from retina.services.core.ports import ClusterPorts
 
 app = typer.Typer()
@@ -49,7 +49,7 @@ def with_port_flags(command: Callable[..., int]) -> Callable[..., int]:
 @with_port_flags
 def up(
     config: Annotated[str, typer.Option()],
-    data_dir: Annotated[str, typer.Option()] = "var",
+    data_dir: Annotated[str, typer.Option(help="logs, data and secrets/ (the service tokens)")] = DATA_DIR,
     workers: Annotated[int, typer.Option(help="worker processes (worker i: --worker-port + i)")] = 1,
     *,
     ports: ClusterPorts,
@@ -82,12 +82,14 @@ def up(
             print(f"error: the cluster did not start: {exc} (logs in {cluster.logs})", file=sys.stderr)
             return 1
         print(
-            f"retina is up: NATS {cluster.nats_url}, scheduler {cluster.scheduler_address}, "
+            f"retina is up: console and API at {cluster.gateway_url}; internal services on 127.0.0.1 "
+            f"(NATS {cluster.nats_url}, scheduler {cluster.scheduler_address}, "
             f"{workers} worker(s) from {cluster.worker_address}, "
-            f"incidents {cluster.incidents_address}, search {cluster.search_address}; "
+            f"incidents {cluster.incidents_address}, search {cluster.search_address}); "
             f"logs in {cluster.logs}. Ctrl-C stops.",
             flush=True,
         )
+        announce_first_admin(cluster.gateway_data_dir)
         while not stop.wait(1):
             try:
                 cluster.supervise()
@@ -97,6 +99,23 @@ def up(
     finally:
         cluster.stop()
     return 0
+
+
+def announce_first_admin(gateway_data_dir: Path) -> None:
+    """On a new cluster, make the first admin and print its password, once."""
+    from retina.services.gateway.accounts import AccountStore
+
+    store = AccountStore(gateway_data_dir / "gateway.sqlite")
+    try:
+        password = store.create_first_admin()
+    finally:
+        store.close()
+    if password:
+        print(
+            f"first admin: user 'admin', password {password} (shown only now; change it with "
+            f"`retina users password admin --data-dir {gateway_data_dir}`)",
+            flush=True,
+        )
 
 
 @app.command(rich_help_panel=PANEL)

@@ -3,9 +3,12 @@ and building a service's settings from its flags."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
-from collections.abc import Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -21,11 +24,15 @@ SEARCH_ADDRESS = local_address(DEFAULT_PORTS.search_grpc)
 
 LISTEN_HELP = "address for gRPC and metrics (0.0.0.0 in a pod)"
 
+DATA_DIR = "var"  # retina up's default --data-dir
+OPERATOR_TOKEN_FILE = Path(DATA_DIR) / "secrets" / "operator.token"  # what client commands send by default
+
 
 class Options:
     """Options given before the command (``retina --log-level DEBUG up ...``)."""
 
     log_level = "INFO"
+    token_file: str | None = None  # the operator token client commands send (--token-file)
 
 
 def load(path: str, *, cameras_required: bool = False) -> LoadedConfig:
@@ -45,6 +52,36 @@ def start_logging(service: str) -> None:
 
 
 S = TypeVar("S", bound=ServiceSettings)
+
+_AUTH_FLAGS = {
+    "auth_file": (str | None, None, "digests of the service tokens (service-auth.json): who may call"),
+    "token_file": (str | None, None, "this service's own token file (sent on gRPC calls, NATS password)"),
+    "allow_unauthenticated": (bool, False, "without --auth-file, accept every call (development only)"),
+}
+
+
+def with_auth_flags(command: Callable[..., int]) -> Callable[..., int]:
+    """Give a service command ``--auth-file``, ``--token-file`` and ``--allow-unauthenticated``
+    (settings of every service, read by :func:`service_settings` from the command's context)."""
+    flags = [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=value,
+            annotation=Annotated[
+                kind, typer.Option(ServiceSettings.flag(name), help=help_text, show_default=False)
+            ],
+        )
+        for name, (kind, value, help_text) in _AUTH_FLAGS.items()
+    ]
+
+    @functools.wraps(command)
+    def with_auth(*args: object, **values: object) -> int:
+        return command(*args, **{k: v for k, v in values.items() if k not in _AUTH_FLAGS})
+
+    signature = inspect.signature(command, eval_str=True)
+    with_auth.__signature__ = signature.replace(parameters=[*signature.parameters.values(), *flags])
+    return with_auth
 
 
 def given_flags(context: typer.Context) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import yaml
 
 from retina.services.cli import clients
 from retina.services.cli.cluster import ClusterPorts, LocalCluster
+from retina.services.cli.common import Options
 from retina.services.core import bus
 from retina.services.core.config import DetectorConfig, load_config
 
@@ -87,7 +88,9 @@ def _describe_incident(data: dict) -> str:
 
 
 async def _watch(cluster: LocalCluster, config_path: Path, seconds: float) -> None:
-    nc = await bus.connect(cluster.nats_url, "retina-demo")
+    nc = await bus.connect(
+        cluster.nats_url, "retina-demo", user="operator", password=cluster.token("operator")
+    )
 
     async def on_incident(msg) -> None:
         print(_describe_incident(json.loads(msg.data)), flush=True)
@@ -123,7 +126,7 @@ def _search_like(cluster: LocalCluster, incident) -> None:
         print(
             f"  score={match.score:.2f} {match.camera_id} {match.class_name:10} "
             f"{','.join(match.colours) or '-':12} seen {match.first_seen.ToDatetime():%H:%M:%S}Z"
-            f"–{match.last_seen.ToDatetime():%H:%M:%S}Z  crop: {match.crop_url.split('?')[0]}"
+            f"–{match.last_seen.ToDatetime():%H:%M:%S}Z  track: {match.track_id}"
         )
 
 
@@ -136,6 +139,7 @@ def run_demo(data_dir: Path) -> int:
     cluster = LocalCluster(config_path, data_dir.resolve(), ClusterPorts.free())
     try:
         cluster.start_nats()
+        Options.token_file = str(cluster.token_file("operator"))  # what the client calls below send
         print(f"nats-server (JetStream) on {cluster.nats_url}", flush=True)
         asyncio.run(_watch(cluster, config_path, seconds=36))
         incidents = clients.list_incidents(cluster.incidents_address, limit=20)

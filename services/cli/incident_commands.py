@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from retina.services.cli.common import INCIDENTS_ADDRESS, LISTEN_HELP, service_settings
+from retina.services.cli.common import INCIDENTS_ADDRESS, LISTEN_HELP, service_settings, with_auth_flags
 from retina.services.core.settings import IncidentStoreSettings, default
 
 app = typer.Typer(help="the incident store", no_args_is_help=True)
@@ -24,6 +24,7 @@ class StateFilter(StrEnum):
     epilog="Every option can also be set as an environment variable: RETINA_INCIDENTS_<OPTION>,"
     " e.g. RETINA_INCIDENTS_DATABASE_URL (the flag wins).",
 )
+@with_auth_flags
 def serve(
     context: typer.Context,
     config: Annotated[
@@ -95,16 +96,27 @@ def list_(
     return 0
 
 
+class CloseReason(StrEnum):
+    resolved = "resolved"
+    false_alarm = "false_alarm"
+    duplicate = "duplicate"
+    other = "other"
+
+
 @app.command()
 def close(
     id: Annotated[str, typer.Argument()],
     by: Annotated[str, typer.Option(help="who closes it")],
+    reason: Annotated[CloseReason, typer.Option(help="why it is closed")] = CloseReason.resolved,
     note: Annotated[str, typer.Option()] = "",
     address: Annotated[str, typer.Option()] = INCIDENTS_ADDRESS,
 ) -> int:
-    """close an incident out (dispatcher)"""
+    """close an incident out (dispatcher): the dispatch loop's last step"""
     from retina.services.cli.clients import close_incident
 
-    incident = close_incident(address, id, by, note)
-    print(f"closed {incident.id} ({incident.camera_id}, {incident.algorithm}) by {incident.closed_by}")
+    incident = close_incident(address, id, by, note, reason.value)
+    print(
+        f"closed {incident.id} ({incident.camera_id}, {incident.algorithm}) by {incident.closed_by}"
+        f" ({incident.close_reason})"
+    )
     return 0

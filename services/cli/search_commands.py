@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from retina.services.cli.common import SEARCH_ADDRESS, service_settings, start_logging
+from retina.services.cli.common import SEARCH_ADDRESS, service_settings, start_logging, with_auth_flags
 from retina.services.core.settings import SearchSettings, default
 
 app = typer.Typer(help="search by image (以图搜图)", no_args_is_help=True)
@@ -24,8 +24,9 @@ class Family(StrEnum):
 
 @app.command(
     epilog="Every option can also be set as an environment variable: RETINA_SEARCH_<OPTION>,"
-    " e.g. RETINA_SEARCH_HTTP_PORT (the flag wins).",
+    " e.g. RETINA_SEARCH_GRPC_PORT (the flag wins).",
 )
+@with_auth_flags
 def serve(
     context: typer.Context,
     config: Annotated[
@@ -37,14 +38,11 @@ def serve(
     data_dir: Annotated[str, typer.Option()] = default(SearchSettings, "data_dir"),
     nats_url: Annotated[str | None, typer.Option(help="default: nats.url of the config")] = None,
     grpc_port: Annotated[int, typer.Option()] = default(SearchSettings, "grpc_port"),
-    http_port: Annotated[int, typer.Option(help="signed crop URLs are served here")] = default(
-        SearchSettings, "http_port"
-    ),
     metrics_port: Annotated[int, typer.Option()] = default(SearchSettings, "metrics_port"),
     incidents_address: Annotated[str, typer.Option(help="for searches by incident id")] = default(
         SearchSettings, "incidents_address"
     ),
-    listen: Annotated[str, typer.Option(help="address for gRPC, crops and metrics")] = default(
+    listen: Annotated[str, typer.Option(help="address for gRPC and metrics")] = default(
         SearchSettings, "listen"
     ),
 ) -> int:
@@ -95,10 +93,14 @@ def query(
         str | None, typer.Option(help="ISO time, e.g. 2026-11-22T08:00:00 (UTC unless it has an offset)")
     ] = None,
     until: Annotated[str | None, typer.Option(help="ISO time (UTC unless it has an offset)")] = None,
+    save_crops: Annotated[
+        str | None, typer.Option(help="write each match's crop into this folder (created if missing)")
+    ] = None,
     address: Annotated[str, typer.Option()] = SEARCH_ADDRESS,
 ) -> int:
     """find where a person or vehicle appeared"""
-    from retina.services.cli.clients import search
+    from retina.services.cli.clients import operator_token, search
+    from retina.services.search import client
     from retina.services.search.client import QueryError
 
     given = [
@@ -114,17 +116,21 @@ def query(
         address=address,
     )  # fmt: skip
     try:
+        folder = client.crop_folder(save_crops) if save_crops else None
         reply = search(flags)
+        matches = list(reply.matches)
+        crops = client.save_crops(address, department, matches, folder, operator_token()) if folder else {}
     except QueryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     if not reply.matches:
         print("no match (nothing similar on the cameras this department may search)")
     for rank, match in enumerate(reply.matches, 1):
+        crop = f"  crop: {crops[match.track_id]}" if match.track_id in crops else ""
         print(
             f"{rank:2}. score={match.score:.3f}  {match.camera_id:12} {match.family:9} "
             f"{match.first_seen.ToDatetime():%Y-%m-%d %H:%M:%S}Z..{match.last_seen.ToDatetime():%H:%M:%S}Z  "
-            f"{','.join(match.colours):12} {match.track_id}  {match.crop_url}"
+            f"{','.join(match.colours):12} {match.track_id}{crop}"
         )
     return 0
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from retina.services.cli.common import LISTEN_HELP, service_settings
+from retina.services.cli.common import LISTEN_HELP, service_settings, with_auth_flags
 from retina.services.core.settings import SchedulerSettings, WorkerSettings, default
 
 app = typer.Typer()
@@ -22,6 +22,7 @@ ENV_HELP = "Every option can also be set as an environment variable:"
     rich_help_panel=PANEL,
     epilog=f"{ENV_HELP} RETINA_WORKER_<OPTION>, e.g. RETINA_WORKER_GRPC_PORT (the flag wins).",
 )
+@with_auth_flags
 def worker(
     context: typer.Context,
     config: Annotated[
@@ -51,6 +52,7 @@ def worker(
 @scheduler_app.command(
     epilog=f"{ENV_HELP} RETINA_SCHEDULER_<OPTION>, e.g. RETINA_SCHEDULER_DATABASE_URL (the flag wins).",
 )
+@with_auth_flags
 def serve(
     context: typer.Context,
     config: Annotated[

@@ -30,6 +30,7 @@ from nats.js.errors import BucketNotFoundError
 from nats.js.object_store import ObjectStore
 from prometheus_client import Counter
 
+from retina.services.core import service_auth
 from retina.services.core.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,10 @@ INCIDENT_SUBJECTS = "retina.incidents.>"
 FEATURE_STREAM = "FEATURES"
 FEATURE_SUBJECTS = "retina.features.>"
 FEATURE_MAX_AGE_SECONDS = 31 * 24 * 3600  # the search index can be rebuilt from a month of features
+# Steps of the dispatch loop (services/core/incident.py DispatchMessage), published by the incident store.
+DISPATCH_STREAM = "DISPATCH"
+DISPATCH_SUBJECTS = "retina.dispatch.>"
+DISPATCH_MAX_AGE_SECONDS = 90 * 24 * 3600
 MEDIA_BUCKET = "retina-media"
 # Long enough that a worker re-sending after a NATS outage is still de-duplicated by the server.
 DUPLICATE_WINDOW_SECONDS = 15 * 60
@@ -56,11 +61,26 @@ def camera_status_subject(camera_id: str) -> str:
     return f"retina.cameras.{camera_id}.status"
 
 
-async def connect(url: str, name: str, stop: asyncio.Event | None = None) -> Client:
+async def connect(
+    url: str,
+    name: str,
+    stop: asyncio.Event | None = None,
+    *,
+    user: str | None = None,
+    password: str | None = None,
+) -> Client:
     """Connect to NATS, retrying with backoff until it answers (or ``stop`` is set).
 
-    Once connected, the client reconnects by itself forever.
+    Logs in as ``user``/``password``, by default as this process's role with its token
+    (:func:`~retina.services.core.service_auth.identity`; none: anonymous), with that role's own
+    reply subjects. Once connected, the client reconnects by itself forever.
     """
+    if user is None:
+        own = service_auth.identity()
+        user, password = (own.role, own.token) if own.token else (None, None)
+    credentials = (
+        {"user": user, "password": password, "inbox_prefix": service_auth.inbox_prefix(user)} if user else {}
+    )
     backoff = Backoff(initial=0.5, maximum=10)
     while True:
         try:
@@ -71,6 +91,7 @@ async def connect(url: str, name: str, stop: asyncio.Event | None = None) -> Cli
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=1,
+                **credentials,
             )
         except (TimeoutError, OSError, nats.errors.NoServersError) as exc:
             if stop is not None and stop.is_set():
@@ -87,6 +108,16 @@ async def ensure_incident_stream(js: JetStreamContext) -> None:
 async def ensure_feature_stream(js: JetStreamContext) -> None:
     """Create (or update) the FEATURES stream of per-track appearance records (search by image)."""
     await _ensure_stream(js, FEATURE_STREAM, FEATURE_SUBJECTS, FEATURE_MAX_AGE_SECONDS)
+
+
+async def ensure_dispatch_stream(js: JetStreamContext) -> None:
+    """Create (or update) the DISPATCH stream of dispatch-loop steps (assign, handle, verify, ...)."""
+    await _ensure_stream(js, DISPATCH_STREAM, DISPATCH_SUBJECTS, DISPATCH_MAX_AGE_SECONDS)
+
+
+async def ensure_dispatch(js: JetStreamContext) -> None:
+    """Create the DISPATCH stream if it is missing (counted as recreated when it had been seen)."""
+    await _recreate_stream_if_missing(js, DISPATCH_STREAM, ensure_dispatch_stream)
 
 
 async def _ensure_stream(js: JetStreamContext, name: str, subjects: str, max_age: float) -> None:
@@ -234,6 +265,7 @@ async def ensure_all(js: JetStreamContext) -> ObjectStore:
     return the media bucket."""
     await _recreate_stream_if_missing(js, INCIDENT_STREAM, ensure_incident_stream)
     await _recreate_stream_if_missing(js, FEATURE_STREAM, ensure_feature_stream)
+    await ensure_dispatch(js)
     return await media_store(js)
 
 

@@ -207,10 +207,6 @@ class SearchConfig(StrictModel):
     ivf_nprobe: int = Field(default=32, ge=1, description="IVF lists visited: recall vs latency")
     max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0, le=200 * 1024 * 1024)
     max_image_side: int = Field(default=8000, gt=0)
-    crop_url_base: str | None = Field(
-        default=None, description="Public base URL of the crop endpoint; None: the service's own address"
-    )
-    crop_url_ttl_seconds: float = Field(default=3600, gt=0, description="Signed crop URLs expire after this")
 
 
 class WorkerConfig(StrictModel):
@@ -320,6 +316,13 @@ class CameraConfig(StrictModel):
     def visible_to(self, department: str) -> bool:
         """May ``department`` receive this camera's incidents and search its features?"""
         return department == self.department or department in self.shared_with or "*" in self.shared_with
+
+    @field_validator("name", "scene_type")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if not value.isprintable():
+            raise ValueError("must be printable text on one line (no control characters)")
+        return value
 
     @field_validator("url")
     @classmethod

@@ -24,11 +24,12 @@ from retina.v1 import common_pb2, worker_pb2
 MAX_LABEL_LENGTH = 64  # algorithm and zone names
 
 
-def camera_to_proto(camera: CameraConfig) -> common_pb2.Camera:
-    """The gRPC Camera message for a validated camera."""
-    data = camera.model_dump(mode="json", exclude_none=True)
-    for algorithm in data["algorithms"]:
-        for zone in algorithm["zones"]:
+def camera_to_proto(camera: CameraConfig, only_set: bool = False) -> common_pb2.Camera:
+    """The gRPC Camera message for a validated camera (``only_set``: only the fields its source set,
+    so the registry fills the others with the cluster's defaults)."""
+    data = camera.model_dump(mode="json", exclude_none=True, exclude_unset=only_set)
+    for algorithm in data.get("algorithms", []):
+        for zone in algorithm.get("zones", []):
             zone["polygon"] = [{"x": x, "y": y} for x, y in zone["polygon"]]
     return json_format.ParseDict(data, common_pb2.Camera())
 

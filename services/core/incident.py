@@ -10,6 +10,11 @@ incident store's queryable columns (``services/incidents/store.py``, a declared 
 fields), the gRPC ``Incident`` summary (``incident_to_proto``, filled field by field from the
 message). What a rule emits, the SDK's ``IncidentEvent``, becomes a message in one function,
 :func:`build_message` (every event field arrives; the worker adds the camera's facts and media).
+
+The dispatch loop (分拨-处置-核查) that follows an incident is published too: each step the incident
+store records is a :class:`DispatchMessage` (schema ``retina.dispatch/1``) on
+``retina.dispatch.<department>.<action>.<camera_id>``; :data:`DISPATCH_TRANSITIONS` is its state
+machine.
 """
 
 from __future__ import annotations
@@ -17,22 +22,49 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import typing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from retina.algorithms.sdk import HandedOverIncident, IncidentEvent, Snapshot
 from retina.services.core.config import CameraConfig
 from retina.services.core.features import TRACK_KEY_PATTERN
+from retina.services.core.validation import is_token
 
 SCHEMA_ID = "retina.incident/1"
 SCHEMA_PATH = Path(__file__).with_name("incident.schema.json")
 SUBJECT_PREFIX = "retina.incidents"
 THUMBNAIL_WIDTH = 192
+ALL_DEPARTMENTS = "*"
+
+DISPATCH_SCHEMA_ID = "retina.dispatch/1"
+DISPATCH_SUBJECT_PREFIX = "retina.dispatch"
+DispatchStatus = Literal["new", "assigned", "handled", "verifying", "verified", "reopened", "closed"]
+DispatchAction = Literal["assign", "handle", "verify", "close", "reopen"]
+DISPATCH_STATUSES: tuple[str, ...] = typing.get_args(DispatchStatus)
+DISPATCH_ACTIONS: tuple[str, ...] = typing.get_args(DispatchAction)
+# The dispatch state machine: each action and the statuses it may be taken from. The status after
+# it: assign → assigned; handle → verifying (the platform watches the scene) or handled (a person
+# verifies); verify → verified ("clear") or reopened ("present"); close → closed; reopen → reopened.
+DISPATCH_TRANSITIONS: dict[str, frozenset[str]] = {
+    "assign": frozenset({"new", "assigned", "reopened", "handled"}),
+    "handle": frozenset({"new", "assigned", "reopened"}),
+    "verify": frozenset({"handled", "verifying"}),
+    "close": frozenset(DISPATCH_STATUSES) - {"closed"},
+    "reopen": frozenset({"closed", "verified"}),
+}
+CLOSE_REASONS = ("resolved", "false_alarm", "duplicate", "other")
+VERIFY_OUTCOMES = {"clear": "verified", "present": "reopened"}  # outcome → status after verify
+
+
+def allowed_actions(status: str) -> list[str]:
+    """The dispatch actions that may be taken from ``status``, in the loop's order."""
+    return [action for action in DISPATCH_ACTIONS if status in DISPATCH_TRANSITIONS[action]]
 
 
 class BBox(BaseModel):
@@ -111,6 +143,25 @@ class IncidentMessage(BaseModel):
         description="The feature track of the incident's object (search by image): "
         "<camera_id>:<first seen, epoch ms>:<track_id>; null when it has none (absent in older messages)",
     )
+    visible_to: list[str] = Field(
+        default_factory=list,
+        description="Departments that may see it, recorded when the event was built: the camera's "
+        "department and shared_with ('*': all). Absent in older messages: the owning department only",
+    )
+
+    @field_validator("visible_to")
+    @classmethod
+    def _departments(cls, value: list[str]) -> list[str]:
+        for department in value:
+            if department != ALL_DEPARTMENTS and not is_token(department):
+                raise ValueError(f"{department[:40]!r} is not a department (a token, or '*')")
+        return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _owner_sees_it(self) -> IncidentMessage:
+        if self.department not in self.visible_to:  # older messages: the owning department only
+            self.visible_to = [self.department, *self.visible_to]
+        return self
 
     @property
     def msg_id(self) -> str:
@@ -128,21 +179,31 @@ def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
+def draw_zone(image: np.ndarray, polygon: list[tuple[float, float]]) -> None:
+    """Draw a zone's outline (normalised points) onto a BGR frame, in place."""
+    h, w = image.shape[:2]
+    points = np.array([(x * w, y * h) for x, y in polygon], dtype=np.int32)
+    cv2.polylines(image, [points], isClosed=True, color=(0, 200, 255), thickness=2)
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 85) -> bytes:
+    """A BGR frame as JPEG bytes."""
+    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return jpeg.tobytes()
+
+
 def render_snapshot(snapshot: Snapshot, quality: int = 85) -> tuple[bytes, bytes, int, int]:
     """Draw the zone and the object's box on the frame; return (JPEG, thumbnail JPEG, width, height)."""
     image = snapshot.image.copy()
     h, w = image.shape[:2]
-    polygon = np.array([(x * w, y * h) for x, y in snapshot.zone_polygon], dtype=np.int32)
-    cv2.polylines(image, [polygon], isClosed=True, color=(0, 200, 255), thickness=2)
+    draw_zone(image, snapshot.zone_polygon)
     x1, y1, x2, y2 = (round(v) for v in snapshot.bbox)
     cv2.rectangle(image, (x1, y1), (x2, y2), (0, 0, 255), 2)
-    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     thumb_h = max(1, round(h * THUMBNAIL_WIDTH / w))
     thumb = cv2.resize(image, (THUMBNAIL_WIDTH, thumb_h), interpolation=cv2.INTER_AREA)
-    ok_thumb, thumb_jpeg = cv2.imencode(".jpg", thumb, [cv2.IMWRITE_JPEG_QUALITY, 70])
-    if not (ok and ok_thumb):
-        raise ValueError("JPEG encoding failed")
-    return jpeg.tobytes(), thumb_jpeg.tobytes(), w, h
+    return encode_jpeg(image, quality), encode_jpeg(thumb, 70), w, h
 
 
 def snapshot_key(camera_id: str, incident_id: str, revision: int) -> str:
@@ -193,6 +254,7 @@ def build_message(
         department=camera.department,
         location=Location(**camera.location.model_dump()) if camera.location else None,
         snapshot=snapshot_ref,
+        visible_to=[camera.department, *camera.shared_with],
     )
     if clip_window is not None and event.event == "new":
         key = clip_key(camera.id, event.incident_id)
@@ -216,6 +278,46 @@ def handed_over(message: IncidentMessage) -> HandedOverIncident:
     return HandedOverIncident(
         **{name: values[name] if name in values else getattr(message, name) for name in names}
     )
+
+
+class DispatchMessage(BaseModel):
+    """One step of an incident's dispatch loop, as the incident store recorded and published it."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    schema_id: Literal["retina.dispatch/1"] = Field(default=DISPATCH_SCHEMA_ID, alias="schema")
+    incident_id: str
+    seq: int = Field(ge=1, description="1 for the incident's first step, +1 for each later one")
+    at: datetime
+    action: DispatchAction
+    actor: str = Field(description='Who took the step: "user:<name>", "system:verifier", ...')
+    note: str = ""
+    status: DispatchStatus = Field(description="The incident's dispatch status after the step")
+    department: str = Field(description="The owning department")
+    visible_to: list[str] = Field(description="Departments that may see the incident ('*': all)")
+    camera_id: str
+    algorithm: str
+    zone: str
+    media_path: str | None = Field(
+        default=None, description="Field photo (handle) or evidence frame (verify), in the media folder"
+    )
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Facts of the step: assignee, due_at (assign); verify_due_at (handle); outcome "
+        "(verify); reason (close); previous_status (every step)",
+    )
+
+    @property
+    def msg_id(self) -> str:
+        """The Nats-Msg-Id: ``<incident_id>:dispatch:<seq>`` (JetStream de-duplicates re-sends)."""
+        return f"{self.incident_id}:dispatch:{self.seq}"
+
+    @property
+    def subject(self) -> str:
+        return f"{DISPATCH_SUBJECT_PREFIX}.{self.department}.{self.action}.{self.camera_id}"
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
 
 
 def json_schema() -> str:

@@ -76,7 +76,8 @@ class ClusterPorts:
     worker_grpc: int = port_field(50051, "--worker-port", "first worker's gRPC port (the others count up)")
     incidents_grpc: int = port_field(50052, "--incidents-port", "incident store gRPC")
     search_grpc: int = port_field(50053, "--search-port", "search service gRPC")
-    search_http: int = port_field(8090, "--search-http-port", "search service HTTP (signed crop URLs)")
+    gateway_http: int = port_field(8080, "--gateway-port", "the gateway: REST API and console (HTTP)")
+    gateway_metrics: int = port_field(9098, "--gateway-metrics-port", "gateway Prometheus metrics")
     supervisor_metrics: int = port_field(9099, "--metrics-port", "retina up's own Prometheus metrics")
     scheduler_metrics: int = port_field(9100, "--scheduler-metrics-port", "scheduler Prometheus metrics")
     worker_metrics: int = port_field(

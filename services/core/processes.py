@@ -52,11 +52,18 @@ def nats_server_binary() -> str:
 
 
 def start_nats_server(
-    port: int, store_dir: Path, monitor_port: int | None = None, log_file: Path | None = None
+    port: int,
+    store_dir: Path,
+    monitor_port: int | None = None,
+    log_file: Path | None = None,
+    config_file: Path | None = None,
 ) -> subprocess.Popen:
-    """Start a real nats-server with JetStream on 127.0.0.1:port, data under store_dir."""
+    """Start a real nats-server with JetStream on 127.0.0.1:port, data under store_dir, and the
+    settings of ``config_file`` (users and permissions: service_auth.nats_config) when given."""
     store_dir.mkdir(parents=True, exist_ok=True)
     args = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store_dir)]
+    if config_file is not None:
+        args += ["-c", str(config_file)]
     if monitor_port:
         args += ["-m", str(monitor_port)]
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - owned by the process

@@ -11,6 +11,8 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from retina.services.core.service_auth import Authenticator, AuthInterceptor
+
 
 def to_timestamp(epoch: float | None) -> Timestamp | None:
     """A protobuf Timestamp for epoch seconds (None stays None)."""
@@ -27,13 +29,18 @@ async def start_grpc_server(
     register: Callable[[grpc.aio.Server], None],
     service_name: str,
     max_message_bytes: int | None = None,
+    *,
+    auth: Authenticator | None,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
     """Start a gRPC server with the service ``register`` adds and grpc.health.v1 reporting SERVING.
 
-    ``max_message_bytes`` raises gRPC's 4 MB limit on requests (photo uploads).
+    ``max_message_bytes`` raises gRPC's 4 MB limit on requests (photo uploads). ``auth`` (from
+    :func:`~retina.services.core.service_auth.configure`) refuses every call its access table does
+    not allow the caller's token; None accepts every call (``--allow-unauthenticated``).
     """
     options = [("grpc.max_receive_message_length", max_message_bytes)] if max_message_bytes else None
-    server = grpc.aio.server(options=options)
+    interceptors = [AuthInterceptor(auth)] if auth is not None else None
+    server = grpc.aio.server(options=options, interceptors=interceptors)
     register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

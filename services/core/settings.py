@@ -6,8 +6,8 @@ Where a value comes from, lowest precedence first:
 2. the cluster configuration file given with ``--config`` (only the few keys a service takes from
    it: ``nats.url``, ``scheduler.database_url``);
 3. the environment: ``RETINA_<SERVICE>_<SETTING>``, e.g. ``RETINA_WORKER_GRPC_PORT``,
-   ``RETINA_INCIDENTS_DATABASE_URL`` (``<SERVICE>`` is ``WORKER``, ``SCHEDULER``, ``INCIDENTS`` or
-   ``SEARCH``; ``<SETTING>`` is the field name in capitals);
+   ``RETINA_INCIDENTS_DATABASE_URL`` (``<SERVICE>`` is ``WORKER``, ``SCHEDULER``, ``INCIDENTS``,
+   ``SEARCH`` or ``GATEWAY``; ``<SETTING>`` is the field name in capitals);
 4. the command line: ``--<setting>`` with dashes, e.g. ``--grpc-port``.
 
 ``retina up`` and the Kubernetes manifests pass the same settings, as flags (and the secrets as
@@ -97,8 +97,14 @@ class ServiceSettings(BaseSettings):
     config: str | None = Field(default=None, description="the cluster configuration file")
     listen: str = Field(default="127.0.0.1", min_length=1, description="address to listen on")
     data_dir: Path
-    grpc_port: int
     metrics_port: int
+    auth_file: Path | None = Field(
+        default=None, description="digests of the service tokens (service-auth.json): who may call"
+    )
+    token_file: Path | None = Field(default=None, description="this service's own token (gRPC and NATS)")
+    allow_unauthenticated: bool = Field(
+        default=False, description="without auth_file, accept every call from anyone (development only)"
+    )
 
     _cluster: RetinaConfig = PrivateAttr(default_factory=RetinaConfig)
 
@@ -150,6 +156,12 @@ class ServiceSettings(BaseSettings):
         return (init_settings, env_settings, _LegacyEnvSource(settings_cls), _ConfigFileSource(settings_cls))
 
     # -- names ------------------------------------------------------------------------------------
+
+    @property
+    def role(self) -> str:
+        """The role this service calls others as (service_auth.ROLES): ``worker`` for
+        ``RETINA_WORKER_``."""
+        return self.model_config["env_prefix"].removeprefix("RETINA_").strip("_").lower()
 
     @classmethod
     def env_name(cls, setting: str) -> str:
@@ -327,14 +339,87 @@ class SearchSettings(ServiceSettings):
     NAME: ClassVar[str] = "retina search serve"
     FROM_FILE: ClassVar[dict[str, str]] = {"nats_url": "nats.url"}
     CONFIG_REQUIRED: ClassVar[bool] = True
-    OTHER_ENV: ClassVar[tuple[str, ...]] = (MODEL_ENV, "RETINA_CROP_URL_SECRET")
+    OTHER_ENV: ClassVar[tuple[str, ...]] = (MODEL_ENV,)
 
     data_dir: Path = Field(default=Path("var/search"), description="index shards and the feature store")
     nats_url: str = Field(default=LOCAL_NATS, description="NATS server")
     grpc_port: int = _port(PORTS.search_grpc, "gRPC")
-    http_port: int = _port(PORTS.search_http, "signed crop URLs")
     metrics_port: int = _port(PORTS.search_metrics, "Prometheus metrics")
     incidents_address: str | None = Field(default=LOCAL_INCIDENTS, description="for searches by incident id")
+
+
+class GatewaySettings(ServiceSettings):
+    """``retina gateway serve``: the authenticated HTTP front door (REST API, live events)."""
+
+    model_config = SettingsConfigDict(env_prefix="RETINA_GATEWAY_")
+    NAME: ClassVar[str] = "retina gateway serve"
+    FROM_FILE: ClassVar[dict[str, str]] = {"nats_url": "nats.url"}
+
+    data_dir: Path = Field(default=Path("var/gateway"), description="accounts and audit (SQLite)")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite in data_dir")
+    nats_url: str = Field(default=LOCAL_NATS, description="NATS server (live events)")
+    http_port: int = _port(PORTS.gateway_http, "HTTP: REST API and console")
+    metrics_port: int = _port(PORTS.gateway_metrics, "Prometheus metrics")
+    incidents_address: str | None = Field(default=LOCAL_INCIDENTS, description="incident store")
+    search_address: str = Field(default=local_address(PORTS.search_grpc), description="search service")
+    scheduler_address: str = Field(
+        default=local_address(PORTS.scheduler_grpc), description="scheduler and camera registry"
+    )
+    session_hours: float = Field(default=12, gt=0, le=24 * 30, description="a browser session's lifetime")
+    token_days: float = Field(default=90, gt=0, le=3650, description="default lifetime of an API token")
+    login_max_failures: int = Field(
+        default=5, ge=1, description="failed logins for one user or address before it must wait"
+    )
+    login_lockout_seconds: float = Field(
+        default=300, ge=1, le=24 * 3600, description="how long it waits after too many failed logins"
+    )
+    verify_seconds: float = Field(
+        default=120, ge=0, le=24 * 3600,
+        description="after 'handle', watch the scene this long before verifying (0: verify by hand)",
+    )  # fmt: skip
+    max_upload_mb: float = Field(default=20, gt=0, le=200, description="largest photo accepted (MB)")
+    cookie_secure: bool = Field(
+        default=True, description="session cookies only over HTTPS (browsers count http://localhost as such)"
+    )
+    tls_cert_file: Path | None = Field(default=None, description="serve HTTPS with this certificate (PEM)")
+    tls_key_file: Path | None = Field(default=None, description="the certificate's private key (PEM)")
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="proxies (IPs or CIDRs, comma-separated; '*': any) whose X-Forwarded-For names "
+        "the client: the login throttle and the audit trail use that address",
+    )
+    map_tile_url: str | None = Field(
+        default=None,
+        description="the console map's tile server, e.g. https://tiles.city.gov/{z}/{x}/{y}.png "
+        "(none: cameras drawn by their coordinates)",
+    )
+    oidc_issuer: str | None = Field(default=None, description="single sign-on: the OIDC issuer URL")
+    oidc_client_id: str | None = Field(default=None, description="single sign-on: this gateway's client id")
+    oidc_client_secret: str | None = Field(default=None, description="single sign-on: the client secret")
+    oidc_department_claim: str = Field(default="department", description="the claim naming the department")
+    oidc_role_claim: str = Field(default="retina_role", description="the claim naming the role")
+    oidc_state_secret: str | None = Field(
+        default=None,
+        description="key signing single sign-on state cookies; give every replica the same one "
+        "(default: made once in data_dir)",
+    )
+
+    @field_validator("map_tile_url")
+    @classmethod
+    def _tile_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")) or not all(
+            p in value for p in ("{z}", "{x}", "{y}")
+        ):
+            raise ValueError(
+                "give an http(s) URL with {z}, {x} and {y}, e.g. https://tiles.city.gov/{z}/{x}/{y}.png"
+            )
+        return value
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
 
 
 SERVICES: dict[str, type[ServiceSettings]] = {
@@ -342,6 +427,7 @@ SERVICES: dict[str, type[ServiceSettings]] = {
     "scheduler serve": SchedulerSettings,
     "incidents serve": IncidentStoreSettings,
     "search serve": SearchSettings,
+    "gateway serve": GatewaySettings,
 }
 """The settings model of each service command (``retina <command>``)."""
 

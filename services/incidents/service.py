@@ -1,15 +1,25 @@
-"""The incident store service: a durable JetStream consumer into SQL, and the gRPC query API.
+"""The incident store service: a durable JetStream consumer into SQL, the gRPC API (queries, the
+dispatch loop, evidence files) and the outbox that publishes dispatch steps.
 
 A message is acknowledged only after its event (and snapshot) is committed, so a crash or SIGTERM
 at any point means JetStream redelivers it, and the idempotent store ignores what it already has.
+
+Each dispatch step is committed with the incident's new status and published afterwards by
+:func:`publish_dispatches` on ``retina.dispatch.<department>.<action>.<camera_id>`` (stream
+DISPATCH), in order, marked published only once JetStream has acknowledged it: a NATS outage
+delays the steps, never loses them, and a re-send is de-duplicated by its Nats-Msg-Id.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
+import os
 import sqlite3
 import time
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 from prometheus_client import Counter
@@ -17,19 +27,36 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from retina.services.core import bus
-from retina.services.core.incident import IncidentMessage
+from retina.services.core import bus, service_auth
+from retina.services.core.backoff import Backoff
+from retina.services.core.images import check_picture
+from retina.services.core.incident import (
+    CLOSE_REASONS,
+    DISPATCH_ACTIONS,
+    DISPATCH_STATUSES,
+    VERIFY_OUTCOMES,
+    IncidentMessage,
+)
 from retina.services.core.metrics import serve_metrics
 from retina.services.core.serving import pause, run_until_signalled, start_grpc_server, to_timestamp
 from retina.services.core.settings import IncidentStoreSettings
 from retina.services.core.validation import (
     InvalidArgument,
     add_guarded,
+    check_number,
     check_text,
     check_timestamp,
     check_token,
+    quote,
 )
-from retina.services.incidents.store import STORE_COLUMNS, IncidentStore, StoredIncident
+from retina.services.incidents.store import (
+    STORE_COLUMNS,
+    DispatchRefusedError,
+    HistoryItem,
+    IncidentStore,
+    StoredIncident,
+    UnknownIncidentError,
+)
 from retina.v1 import incidents_pb2, incidents_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -47,10 +74,37 @@ STORAGE_ERRORS = Counter(
     "retina_store_storage_errors_total", "Incident events not stored yet because the disk failed (retried)"
 )
 MEDIA_DELETED = Counter("retina_store_media_deleted_total", "Media files deleted by the retention policy")
+DISPATCH_STEPS = Counter("retina_store_dispatch_steps_total", "Dispatch steps taken", ["action"])
+DISPATCH_PUBLISHED = Counter("retina_store_dispatch_published_total", "Dispatch steps JetStream acknowledged")
+DISPATCH_PUBLISH_ERRORS = Counter(
+    "retina_store_dispatch_publish_errors_total", "Dispatch steps not published yet (retried)"
+)
 MAX_LIST_LIMIT = 1000
+MAX_LIST_OFFSET = 1_000_000
+MAX_VISIBLE_TO = 256
 MAX_ALGORITHM_LENGTH = 128
-MAX_CLOSED_BY_LENGTH = 256
+MAX_ZONE_LENGTH = 128
+MAX_ACTOR_LENGTH = 256
+MAX_ASSIGNEE_LENGTH = 256
 MAX_NOTE_LENGTH = 4096
+MAX_MEDIA_PATH_LENGTH = 1024
+MAX_VERIFY_SECONDS = 7 * 24 * 3600
+MAX_PHOTO_BYTES = 20 * 1024 * 1024
+# Requests up to this size are read, so that an oversized photo gets an answer naming its size (gRPC
+# refuses larger ones unread, RESOURCE_EXHAUSTED).
+RECEIVE_LIMIT_BYTES = int(2.5 * MAX_PHOTO_BYTES)
+PHOTO_CHECKS_AT_ONCE = 2  # bounds the memory of decoding photos (each up to MAX_IMAGE_PIXELS)
+MEDIA_CHUNK_BYTES = 1024 * 1024
+CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".mp4": "video/mp4"}
+# Fields of DispatchRequest that belong to some actions only.
+ACTION_FIELDS = {
+    "assignee": ("assign",),
+    "due_at": ("assign",),
+    "reason": ("close",),
+    "outcome": ("verify",),
+    "verify_seconds": ("handle",),
+    "photo": ("handle", "verify"),
+}
 
 
 def incident_to_proto(row: StoredIncident) -> incidents_pb2.Incident:
@@ -63,7 +117,9 @@ def incident_to_proto(row: StoredIncident) -> incidents_pb2.Incident:
         value = getattr(row, field.name) if field.name in STORE_COLUMNS else getattr(message, field.name)
         if value is None:
             continue
-        if field.message_type is None:
+        if isinstance(value, list):  # visible_to
+            getattr(incident, field.name).extend(value)
+        elif field.message_type is None:
             setattr(incident, field.name, value)
         elif field.message_type.full_name == "google.protobuf.Timestamp":  # datetime or epoch seconds
             epoch = value.timestamp() if hasattr(value, "timestamp") else value
@@ -74,30 +130,115 @@ def incident_to_proto(row: StoredIncident) -> incidents_pb2.Incident:
     return incident
 
 
+def history_to_proto(item: HistoryItem) -> incidents_pb2.HistoryEntry:
+    """One history entry as ``retina.v1.HistoryEntry`` (details as JSON)."""
+    return incidents_pb2.HistoryEntry(
+        at=to_timestamp(item.at), kind=item.kind, action=item.action, revision=item.revision,
+        actor=item.actor, note=item.note, status=item.status, media_path=item.media_path or "",
+        details_json=json.dumps(item.details, ensure_ascii=False) if item.details else "",
+    )  # fmt: skip
+
+
+def check_dispatch(request: incidents_pb2.DispatchRequest) -> float | None:
+    """Check a DispatchRequest's fields (InvalidArgument naming the first bad one); return its
+    ``due_at`` in epoch seconds (None when unset). The photo is checked separately (it decodes)."""
+    check_token(request.id, "id")
+    if request.action not in DISPATCH_ACTIONS:
+        raise InvalidArgument("action", f"use {', '.join(DISPATCH_ACTIONS)} (got {quote(request.action)})")
+    check_text(request.actor, "actor", max_length=MAX_ACTOR_LENGTH, required=True)
+    check_text(request.note, "note", max_length=MAX_NOTE_LENGTH, single_line=False)
+    if request.expected_status and request.expected_status not in DISPATCH_STATUSES:
+        raise InvalidArgument(
+            "expected_status", f"use {', '.join(DISPATCH_STATUSES)} or leave it empty"
+            f" (got {quote(request.expected_status)})",
+        )  # fmt: skip
+    given = {
+        "assignee": bool(request.assignee), "due_at": request.HasField("due_at"),
+        "reason": bool(request.reason), "outcome": bool(request.outcome),
+        "verify_seconds": request.verify_seconds != 0, "photo": bool(request.photo),
+    }  # fmt: skip
+    for field, actions in ACTION_FIELDS.items():
+        if given[field] and request.action not in actions:
+            raise InvalidArgument(field, f"only for {' or '.join(actions)}, not {request.action}")
+    due_at = None
+    if request.action == "assign":
+        check_text(request.assignee, "assignee", max_length=MAX_ASSIGNEE_LENGTH, required=True)
+        due_at = check_timestamp(request.due_at, "due_at") if request.HasField("due_at") else None
+    elif request.action == "handle":
+        check_number(request.verify_seconds, "verify_seconds", minimum=0, maximum=MAX_VERIFY_SECONDS)
+    elif request.action == "verify" and request.outcome not in VERIFY_OUTCOMES:
+        choices = " or ".join(repr(outcome) for outcome in VERIFY_OUTCOMES)
+        raise InvalidArgument("outcome", f"use {choices} (got {quote(request.outcome)})")
+    elif request.action == "close" and request.reason not in CLOSE_REASONS:
+        raise InvalidArgument("reason", f"use {', '.join(CLOSE_REASONS)} (got {quote(request.reason)})")
+    return due_at
+
+
+def check_visible_to(visible_to: Sequence[str]) -> list[str]:
+    """A request's ``visible_to`` departments (InvalidArgument naming the first bad one)."""
+    if len(visible_to) > MAX_VISIBLE_TO:
+        raise InvalidArgument("visible_to", f"at most {MAX_VISIBLE_TO} departments")
+    for i, department in enumerate(visible_to):
+        check_token(department, f"visible_to[{i}]")
+    return list(visible_to)
+
+
 class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
-    """``retina.v1.IncidentService``; register it with ``add_guarded`` (services.core.validation)."""
+    """``retina.v1.IncidentService``; register it with ``add_guarded`` (services.core.validation).
+
+    ``dispatched`` is set after every dispatch step (it wakes :func:`publish_dispatches`)."""
 
     def __init__(self, store: IncidentStore):
         self.store = store
+        self.dispatched = asyncio.Event()
+        self._photo_checks = asyncio.Semaphore(PHOTO_CHECKS_AT_ONCE)
 
     async def ListIncidents(self, request, context):
         check_token(request.camera_id, "camera_id", required=False)
         check_token(request.department, "department", required=False)
         check_text(request.algorithm, "algorithm", max_length=MAX_ALGORITHM_LENGTH)
+        check_text(request.zone, "zone", max_length=MAX_ZONE_LENGTH)
         if request.state not in ("", "open", "ended"):
             raise InvalidArgument("state", "use 'open', 'ended' or leave it empty")
+        if request.dispatch_status not in ("", *DISPATCH_STATUSES):
+            raise InvalidArgument(
+                "dispatch_status", f"use {', '.join(DISPATCH_STATUSES)} or leave it empty"
+                f" (got {quote(request.dispatch_status)})",
+            )  # fmt: skip
         if not 0 <= request.limit <= MAX_LIST_LIMIT:
             raise InvalidArgument("limit", f"use 0 to {MAX_LIST_LIMIT} (0: 100), got {request.limit}")
+        if not 0 <= request.offset <= MAX_LIST_OFFSET:
+            raise InvalidArgument("offset", f"use 0 to {MAX_LIST_OFFSET}, got {request.offset}")
+        check_visible_to(request.visible_to)
         since = check_timestamp(request.since, "since") if request.HasField("since") else None
-        rows = self.store.list(
+        until = check_timestamp(request.until, "until") if request.HasField("until") else None
+        rows = await asyncio.to_thread(
+            self.store.list,
             camera_id=request.camera_id,
             department=request.department,
             algorithm=request.algorithm,
             state=request.state,
             since=since,
             limit=request.limit,
+            visible_to=list(request.visible_to),
+            zone=request.zone,
+            until=until,
+            offset=request.offset,
+            dispatch_status=request.dispatch_status,
         )
         return incidents_pb2.ListIncidentsResponse(incidents=[incident_to_proto(r) for r in rows])
+
+    async def GetDispatchStats(self, request, context):
+        visible_to = check_visible_to(request.visible_to)
+        since = check_timestamp(request.since, "since") if request.HasField("since") else None
+        until = check_timestamp(request.until, "until") if request.HasField("until") else None
+        rows = await asyncio.to_thread(
+            self.store.dispatch_stats, visible_to=visible_to, since=since, until=until
+        )
+        fields = ("camera_id", "algorithm", "incidents", "closed", "false_alarms", "false_alarm_ratio")
+        return incidents_pb2.DispatchStats(
+            rows=[incidents_pb2.DispatchStatsRow(**{f: getattr(row, f) for f in fields}) for row in rows]
+        )
 
     async def GetIncident(self, request, context):
         check_token(request.id, "id")
@@ -106,17 +247,115 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no incident with id {request.id!r}")
         return incident_to_proto(row)
 
-    async def CloseIncident(self, request, context):
+    async def GetIncidentHistory(self, request, context):
         check_token(request.id, "id")
-        if not request.closed_by.strip():
-            raise InvalidArgument("closed_by", "say who closes the incident")
-        check_text(request.closed_by, "closed_by", max_length=MAX_CLOSED_BY_LENGTH)
-        check_text(request.note, "note", max_length=MAX_NOTE_LENGTH, single_line=False)
-        row = self.store.close_out(request.id, request.closed_by, request.note)
-        if row is None:
+        items = await asyncio.to_thread(self.store.history, request.id)
+        if items is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no incident with id {request.id!r}")
-        log.info("incident closed out", extra={"incident_id": row.id, "camera_id": row.camera_id})
+        return incidents_pb2.IncidentHistory(entries=[history_to_proto(item) for item in items])
+
+    async def Dispatch(self, request, context):
+        due_at = check_dispatch(request)
+        suffix = "jpg"
+        if request.photo:
+            async with self._photo_checks:
+                suffix = await asyncio.to_thread(check_picture, request.photo, "photo", MAX_PHOTO_BYTES)
+        try:
+            row = await asyncio.to_thread(
+                self.store.dispatch, request.id, request.action, request.actor,
+                note=request.note, assignee=request.assignee, due_at=due_at, reason=request.reason,
+                outcome=request.outcome, photo=request.photo or None, photo_suffix=suffix,
+                expected_status=request.expected_status, verify_seconds=request.verify_seconds,
+            )  # fmt: skip
+        except UnknownIncidentError:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no incident with id {request.id!r}")
+        except DispatchRefusedError as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        self.dispatched.set()
+        DISPATCH_STEPS.labels(request.action).inc()
+        log.info(
+            f"incident {request.action}: {row.dispatch_status}",
+            extra={"incident_id": row.id, "camera_id": row.camera_id, "actor": request.actor},
+        )
         return incident_to_proto(row)
+
+    async def GetMedia(self, request, context) -> AsyncIterator[incidents_pb2.MediaChunk]:
+        check_text(request.path, "path", max_length=MAX_MEDIA_PATH_LENGTH, required=True)
+        target = self.store.media_file(request.path)
+        handle = None
+        if target is not None:
+            with contextlib.suppress(OSError):  # deleted by retention meanwhile
+                handle = open(target, "rb")  # noqa: SIM115 - closed below, across the awaits
+        if handle is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "path: no such media file")
+        with handle:
+            size = os.fstat(handle.fileno()).st_size
+            content_type = CONTENT_TYPES.get(target.suffix.lower(), "application/octet-stream")
+            data = await asyncio.to_thread(handle.read, MEDIA_CHUNK_BYTES)
+            yield incidents_pb2.MediaChunk(data=data, content_type=content_type, size=size)
+            while data:
+                data = await asyncio.to_thread(handle.read, MEDIA_CHUNK_BYTES)
+                if data:
+                    yield incidents_pb2.MediaChunk(data=data)
+
+
+async def publish_dispatches(
+    store: IncidentStore, nats_url: str, stop: asyncio.Event, wake: asyncio.Event | None = None
+) -> None:
+    """The dispatch outbox: publish every dispatch step not yet acknowledged, in order, to the
+    DISPATCH stream (Nats-Msg-Id ``<incident_id>:dispatch:<seq>``), marking each published after
+    JetStream acknowledges it; until ``stop``. ``wake`` (set after a step) ends the wait early.
+
+    While NATS is down the steps wait in the database; a missing stream is recreated."""
+    try:
+        nc = await bus.connect(nats_url, "retina-incident-store-dispatch", stop)
+    except Exception:
+        if stop.is_set():
+            return
+        raise
+    js = nc.jetstream()
+    backoff = Backoff(initial=0.5, maximum=5.0)
+    stream_ready = False
+    try:
+        while not stop.is_set():
+            try:
+                if not stream_ready:
+                    await bus.ensure_dispatch(js)
+                    stream_ready = True
+                pending = await asyncio.to_thread(store.unpublished_dispatches)
+            except Exception as exc:  # JetStream or the database not ready: try again
+                log.warning("dispatch outbox not ready, retrying", extra={"error": str(exc) or repr(exc)})
+                await pause(stop, backoff.next_delay())
+                continue
+            if not pending:
+                if wake is not None:
+                    wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), timeout=1.0)
+                else:
+                    await pause(stop, 1.0)
+                continue
+            for message in pending:
+                extra = {"incident_id": message.incident_id, "msg_id": message.msg_id}
+                try:
+                    await js.publish(
+                        message.subject, message.to_json(), timeout=5, headers={"Nats-Msg-Id": message.msg_id}
+                    )
+                    await asyncio.to_thread(store.mark_published, message.incident_id, message.seq)
+                except Exception as exc:  # NATS down, stream deleted, database down: later, in order
+                    DISPATCH_PUBLISH_ERRORS.inc()
+                    log.warning(
+                        "dispatch step not published yet; will retry",
+                        extra={**extra, "error": str(exc) or type(exc).__name__},
+                    )
+                    stream_ready = stream_ready and not bus.resource_missing(exc)
+                    await pause(stop, backoff.next_delay())
+                    break
+                DISPATCH_PUBLISHED.inc()
+                backoff.reset()
+    finally:
+        with contextlib.suppress(Exception):
+            await nc.close()
 
 
 async def _consume(store: IncidentStore, nats_url: str, stop: asyncio.Event) -> None:
@@ -231,17 +470,19 @@ def run_incident_store(settings: IncidentStoreSettings) -> None:
     data_dir, nats_url, listen = settings.data_dir, settings.nats_url, settings.listen
     grpc_port, metrics_port, database_url = settings.grpc_port, settings.metrics_port, settings.database_url
     media_max_bytes, media_max_age_seconds = settings.media_max_bytes, settings.media_max_age_seconds
+    auth = service_auth.configure(settings)
 
     async def main(stop: asyncio.Event) -> None:
         store = IncidentStore(database_url or data_dir / "incidents.sqlite", data_dir / "media")
         serve_metrics(metrics_port, listen)
+        servicer = IncidentServicer(store)
         server, _, port = await start_grpc_server(
             listen,
             grpc_port,
-            lambda s: add_guarded(
-                s, incidents_pb2_grpc.add_IncidentServiceServicer_to_server, IncidentServicer(store)
-            ),
+            lambda s: add_guarded(s, incidents_pb2_grpc.add_IncidentServiceServicer_to_server, servicer),
             "retina.v1.IncidentService",
+            max_message_bytes=RECEIVE_LIMIT_BYTES,
+            auth=auth,
         )
         database = make_url(store.database_url).render_as_string(hide_password=True)
         extra = {"grpc_port": port, "data_dir": str(data_dir), "database": database}
@@ -250,11 +491,12 @@ def run_incident_store(settings: IncidentStoreSettings) -> None:
         retention = asyncio.create_task(
             _enforce_retention(store, media_max_bytes, media_max_age_seconds, stop)
         )
+        publisher = asyncio.create_task(publish_dispatches(store, nats_url, stop, servicer.dispatched))
         await stop.wait()
         log.info("incident store stopping")
         await server.stop(grace=2)
         try:
-            await asyncio.wait_for(asyncio.gather(consumer, retention), timeout=10)
+            await asyncio.wait_for(asyncio.gather(consumer, retention, publisher), timeout=10)
         except (TimeoutError, Exception) as exc:
             log.warning("consumer did not stop cleanly", extra={"error": str(exc)})
         store.close()

@@ -17,6 +17,13 @@ Tables:
   ``seq`` giving the order of arrival.
 * ``pending_media`` — clips and snapshots a message announced that are not in the media folder
   yet (fetched from the object store later).
+* ``dispatch_history`` — every step of the dispatch loop (分拨-处置-核查), written in the same
+  transaction as the incident's new status, and marked ``published_at`` once JetStream has it (the
+  incident service's outbox loop publishes the rest, in order).
+
+The dispatch loop's state machine is :data:`~retina.services.core.incident.DISPATCH_TRANSITIONS`;
+:meth:`IncidentStore.dispatch` takes one step. ``incidents.visible_to`` holds the departments that
+may see an incident as ``,a,b,`` (``*``: every department), so a scope filter is a ``LIKE``.
 """
 
 from __future__ import annotations
@@ -30,8 +37,9 @@ import shutil
 import threading
 import time
 import typing
-from datetime import datetime
-from pathlib import Path
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlalchemy import (
@@ -44,11 +52,14 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Select,
     Table,
     Text,
+    case,
     delete,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -56,7 +67,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 from retina.services.core.database import create_engine, migrate, sqlite_url, write_transaction
-from retina.services.core.incident import IncidentMessage
+from retina.services.core.incident import (
+    ALL_DEPARTMENTS,
+    CLOSE_REASONS,
+    DISPATCH_TRANSITIONS,
+    VERIFY_OUTCOMES,
+    DispatchMessage,
+    IncidentMessage,
+    allowed_actions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,28 +92,61 @@ Float8 = Double().with_variant(REAL(), "sqlite")
 
 # The incident's queryable columns: fields of IncidentMessage (the one definition of an incident),
 # each a column of the same name, typed from the field's annotation (str → TEXT, int → INTEGER,
-# float → DOUBLE, datetime → DOUBLE epoch seconds) and NULL where the field may be None. The table,
+# float → DOUBLE, datetime → DOUBLE epoch seconds, list of departments → TEXT ",a,b,") and NULL where
+# the field may be None. The table,
 # the upsert and StoredIncident follow this list; a new entry needs an Alembic migration in
 # migrations/versions (test_incident_model.py and test_incident_store.py check both).
 MESSAGE_COLUMNS = (
-    "id", "camera_id", "camera_name", "department", "algorithm", "zone", "started_at", "last_seen_at",
-    "ended_at", "dwell_seconds", "confidence", "revision", "end_reason", "track_key",
-)  # fmt: skip
-_SQL_TYPES = {str: Text, int: Integer, float: Float8, datetime: Float8}
+    "id",
+    "camera_id",
+    "camera_name",
+    "department",
+    "algorithm",
+    "zone",
+    "started_at",
+    "last_seen_at",
+    "ended_at",
+    "dwell_seconds",
+    "confidence",
+    "revision",
+    "end_reason",
+    "track_key",
+    "visible_to",
+)
+_SQL_TYPES = {str: Text, int: Integer, float: Float8, datetime: Float8, list: Text}
 
 
 def _message_column(name: str) -> Column:
     annotation = IncidentMessage.model_fields[name].annotation
-    kinds = set(typing.get_args(annotation)) or {annotation}
+    if typing.get_origin(annotation) is list:  # departments (see encode_departments)
+        kinds = {list}
+    else:
+        kinds = set(typing.get_args(annotation)) or {annotation}
     nullable = type(None) in kinds
     (kind,) = kinds - {type(None)}
     return Column(name, _SQL_TYPES[kind], primary_key=name == "id", nullable=nullable)
 
 
+def encode_departments(departments: Iterable[str]) -> str:
+    """Departments as stored in ``incidents.visible_to``: ``,a,b,`` (each one matched by ``%,a,%``)."""
+    return "," + ",".join(departments) + ","
+
+
+def decode_departments(stored: str) -> list[str]:
+    """The departments of a stored ``visible_to`` value."""
+    return [department for department in stored.split(",") if department]
+
+
 def message_values(message: IncidentMessage) -> dict[str, Any]:
-    """The :data:`MESSAGE_COLUMNS` of a message, as stored (times as epoch seconds)."""
+    """The :data:`MESSAGE_COLUMNS` of a message, as stored (times as epoch seconds, departments as
+    ``,a,b,``)."""
     values = {name: getattr(message, name) for name in MESSAGE_COLUMNS}
-    return {k: v.timestamp() if isinstance(v, datetime) else v for k, v in values.items()}
+    for name, value in values.items():
+        if isinstance(value, datetime):
+            values[name] = value.timestamp()
+        elif isinstance(value, list):
+            values[name] = encode_departments(value)
+    return values
 
 
 incidents = Table(
@@ -104,14 +156,19 @@ incidents = Table(
     # What the store adds to the message:
     Column("state", Text, nullable=False),  # "open" or "ended"
     Column("snapshot_path", Text),  # relative to the media folder, once the file is there
-    Column("dispatch_status", Text, nullable=False, server_default="new"),  # "new" or "closed"
-    Column("closed_by", Text),
+    Column("dispatch_status", Text, nullable=False, server_default="new"),  # DISPATCH_STATUSES
+    Column("closed_by", Text),  # while closed: who closed it, the note, when, and why
     Column("close_note", Text),
     Column("closed_at", Float8),
     Column("message_json", Text, nullable=False),  # the latest IncidentMessage, by alias
     Column("clip_path", Text),
+    Column("assignee", Text),  # the team or person it was last assigned to, and by when
+    Column("due_at", Float8),
+    Column("close_reason", Text),  # CLOSE_REASONS
+    Column("verify_due_at", Float8),  # while verifying: when the platform decides
     Index("incidents_by_time", "started_at"),
     Index("incidents_by_camera", "camera_id", "started_at"),
+    Index("incidents_by_dispatch_status", "dispatch_status", "started_at"),
 )
 # The columns the store adds itself (not fields of the message).
 STORE_COLUMNS = tuple(column.name for column in incidents.columns if column.name not in MESSAGE_COLUMNS)
@@ -126,7 +183,10 @@ incident_events = Table(
     Column("received_at", Float8, nullable=False),
     # Arrival order: an identity on PostgreSQL; on SQLite the store writes MAX(seq) + 1 itself.
     Column("seq", BigInteger, Identity(), nullable=False),
+    Column("snapshot_path", Text),  # the snapshot the event brought (NULL: none, or stored before 0004)
+    Column("details_json", Text),  # the event's facts for the history: dwell, confidence, end reason
     Index("incident_events_by_arrival", "seq", unique=True),
+    Index("incident_events_by_incident", "incident_id"),
 )
 
 pending_media = Table(
@@ -136,6 +196,82 @@ pending_media = Table(
     Column("incident_id", Text, nullable=False),
     Column("first_try", Float8, nullable=False),
 )
+
+
+dispatch_history = Table(
+    "dispatch_history",
+    metadata,
+    Column("incident_id", Text, primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),  # 1, 2, ... per incident
+    Column("at", Float8, nullable=False),  # never earlier than the incident's previous step
+    Column("action", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("status", Text, nullable=False),  # the dispatch status after the step
+    Column("media_path", Text),  # field photo or verification frame, relative to the media folder
+    Column("details_json", Text, nullable=False),
+    Column("published_at", Float8),  # NULL until JetStream has acknowledged it
+    Index("dispatch_history_to_publish", "published_at", "at"),
+)
+FALSE_ALARM = "false_alarm"  # the close reason GetDispatchStats counts
+DISPATCH_MEDIA_PREFIX = "dispatch-"  # <camera_id>/<incident_id>/dispatch-<seq>.<jpg|png>
+
+
+class UnknownIncidentError(LookupError):
+    """No incident has this id."""
+
+
+class DispatchRefusedError(Exception):
+    """The step is not allowed from the incident's dispatch status (or ``expected_status`` no
+    longer holds); the text names the status and the actions allowed from it."""
+
+    def __init__(self, incident_id: str, action: str, status: str, expected_status: str = ""):
+        self.status = status
+        self.allowed = allowed_actions(status)
+        allowed = ", ".join(self.allowed) or "none"
+        if expected_status:
+            problem = f"expected dispatch status {expected_status!r}, but it is {status!r}"
+        else:
+            problem = f"cannot {action} an incident whose dispatch status is {status!r}"
+        super().__init__(f"incident {incident_id}: {problem} (allowed now: {allowed})")
+
+
+@dataclasses.dataclass(frozen=True)
+class DispatchStatsRow:
+    """How one camera's rule fared over a period: incidents it opened, how many of them are closed,
+    and how many were closed as false alarms."""
+
+    camera_id: str
+    algorithm: str
+    incidents: int
+    closed: int
+    false_alarms: int
+
+    @property
+    def false_alarm_ratio(self) -> float:
+        """The share of its closed (reviewed) incidents that were false alarms (0 to 1): incidents
+        nobody has reviewed yet do not count either way."""
+        return self.false_alarms / self.closed if self.closed else 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class HistoryItem:
+    """One entry of an incident's history: an event of its rule (``kind="incident"``: new, update,
+    end, with ``at`` when the store received it) or a step of the dispatch loop (``kind="dispatch"``)."""
+
+    at: float
+    kind: str
+    action: str
+    revision: int = 0
+    actor: str = ""
+    note: str = ""
+    status: str = ""
+    media_path: str | None = None
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
 def _message(row: Any) -> IncidentMessage:
@@ -212,12 +348,17 @@ class IncidentStore:
             for path in pending:
                 row = {"path": path, "incident_id": message.id, "first_try": time.time()}
                 self._insert(connection, pending_media, row)
+            facts = {"dwell_seconds": message.dwell_seconds, "confidence": message.confidence}
+            if message.end_reason is not None:
+                facts["end_reason"] = message.end_reason
             event = {
                 "msg_id": message.msg_id,
                 "incident_id": message.id,
                 "event": message.event,
                 "revision": message.revision,
                 "received_at": time.time(),
+                "snapshot_path": message.snapshot.path if message.snapshot is not None else None,
+                "details_json": json.dumps(facts),
             }
             if self._sqlite:  # under SQLite's write lock (BEGIN IMMEDIATE), so never taken twice
                 event["seq"] = select(func.coalesce(func.max(incident_events.c.seq), 0) + 1).scalar_subquery()
@@ -296,12 +437,19 @@ class IncidentStore:
         """Delete media, oldest first, while over ``max_bytes``, older than ``max_age_seconds``, or
         while less than ``min_free_ratio`` of the media disk is free.
 
-        Media of incidents still open is never deleted. Returns the deleted paths.
+        Media of incidents still open is never deleted, nor the dispatch loop's photos
+        (``dispatch-<seq>.*``) of incidents not closed. Returns the deleted paths.
         """
         now = time.time() if now is None else now
         with self._engine.connect() as connection:
             query = select(incidents.c.id).where(incidents.c.state == "open")
             open_ids = set(connection.execute(query).scalars())
+            query = (
+                select(dispatch_history.c.media_path)
+                .join(incidents, incidents.c.id == dispatch_history.c.incident_id)
+                .where(dispatch_history.c.media_path.is_not(None), incidents.c.dispatch_status != "closed")
+            )
+            in_the_loop = set(connection.execute(query).scalars())
         files = []
         for path in self.media_dir.rglob("*"):
             with contextlib.suppress(FileNotFoundError):  # replaced or deleted meanwhile
@@ -322,7 +470,7 @@ class IncidentStore:
                 continue
             relative = path.relative_to(self.media_dir).as_posix()
             parts = relative.split("/")  # <camera>/<incident id>/<file>
-            if len(parts) == 3 and parts[1] in open_ids:
+            if (len(parts) == 3 and parts[1] in open_ids) or relative in in_the_loop:
                 continue
             path.unlink(missing_ok=True)
             total -= stat.st_size
@@ -331,7 +479,28 @@ class IncidentStore:
             with self._lock, write_transaction(self._engine) as connection:
                 for column in (incidents.c.snapshot_path, incidents.c.clip_path):
                     connection.execute(update(incidents).where(column == relative).values({column: None}))
+                if len(parts) == 3:  # the history's links to it (found by incident id)
+                    for column in (incident_events.c.snapshot_path, dispatch_history.c.media_path):
+                        where = (column.table.c.incident_id == parts[1]) & (column == relative)
+                        connection.execute(update(column.table).where(where).values({column.name: None}))
         return deleted
+
+    def media_file(self, relative: str) -> Path | None:
+        """The regular file at ``relative`` inside the media folder, or None: also for absolute
+        paths, ``..``, symlinks that lead out of the folder and files still being written."""
+        if not relative or "\x00" in relative or "\\" in relative:
+            return None
+        path = PurePosixPath(relative)
+        if path.is_absolute() or ".." in path.parts:
+            return None
+        root = self.media_dir.resolve()
+        try:
+            target = (root / path).resolve(strict=True)
+        except (OSError, RuntimeError):  # missing, or a symlink loop
+            return None
+        if root not in target.parents or target.suffix == ".tmp" or not target.is_file():
+            return None
+        return target
 
     def get(self, incident_id: str) -> StoredIncident | None:
         with self._engine.connect() as connection:
@@ -347,33 +516,229 @@ class IncidentStore:
         state: str = "",
         since: float | None = None,
         limit: int = 100,
+        visible_to: Sequence[str] = (),
+        zone: str = "",
+        until: float | None = None,
+        offset: int = 0,
+        dispatch_status: str = "",
     ) -> list[StoredIncident]:
-        """Incidents matching every given filter, newest first."""
+        """Incidents matching every given filter, newest first (``offset`` of them skipped).
+
+        ``department`` is the owner; ``visible_to`` keeps incidents that any of these departments may
+        see (recorded with the incident, ``*`` meaning all); started in [``since``, ``until``)."""
         query = select(*_COLUMNS)
         for column, value in (
             (incidents.c.camera_id, camera_id),
             (incidents.c.department, department),
             (incidents.c.algorithm, algorithm),
             (incidents.c.state, state),
+            (incidents.c.zone, zone),
+            (incidents.c.dispatch_status, dispatch_status),
         ):
             if value:
                 query = query.where(column == value)
-        if since is not None:
-            query = query.where(incidents.c.started_at >= since)
-        query = query.order_by(incidents.c.started_at.desc()).limit(max(1, min(limit or 100, 1000)))
+        query = _in_scope_and_period(query, visible_to, since, until)
+        query = query.order_by(incidents.c.started_at.desc(), incidents.c.id.desc())
+        query = query.limit(max(1, min(limit or 100, 1000))).offset(max(0, offset))
         with self._engine.connect() as connection:
             rows = connection.execute(query).all()
         return [StoredIncident(*row) for row in rows]
 
-    def close_out(self, incident_id: str, closed_by: str, note: str) -> StoredIncident | None:
-        """A dispatcher closes an incident out; returns it, or None for an unknown id."""
-        with self._lock, write_transaction(self._engine) as connection:
-            connection.execute(
-                update(incidents)
-                .where(incidents.c.id == incident_id)
-                .values(dispatch_status="closed", closed_by=closed_by, close_note=note, closed_at=time.time())
+    def dispatch_stats(
+        self, *, visible_to: Sequence[str] = (), since: float | None = None, until: float | None = None
+    ) -> list[DispatchStatsRow]:
+        """False alarms per camera and rule (one SQL ``GROUP BY``): the incidents started in
+        [``since``, ``until``) that any of ``visible_to`` may see (empty: all), most false alarms first."""
+        false_alarms = func.sum(case((incidents.c.close_reason == FALSE_ALARM, 1), else_=0))
+        query = select(
+            incidents.c.camera_id,
+            incidents.c.algorithm,
+            func.count().label("incidents"),
+            func.sum(case((incidents.c.dispatch_status == "closed", 1), else_=0)).label("closed"),
+            false_alarms.label("false_alarms"),
+        )
+        query = _in_scope_and_period(query, visible_to, since, until)
+        query = query.group_by(incidents.c.camera_id, incidents.c.algorithm).order_by(
+            false_alarms.desc(), incidents.c.camera_id, incidents.c.algorithm
+        )
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [
+            DispatchStatsRow(
+                camera_id=row.camera_id,
+                algorithm=row.algorithm,
+                incidents=int(row.incidents),
+                closed=int(row.closed or 0),
+                false_alarms=int(row.false_alarms or 0),
             )
-        return self.get(incident_id)
+            for row in rows
+        ]
+
+    def dispatch(
+        self,
+        incident_id: str,
+        action: str,
+        actor: str,
+        *,
+        note: str = "",
+        assignee: str = "",
+        due_at: float | None = None,
+        reason: str = "",
+        outcome: str = "",
+        photo: bytes | None = None,
+        photo_suffix: str = "jpg",
+        expected_status: str = "",
+        verify_seconds: float = 0.0,
+        now: float | None = None,
+    ) -> StoredIncident:
+        """Take one step of the dispatch loop and return the incident after it.
+
+        The step and the new status are committed together (the step as the incident's next
+        ``dispatch_history`` row, to be published); a ``photo`` (checked by the caller) is written to
+        ``<camera_id>/<incident_id>/dispatch-<seq>.<photo_suffix>`` before that. Raises
+        UnknownIncidentError, DispatchRefusedError (the action is not allowed from the current
+        status, or ``expected_status`` is set and differs), ValueError for a step lacking its facts.
+        """
+        if action not in DISPATCH_TRANSITIONS:
+            raise ValueError(f"unknown dispatch action {action!r}")
+        now = time.time() if now is None else now
+        with self._lock, write_transaction(self._engine) as connection:
+            query = select(incidents.c.camera_id, incidents.c.dispatch_status)
+            current = connection.execute(
+                query.where(incidents.c.id == incident_id).with_for_update()  # one step at a time
+            ).first()
+            if current is None:
+                raise UnknownIncidentError(incident_id)
+            status = current.dispatch_status
+            if expected_status and status != expected_status:
+                raise DispatchRefusedError(incident_id, action, status, expected_status)
+            if status not in DISPATCH_TRANSITIONS[action]:
+                raise DispatchRefusedError(incident_id, action, status)
+            last_seq, last_at = connection.execute(
+                select(func.max(dispatch_history.c.seq), func.max(dispatch_history.c.at)).where(
+                    dispatch_history.c.incident_id == incident_id
+                )
+            ).one()
+            seq, at = (last_seq or 0) + 1, max(now, last_at or now)
+            values, details = _step(
+                action, actor, note, assignee, due_at, reason, outcome, verify_seconds, at
+            )
+            details["previous_status"] = status
+            media_path = None
+            if photo is not None:
+                relative = f"{current.camera_id}/{incident_id}/{DISPATCH_MEDIA_PREFIX}{seq}.{photo_suffix}"
+                media_path = self._write_media(relative, photo)
+            connection.execute(
+                insert(dispatch_history).values(
+                    incident_id=incident_id,
+                    seq=seq,
+                    at=at,
+                    action=action,
+                    actor=actor,
+                    note=note,
+                    status=values["dispatch_status"],
+                    media_path=media_path,
+                    details_json=json.dumps(details),
+                )
+            )
+            connection.execute(update(incidents).where(incidents.c.id == incident_id).values(**values))
+            row = connection.execute(select(*_COLUMNS).where(incidents.c.id == incident_id)).one()
+        return StoredIncident(*row)
+
+    def history(self, incident_id: str) -> list[HistoryItem] | None:
+        """Every event of the incident and every step of its dispatch loop, oldest first; None for
+        an unknown id."""
+        with self._engine.connect() as connection:
+            if (
+                connection.execute(select(incidents.c.id).where(incidents.c.id == incident_id)).first()
+                is None
+            ):
+                return None
+            events = connection.execute(
+                select(incident_events)
+                .where(incident_events.c.incident_id == incident_id)
+                .order_by(incident_events.c.seq)
+            ).all()
+            steps = connection.execute(
+                select(dispatch_history)
+                .where(dispatch_history.c.incident_id == incident_id)
+                .order_by(dispatch_history.c.seq)
+            ).all()
+        items = [
+            (
+                (e.received_at, 0, e.seq),
+                HistoryItem(
+                    at=e.received_at,
+                    kind="incident",
+                    action=e.event,
+                    revision=e.revision,
+                    media_path=e.snapshot_path,
+                    details=json.loads(e.details_json or "{}"),
+                ),
+            )
+            for e in events
+        ]
+        items += [
+            (
+                (s.at, 1, s.seq),
+                HistoryItem(
+                    at=s.at,
+                    kind="dispatch",
+                    action=s.action,
+                    actor=s.actor,
+                    note=s.note,
+                    status=s.status,
+                    media_path=s.media_path,
+                    details={"seq": s.seq, **json.loads(s.details_json)},
+                ),
+            )
+            for s in steps
+        ]
+        return [item for _, item in sorted(items, key=lambda pair: pair[0])]
+
+    def unpublished_dispatches(self, limit: int = 64) -> list[DispatchMessage]:
+        """Dispatch steps JetStream has not acknowledged yet, oldest first, as published."""
+        query = (
+            select(
+                dispatch_history,
+                incidents.c.department,
+                incidents.c.visible_to,
+                incidents.c.camera_id,
+                incidents.c.algorithm,
+                incidents.c.zone,
+            )
+            .join(incidents, incidents.c.id == dispatch_history.c.incident_id)
+            .where(dispatch_history.c.published_at.is_(None))
+            .order_by(dispatch_history.c.at, dispatch_history.c.incident_id, dispatch_history.c.seq)
+            .limit(limit)
+        )
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [
+            DispatchMessage(
+                incident_id=r.incident_id,
+                seq=r.seq,
+                at=datetime.fromtimestamp(r.at, UTC),
+                action=r.action,
+                actor=r.actor,
+                note=r.note,
+                status=r.status,
+                department=r.department,
+                visible_to=decode_departments(r.visible_to),
+                camera_id=r.camera_id,
+                algorithm=r.algorithm,
+                zone=r.zone,
+                media_path=r.media_path,
+                details=json.loads(r.details_json),
+            )
+            for r in rows
+        ]
+
+    def mark_published(self, incident_id: str, seq: int) -> None:
+        """JetStream has acknowledged this dispatch step."""
+        where = (dispatch_history.c.incident_id == incident_id) & (dispatch_history.c.seq == seq)
+        with self._lock, write_transaction(self._engine) as connection:
+            connection.execute(update(dispatch_history).where(where).values(published_at=time.time()))
 
     def event_count(self) -> int:
         with self._engine.connect() as connection:
@@ -389,3 +754,62 @@ class IncidentStore:
     def close(self) -> None:
         with self._lock:
             self._engine.dispose()
+
+
+def _in_scope_and_period(
+    query: Select, visible_to: Sequence[str], since: float | None, until: float | None
+) -> Select:
+    """``query`` kept to the incidents that any of ``visible_to`` may see (recorded with each
+    incident as ``,a,b,``; ``*`` meaning all; empty: no scope filter) and that started in
+    [``since``, ``until``) (either may be None)."""
+    if visible_to:
+        patterns = [f",{department}," for department in (*visible_to, ALL_DEPARTMENTS)]
+        query = query.where(or_(*(incidents.c.visible_to.contains(p, autoescape=True) for p in patterns)))
+    if since is not None:
+        query = query.where(incidents.c.started_at >= since)
+    if until is not None:
+        query = query.where(incidents.c.started_at < until)
+    return query
+
+
+def _step(
+    action: str,
+    actor: str,
+    note: str,
+    assignee: str,
+    due_at: float | None,
+    reason: str,
+    outcome: str,
+    verify_seconds: float,
+    at: float,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The incident columns a dispatch step sets (``dispatch_status`` among them) and its details."""
+    if action == "assign":
+        if not assignee:
+            raise ValueError("assign needs an assignee")
+        details = {"assignee": assignee, **({"due_at": _iso(due_at)} if due_at is not None else {})}
+        values = {
+            "dispatch_status": "assigned",
+            "assignee": assignee,
+            "due_at": due_at,
+            "verify_due_at": None,
+        }
+        return values, details
+    if action == "handle":
+        if verify_seconds > 0:
+            verify_due_at = at + verify_seconds
+            details = {"verify_seconds": verify_seconds, "verify_due_at": _iso(verify_due_at)}
+            return {"dispatch_status": "verifying", "verify_due_at": verify_due_at}, details
+        return {"dispatch_status": "handled", "verify_due_at": None}, {}
+    if action == "verify":
+        if outcome not in VERIFY_OUTCOMES:
+            raise ValueError(f"verify needs an outcome in {sorted(VERIFY_OUTCOMES)}")
+        return {"dispatch_status": VERIFY_OUTCOMES[outcome], "verify_due_at": None}, {"outcome": outcome}
+    if action == "close":
+        if reason not in CLOSE_REASONS:
+            raise ValueError(f"close needs a reason in {CLOSE_REASONS}")
+        closed = {"closed_by": actor, "close_note": note, "closed_at": at, "close_reason": reason}
+        return {"dispatch_status": "closed", "verify_due_at": None, **closed}, {"reason": reason}
+    # reopen: it is not closed any more (the history keeps who closed it and why)
+    cleared = {"closed_by": None, "close_note": None, "closed_at": None, "close_reason": None}
+    return {"dispatch_status": "reopened", "verify_due_at": None, **cleared}, {}

@@ -27,6 +27,7 @@ import grpc
 from prometheus_client import Counter, Gauge, Histogram
 
 from retina.algorithms.sdk import HandedOverIncident
+from retina.services.core import service_auth
 from retina.services.core.config import CameraConfig, SchedulerConfig
 from retina.services.core.convert import (
     camera_state_name,
@@ -330,7 +331,7 @@ class Scheduler:
         if not self.incidents_address:
             return []
         try:
-            async with grpc.aio.insecure_channel(self.incidents_address) as channel:
+            async with service_auth.aio_channel(self.incidents_address, service_auth.own_token()) as channel:
                 reply = await incidents_pb2_grpc.IncidentServiceStub(channel).ListIncidents(
                     incidents_pb2.ListIncidentsRequest(camera_id=camera_id, state="open", limit=1000),
                     timeout=5,
@@ -358,7 +359,7 @@ class Scheduler:
             resume=[open_incident_to_proto(i) for i in handed],
         )
         try:
-            async with grpc.aio.insecure_channel(worker.address) as channel:
+            async with service_auth.aio_channel(worker.address, service_auth.own_token()) as channel:
                 await worker_pb2_grpc.WorkerServiceStub(channel).AssignCamera(request, timeout=30)
         except grpc.aio.AioRpcError as exc:
             ASSIGN_ERRORS.inc()
@@ -383,7 +384,7 @@ class Scheduler:
         if worker is None or not worker.alive:
             return []
         try:
-            async with grpc.aio.insecure_channel(worker.address) as channel:
+            async with service_auth.aio_channel(worker.address, service_auth.own_token()) as channel:
                 reply = await worker_pb2_grpc.WorkerServiceStub(channel).ReleaseCamera(
                     worker_pb2.ReleaseCameraRequest(camera_id=camera_id, handover=handover), timeout=30
                 )
@@ -438,11 +439,12 @@ class Scheduler:
                 )
             )  # fmt: skip
         assignments = []
+        since = self.store.assignment_times()
         for camera_id, p in sorted(self.assignments.items()):
             health = self.workers[p.worker_id].health.get(camera_id) if p.worker_id in self.workers else None
             assignments.append(
                 scheduler_pb2.Assignment(camera_id=camera_id, worker_id=p.worker_id, device_id=p.device_id,
-                                         health=health)
+                                         since=to_timestamp(since.get(camera_id)), health=health)
             )  # fmt: skip
         return scheduler_pb2.ClusterStatus(
             workers=workers,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import grpc
 
+from retina.services.core import service_auth
 from retina.services.core.config import RetinaConfig
 from retina.services.core.database import sqlite_url
 from retina.services.core.metrics import serve_metrics
@@ -49,6 +50,7 @@ def run_scheduler(settings: SchedulerSettings, config: RetinaConfig) -> None:
     (its ``scheduler`` section and the cameras' ``defaults``).
     """
     listen, grpc_port, metrics_port = settings.listen, settings.grpc_port, settings.metrics_port
+    auth = service_auth.configure(settings)
 
     async def main(stop: asyncio.Event) -> None:
         database = SchedulerDatabase(database_url(settings.database_url, settings.data_dir))
@@ -67,7 +69,9 @@ def run_scheduler(settings: SchedulerSettings, config: RetinaConfig) -> None:
             )
             add_guarded(server, registry_pb2_grpc.add_RegistryServiceServicer_to_server, registry_servicer)
 
-        server, _, port = await start_grpc_server(listen, grpc_port, register, "retina.v1.SchedulerService")
+        server, _, port = await start_grpc_server(
+            listen, grpc_port, register, "retina.v1.SchedulerService", auth=auth
+        )
         log.info("scheduler serving", extra={"grpc_port": port})
         reconciling = asyncio.create_task(scheduler.run(stop))
         await stop.wait()

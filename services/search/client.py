@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import io
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import grpc
 import PIL.Image
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from retina.services.core import service_auth
 from retina.services.core.config import SearchConfig
 from retina.services.core.validation import quote
 from retina.services.search.engine import MAX_RESULTS
@@ -131,14 +133,54 @@ def build_request(args: argparse.Namespace) -> search_pb2.SearchRequest:
     return request
 
 
-def search(args: argparse.Namespace) -> search_pb2.SearchResponse:
-    """Send the query of ``args`` to ``--address``; QueryError for anything that goes wrong."""
+def search(args: argparse.Namespace, token: Callable[[], str | None]) -> search_pb2.SearchResponse:
+    """Send the query of ``args`` to ``--address`` with the service token ``token()`` gives (read
+    once the query is known to be valid); QueryError for anything that goes wrong."""
     request = build_request(args)
-    with grpc.insecure_channel(args.address) as channel:
+    with service_auth.channel(args.address, token()) as channel:
         try:
             return search_pb2_grpc.SearchServiceStub(channel).Search(request, timeout=TIMEOUT_SECONDS)
         except grpc.RpcError as exc:
             raise _call_error(exc, args.address) from None
+
+
+def crop_folder(path_text: str) -> Path:
+    """``--save-crops``: a folder for the matches' crops, created if missing."""
+    folder = Path(path_text)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise QueryError(f"--save-crops: {quote(path_text)} is a file; give a folder") from None
+    except OSError as exc:
+        raise QueryError(f"--save-crops: cannot create {quote(path_text)}: {exc.strerror or exc}") from None
+    return folder
+
+
+def save_crops(
+    address: str, department: str, matches: list[search_pb2.Match], folder: Path, token: str | None
+) -> dict[str, Path]:
+    """Fetch each match's crop (GetCrop, in ``department``'s scope) into ``folder`` as
+    ``<rank>-<track id>.jpg``; track id → file, for the matches that have a crop still stored."""
+    saved: dict[str, Path] = {}
+    with service_auth.channel(address, token) as channel:
+        stub = search_pb2_grpc.SearchServiceStub(channel)
+        for rank, match in enumerate(matches, 1):
+            if not match.has_crop:
+                continue
+            request = search_pb2.GetCropRequest(track_id=match.track_id, department=department)
+            try:
+                crop = stub.GetCrop(request, timeout=TIMEOUT_SECONDS)
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.NOT_FOUND:  # expired since the search
+                    continue
+                raise _call_error(exc, address) from None
+            path = folder / f"{rank:02d}-{match.track_id.replace(':', '_')}.jpg"
+            try:
+                path.write_bytes(crop.jpeg)
+            except OSError as exc:
+                raise QueryError(f"--save-crops: cannot write {path}: {exc.strerror or exc}", 1) from None
+            saved[match.track_id] = path
+    return saved
 
 
 def _call_error(exc: grpc.RpcError, address: str) -> QueryError:

@@ -8,7 +8,7 @@ results are grouped per track (one parked car is one result, not one per crop).
 from __future__ import annotations
 
 import binascii
-import io
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import PIL.Image
 
 from retina.services.core.config import ConfigError, RetinaConfig
 from retina.services.core.features import FeatureRecord, make_family_embedders
-from retina.services.core.validation import quote
+from retina.services.core.images import image_header
+from retina.services.core.validation import InvalidArgument, quote
 from retina.services.search.index import LoadReport, ShardedIndex
 from retina.services.search.store import (
     AppliedRecord,
@@ -34,10 +34,8 @@ log = logging.getLogger(__name__)
 
 EXACT_SEARCH_LIMIT = 5_000  # filtered sets up to this size are scored exactly, without the index
 MAX_RESULTS = 100
-# A query photo is decoded only if its header promises at most this many pixels (a 50-megapixel
-# photo, ~150 MB decoded): a small PNG can declare 8000x8000 px and cost 200 MB and more to decode.
-MAX_IMAGE_PIXELS = 50_000_000
 IMAGE_FORMATS = frozenset({"JPEG", "PNG", "BMP", "TIFF", "WEBP", "MPO"})  # MPO: phones' multi-frame JPEG
+ACCEPTED = "JPEG, PNG, BMP, TIFF or WebP"
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 
@@ -164,14 +162,10 @@ class SearchEngine:
             raise SearchInputError(
                 f"image: {len(data) / 2**20:.1f} MB is over the {limits.max_image_bytes / 2**20:.0f} MB limit"
             )
-        w, h = _header_size(data)  # the header alone: the size is checked before anything is decoded
-        if max(h, w) > limits.max_image_side:
-            raise SearchInputError(f"image: {w}x{h} px is over the {limits.max_image_side} px limit")
-        if w * h > MAX_IMAGE_PIXELS:
-            raise SearchInputError(
-                f"image: {w}x{h} px is {w * h / 1e6:.0f} megapixels, over the {MAX_IMAGE_PIXELS / 1e6:.0f}"
-                " megapixel limit"
-            )
+        try:  # the header alone: the size is checked before anything is decoded
+            image_header(data, "image", IMAGE_FORMATS, accepted=ACCEPTED, max_side=limits.max_image_side)
+        except InvalidArgument as exc:
+            raise SearchInputError(str(exc)) from None
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         if image is None:
             raise SearchInputError("image: the picture is damaged and cannot be decoded")
@@ -186,17 +180,34 @@ class SearchEngine:
             raise SearchInputError("image: the object is too small (less than 8 px a side)")
         return self.embedder.embed([image])
 
-    def track_query(self, track_key: str, department: str) -> tuple[np.ndarray, StoredTrack]:
-        """The vectors of an indexed track, if the department may see its camera."""
+    def visible_track(self, track_key: str, department: str) -> StoredTrack:
+        """A stored track, if the department may search its camera; else NotFoundError, the same for
+        a track that does not exist (so a department learns nothing of other departments' tracks)."""
         track = self.store.track(track_key)
         if track is None or not track.visible_to(department):
             raise NotFoundError(
                 f"track_id: no track {quote(track_key)} visible to department {quote(department)}"
             )
+        return track
+
+    def track_query(self, track_key: str, department: str) -> tuple[np.ndarray, StoredTrack]:
+        """The vectors of an indexed track, if the department may see its camera."""
+        track = self.visible_track(track_key, department)
         vectors = self.store.track_vectors(track_key)
         if len(vectors) == 0:
             raise NotFoundError(f"track_id: track {quote(track_key)} has no appearance indexed yet")
         return vectors, track
+
+    def crop(self, track_key: str, department: str) -> tuple[bytes, float]:
+        """The best crop JPEG of a track the department may search, and when it was seen."""
+        track = self.visible_track(track_key, department)
+        jpeg = None
+        if track.crop_path is not None:
+            with contextlib.suppress(FileNotFoundError):  # its shard may expire meanwhile
+                jpeg = (self.store.crop_dir / track.crop_path).read_bytes()
+        if jpeg is None:
+            raise NotFoundError(f"track_id: track {quote(track_key)} has no crop")
+        return jpeg, track.crop_seen_at if track.crop_seen_at is not None else track.last_seen
 
     def search(
         self,
@@ -258,24 +269,6 @@ class SearchEngine:
                 if len(hits) >= k:
                     return hits
         return hits
-
-
-def _header_size(data: bytes) -> tuple[int, int]:
-    """(width, height) from an image's header, without decoding its pixels; SearchInputError if the
-    bytes are not a picture of a format the service takes."""
-    try:
-        with PIL.Image.open(io.BytesIO(data)) as header:
-            if header.format not in IMAGE_FORMATS:
-                raise SearchInputError(
-                    f"image: {header.format} pictures are not taken (send JPEG, PNG, BMP, TIFF or WebP)"
-                )
-            return header.size
-    except PIL.Image.DecompressionBombError:  # Pillow's own limit, far above ours
-        raise SearchInputError(f"image: over the {MAX_IMAGE_PIXELS / 1e6:.0f} megapixel limit") from None
-    except SearchInputError:
-        raise
-    except Exception:  # Pillow's plug-ins raise many kinds for damaged headers
-        raise SearchInputError("image: not a picture (send JPEG, PNG, BMP, TIFF or WebP bytes)") from None
 
 
 def _passes(track: StoredTrack, department: str, filters: Filters) -> bool:

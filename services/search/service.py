@@ -1,32 +1,24 @@
-"""The search service: FEATURES stream → feature store + FAISS index; gRPC Search; signed crop URLs.
+"""The search service: FEATURES stream → feature store + FAISS index; gRPC Search and GetCrop.
 
 A feature record is acknowledged only after it is committed to the store, so the index is always
 recoverable: at start each index shard is checked against the store and rebuilt if needed, and an
-empty store replays the whole FEATURES stream. Crops are served over HTTP at URLs signed with an
-HMAC and an expiry, so a link handed to one department does not open every crop.
+empty store replays the whole FEATURES stream. Crops leave only through GetCrop, within the asking
+department's scope (the gateway serves them to its users).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
-import os
-import secrets
-import threading
 import time
 from collections.abc import Awaitable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import TypeVar
-from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import grpc
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
 
-from retina.services.core import bus
+from retina.services.core import bus, service_auth
 from retina.services.core.config import RetinaConfig, format_validation_error
 from retina.services.core.features import COLOUR_NAMES, TRACK_KEY_PATTERN, FeatureRecord
 from retina.services.core.incident import IncidentMessage
@@ -72,83 +64,9 @@ IMAGE_DECODES_AT_ONCE = 2  # bounds the memory of decoding query photos (each up
 MAX_FILTER_VALUES = 1000  # camera ids, families or colours in one filter
 
 
-class CropUrls:
-    """Signs and checks crop URLs: ``<base>/crops/<path>?expires=<epoch>&signature=<hmac>``."""
-
-    def __init__(self, secret: bytes, base_url: str, ttl_seconds: float):
-        self.secret = secret
-        self.base_url = base_url.rstrip("/")
-        self.ttl_seconds = ttl_seconds
-
-    def _signature(self, path: str, expires: int) -> str:
-        return hmac.new(self.secret, f"{path}\n{expires}".encode(), hashlib.sha256).hexdigest()
-
-    def sign(self, path: str, now: float | None = None) -> str:
-        expires = int((now or time.time()) + self.ttl_seconds)
-        signature = self._signature(path, expires)
-        return f"{self.base_url}/crops/{quote(path)}?expires={expires}&signature={signature}"
-
-    def verify(self, path: str, expires: str, signature: str) -> bool:
-        try:
-            expiry = int(expires)
-        except ValueError:
-            return False
-        return expiry >= time.time() and hmac.compare_digest(signature, self._signature(path, expiry))
-
-
-def load_or_create_secret(data_dir: Path) -> bytes:
-    """The URL-signing secret: RETINA_CROP_URL_SECRET, else one generated once in the data folder."""
-    from_env = os.environ.get("RETINA_CROP_URL_SECRET")
-    if from_env:
-        return from_env.encode()
-    path = data_dir / "crop-url.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
-    return path.read_text().strip().encode()
-
-
-def serve_crops(crop_dir: Path, urls: CropUrls, host: str, port: int) -> ThreadingHTTPServer:
-    """Serve crop JPEGs at signed URLs (403 for a bad or expired signature) in a daemon thread."""
-    root = crop_dir.resolve()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            parts = urlsplit(self.path)
-            query = parse_qs(parts.query)
-            path = unquote(parts.path.removeprefix("/crops/"))
-            if not parts.path.startswith("/crops/"):
-                self.send_error(404)
-                return
-            if not urls.verify(path, query.get("expires", [""])[0], query.get("signature", [""])[0]):
-                self.send_error(403, "bad or expired signature")
-                return
-            target = (root / path).resolve()
-            if not target.is_relative_to(root) or not target.is_file():
-                self.send_error(404)
-                return
-            data = target.read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Cache-Control", "private, max-age=300")
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args) -> None:  # access logs stay out of the service log
-            return
-
-    server = ThreadingHTTPServer((host, port), Handler)
-    threading.Thread(target=server.serve_forever, name="crops-http", daemon=True).start()
-    return server
-
-
 class SearchServicer(search_pb2_grpc.SearchServiceServicer):
-    def __init__(self, engine: SearchEngine, urls: CropUrls, incidents_address: str | None):
+    def __init__(self, engine: SearchEngine, incidents_address: str | None):
         self.engine = engine
-        self.urls = urls
         self.incidents_address = incidents_address
         self.records_applied = 0
         self._decoding = asyncio.Semaphore(IMAGE_DECODES_AT_ONCE)
@@ -187,12 +105,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         return response
 
     async def _search(self, request: search_pb2.SearchRequest) -> search_pb2.SearchResponse:
-        department = request.department.strip()
-        if not department:
-            raise SearchInputError(
-                "department: say which department searches (results follow its sharing scope)"
-            )
-        check_token(department, "department")
+        department = _department(request.department)
         if request.k > MAX_RESULTS:
             raise SearchInputError(f"k: at most {MAX_RESULTS} (got {request.k})")
         filters = _filters(request.filters)
@@ -206,12 +119,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             async with self._decoding:
                 queries = await asyncio.to_thread(self.engine.embed_image, request.image, region)
         elif kind == "track_id":
-            if not TRACK_KEY_PATTERN.fullmatch(request.track_id):
-                raise SearchInputError(
-                    f"track_id: {short_repr(request.track_id)} is not a track id (<camera>:<ms>:<tracker id>,"
-                    " as search results give it)"
-                )
-            queries, track = self.engine.track_query(request.track_id, department)
+            queries, track = self.engine.track_query(_track_id(request.track_id), department)
             exclude = track.key
         elif kind == "incident_id":
             check_token(request.incident_id, "incident_id")  # the incident store's own rule
@@ -233,7 +141,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         overlaps the incident's time."""
         if not self.incidents_address:
             raise NotFoundError("incident_id: this search service was started without --incidents-address")
-        async with grpc.aio.insecure_channel(self.incidents_address) as channel:
+        async with service_auth.aio_channel(self.incidents_address, service_auth.own_token()) as channel:
             stub = incidents_pb2_grpc.IncidentServiceStub(channel)
             try:
                 incident = await stub.GetIncident(
@@ -278,10 +186,18 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             family=track.family,
             class_name=track.class_name,
             colours=track.colours,
-            crop_url=self.urls.sign(track.crop_path) if track.crop_path else "",
+            has_crop=track.crop_path is not None,
             crop_seen_at=to_timestamp(track.crop_seen_at),
             bbox=bbox,
         )
+
+    async def GetCrop(self, request, context) -> search_pb2.Crop:
+        return await self._answer(context, "GetCrop", "crop", self._crop(request))
+
+    async def _crop(self, request: search_pb2.GetCropRequest) -> search_pb2.Crop:
+        track_id, department = _track_id(request.track_id), _department(request.department)
+        jpeg, seen_at = await asyncio.to_thread(self.engine.crop, track_id, department)
+        return search_pb2.Crop(jpeg=jpeg, seen_at=to_timestamp(seen_at))
 
     async def GetIndexStats(self, request, context) -> search_pb2.IndexStats:
         return await self._answer(context, "GetIndexStats", "stats", self._index_stats())
@@ -298,6 +214,24 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             embedder=self.engine.embedder.key,
             records_applied=self.records_applied,
         )
+
+
+def _department(value: str) -> str:
+    """The requesting department (its sharing scope decides what it may see)."""
+    department = value.strip()
+    if not department:
+        raise SearchInputError("department: say which department searches (results follow its sharing scope)")
+    return check_token(department, "department")
+
+
+def _track_id(value: str) -> str:
+    """A track id as search results give it (``<camera>:<first seen, ms>:<tracker id>``)."""
+    if not TRACK_KEY_PATTERN.fullmatch(value):
+        raise SearchInputError(
+            f"track_id: {short_repr(value)} is not a track id (<camera>:<ms>:<tracker id>, as search results"
+            " give it)"
+        )
+    return value
 
 
 def _filters(message: search_pb2.SearchFilters) -> Filters:
@@ -405,7 +339,8 @@ def run_search_service(settings: SearchSettings, config: RetinaConfig) -> None:
     ``features`` and ``search`` sections).
     """
     data_dir, listen, incidents_address = settings.data_dir, settings.listen, settings.incidents_address
-    grpc_port, http_port, metrics_port = settings.grpc_port, settings.http_port, settings.metrics_port
+    grpc_port, metrics_port = settings.grpc_port, settings.metrics_port
+    auth = service_auth.configure(settings)
 
     async def main(stop: asyncio.Event) -> None:
         engine = SearchEngine(data_dir, config)
@@ -420,20 +355,16 @@ def run_search_service(settings: SearchSettings, config: RetinaConfig) -> None:
             },
         )
         serve_metrics(metrics_port, listen)
-        urls = CropUrls(load_or_create_secret(data_dir), "", config.search.crop_url_ttl_seconds)
-        http = serve_crops(engine.store.crop_dir, urls, listen, http_port)
-        base_url = config.search.crop_url_base or f"http://{listen}:{http.server_address[1]}"
-        urls.base_url = base_url.rstrip("/")
-        servicer = SearchServicer(engine, urls, incidents_address)
+        servicer = SearchServicer(engine, incidents_address)
         server, _, port = await start_grpc_server(
             listen, grpc_port,
             lambda s: add_guarded(s, search_pb2_grpc.add_SearchServiceServicer_to_server, servicer),
             SERVICE_NAME,
-            max_message_bytes=receive_limit(config),
+            max_message_bytes=receive_limit(config), auth=auth,
         )  # fmt: skip
         log.info(
             "search serving",
-            extra={"grpc_port": port, "crop_url_base": base_url, "embedder": engine.embedder.key},
+            extra={"grpc_port": port, "embedder": engine.embedder.key},
         )
 
         def drop_expired() -> None:
@@ -454,7 +385,6 @@ def run_search_service(settings: SearchSettings, config: RetinaConfig) -> None:
             await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
         except (TimeoutError, Exception) as exc:
             log.warning("background tasks did not stop cleanly", extra={"error": str(exc)})
-        http.shutdown()
         saved = await asyncio.to_thread(engine.index.save)
         engine.store.close()
         log.info("search stopped", extra={"shards_saved": saved})

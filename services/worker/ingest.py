@@ -180,6 +180,7 @@ class CameraSource:
         self.realtime = realtime or self.live
         self.retry_files = retry_files
         self.health = CameraHealth()
+        self.latest: SampledFrame | None = None  # the newest frame decoded for analysis (CaptureFrame)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"ingest-{camera.id}", daemon=True)
         self._clock = _StreamClock(self.live, self.realtime, None if self.live else file_start_epoch)
@@ -313,9 +314,9 @@ class CameraSource:
                         if delay > 0 and self._stop.wait(delay):
                             return "eof"
                     self.health.frames_sampled += 1
-                    self.buffer.put(
-                        SampledFrame(self.camera.id, t, frame.to_ndarray(format="bgr24")), self._stop
-                    )
+                    sampled = SampledFrame(self.camera.id, t, frame.to_ndarray(format="bgr24"))
+                    self.latest = sampled  # a reference, never a copy: frames are not written to
+                    self.buffer.put(sampled, self._stop)
                 if frames:  # after pacing and handing on: time spent here is not the source's
                     progress_at = time.monotonic()
             if self.live:

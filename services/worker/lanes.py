@@ -21,7 +21,7 @@ from retina.algorithms.sdk import HandedOverIncident
 from retina.services.core.config import CameraConfig, DetectorConfig, RetinaConfig
 from retina.services.worker.detector import Detector
 from retina.services.worker.features import FeatureExtractor
-from retina.services.worker.ingest import CameraHealth, StatusCallback
+from retina.services.worker.ingest import CameraHealth, SampledFrame, StatusCallback
 from retina.services.worker.pipeline import Analyzer, EventsCallback
 
 log = logging.getLogger(__name__)
@@ -185,6 +185,11 @@ class DeviceLanes:
     def request_clip(self, camera_id: str, incident_id: str, around: float, on_ready) -> None:
         lane = self.lane_of(camera_id) or next(iter(self.lanes.values()))
         lane.analyzer.request_clip(camera_id, incident_id, around, on_ready)
+
+    def latest_frame(self, camera_id: str) -> tuple[CameraConfig, SampledFrame | None] | None:
+        """A camera's configuration and newest frame (see Analyzer.latest_frame); None if not here."""
+        lane = self.lane_of(camera_id)
+        return lane.analyzer.latest_frame(camera_id) if lane is not None else None
 
     def health(self) -> dict[str, tuple[str, CameraHealth]]:
         """Every camera's (device id, health)."""

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import grpc
 
+from retina.services.core import service_auth
 from retina.services.core.serving import pause
 from retina.services.worker.lanes import DeviceLanes
 from retina.v1 import scheduler_pb2, scheduler_pb2_grpc, worker_pb2
@@ -69,7 +70,7 @@ class SchedulerLease:
 
     async def run(self, stop: asyncio.Event) -> None:
         registered = False
-        async with grpc.aio.insecure_channel(self.scheduler_address) as channel:
+        async with service_auth.aio_channel(self.scheduler_address, service_auth.own_token()) as channel:
             stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
             while not stop.is_set():
                 try:

@@ -340,6 +340,13 @@ class Analyzer:
         with self._lock:
             return {cid: entry.source.health for cid, entry in self._cameras.items()}
 
+    def latest_frame(self, camera_id: str) -> tuple[CameraConfig, SampledFrame | None] | None:
+        """A camera's configuration and newest decoded frame (None before the first); None if the
+        camera is not here."""
+        with self._lock:
+            entry = self._cameras.get(camera_id)
+        return None if entry is None else (entry.config, entry.source.latest)
+
     def all_finished(self) -> bool:
         """True once every camera's source has ended and its last frame was analysed."""
         with self._lock:

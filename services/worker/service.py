@@ -1,4 +1,4 @@
-"""The analysis worker service: gRPC control (assign/release/status), NATS out, SIGTERM-safe.
+"""The analysis worker service: gRPC control (assign/release/status, frame capture), NATS out, SIGTERM-safe.
 
 Threads: one decode thread per camera, one analysis thread (detector, trackers, rules), and the
 asyncio loop (gRPC server, NATS connection, outbox publishers, camera status), plus the feature
@@ -20,9 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
+import numpy as np
 
-from retina.services.core import bus
-from retina.services.core.config import ConfigError, RetinaConfig, validate_camera
+from retina.services.core import bus, service_auth
+from retina.services.core.config import CameraConfig, ConfigError, RetinaConfig, validate_camera
 from retina.services.core.convert import (
     camera_from_proto,
     camera_state_to_proto,
@@ -30,6 +31,7 @@ from retina.services.core.convert import (
     open_incident_to_proto,
 )
 from retina.services.core.features import FeatureRecord, make_family_embedders
+from retina.services.core.incident import draw_zone, encode_jpeg
 from retina.services.core.metrics import serve_metrics
 from retina.services.core.outbox import Outbox
 from retina.services.core.serving import pause, run_until_signalled, start_grpc_server, to_timestamp
@@ -56,6 +58,7 @@ STATUS_REPUBLISH_SECONDS = 15.0
 SHUTDOWN_DRAIN_SECONDS = 10.0
 HANDOVER_FLUSH_SECONDS = 5.0  # a released camera's events reach the outbox before the reply
 MAX_RESUMED_INCIDENTS = 1000
+MAX_ZONE_NAME_LENGTH = 64  # as algorithms.sdk.config.Zone allows
 
 
 def health_to_proto(camera_id: str, health_: CameraHealth, device_id: str = "") -> worker_pb2.CameraStatus:
@@ -89,6 +92,20 @@ def health_to_json(camera_id: str, worker_id: str, health_: CameraHealth) -> byt
             "reconnects": health_.reconnects,
         }
     ).encode()
+
+
+def zone_polygon(camera: CameraConfig, name: str) -> list[tuple[float, float]] | None:
+    """The polygon of the camera's zone called ``name`` (the first rule that has one), or None."""
+    zones = (zone for spec in camera.algorithms for zone in spec.zones if zone.name == name)
+    return next((zone.polygon for zone in zones), None)
+
+
+def render_frame(image: np.ndarray, polygon: list[tuple[float, float]] | None) -> bytes:
+    """JPEG of a frame with the zone's outline, when given, drawn on a copy (frames are shared)."""
+    if polygon is not None:
+        image = image.copy()
+        draw_zone(image, polygon)
+    return encode_jpeg(image)
 
 
 class Worker:
@@ -181,6 +198,8 @@ class Worker:
         stop: asyncio.Event,
         scheduler_address: str | None = None,
         advertise: str | None = None,
+        *,
+        auth: service_auth.Authenticator | None,
     ) -> None:
         """Run until ``stop`` is set, then shut down cleanly (see module doc).
 
@@ -198,6 +217,7 @@ class Worker:
                 s, worker_pb2_grpc.add_WorkerServiceServicer_to_server, _WorkerServicer(self)
             ),
             "retina.v1.WorkerService",
+            auth=auth,
         )
         log.info("worker serving", extra={"grpc_port": port, "worker_id": self.worker_id})
 
@@ -294,6 +314,28 @@ class _WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
             released=True, open_incidents=[open_incident_to_proto(i) for i in handed]
         )
 
+    async def CaptureFrame(self, request, context):
+        camera_id = check_token(request.camera_id, "camera_id")
+        zone = check_text(request.zone, "zone", max_length=MAX_ZONE_NAME_LENGTH)
+        found = self.worker.lanes.latest_frame(camera_id)
+        if found is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"camera {camera_id!r} is not assigned here")
+        camera, frame = found
+        polygon = zone_polygon(camera, zone) if zone else None
+        if zone and polygon is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"camera {camera_id!r} has no zone {zone!r}")
+        if frame is None:
+            _, health_ = self.worker.lanes.health().get(camera_id, ("", CameraHealth()))
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                f"camera {camera_id!r} has no frame yet ({health_.state.value}: {health_.reason})",
+            )
+        jpeg = await asyncio.to_thread(render_frame, frame.image, polygon)
+        height, width = frame.image.shape[:2]
+        return worker_pb2.CapturedFrame(
+            jpeg=jpeg, captured_at=to_timestamp(frame.timestamp), width=width, height=height
+        )
+
     async def GetStatus(self, request, context):
         return worker_pb2.WorkerStatus(
             worker_id=self.worker.worker_id,
@@ -309,6 +351,7 @@ def run_worker(settings: WorkerSettings, config: RetinaConfig) -> None:
     ``settings``: ports, address, data folder, NATS URL (which wins over ``config``'s ``nats.url``).
     """
     config = config.model_copy(update={"nats": config.nats.model_copy(update={"url": settings.nats_url})})
+    auth = service_auth.configure(settings)
 
     async def main(stop: asyncio.Event) -> None:
         worker = Worker(config, settings.data_dir, settings.worker_id)
@@ -320,6 +363,7 @@ def run_worker(settings: WorkerSettings, config: RetinaConfig) -> None:
             stop,
             settings.scheduler,
             settings.advertise,
+            auth=auth,
         )
         log.info("worker exited", extra={"uptime_seconds": round(time.time() - started, 1)})
 

@@ -35,12 +35,14 @@ class Zone(_message.Message):
     def __init__(self, name: _Optional[str] = ..., polygon: _Optional[_Iterable[_Union[Point, _Mapping]]] = ...) -> None: ...
 
 class ActiveHours(_message.Message):
-    __slots__ = ("start", "end")
+    __slots__ = ("start", "end", "days")
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
     start: str
     end: str
-    def __init__(self, start: _Optional[str] = ..., end: _Optional[str] = ...) -> None: ...
+    days: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, start: _Optional[str] = ..., end: _Optional[str] = ..., days: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AlgorithmSpec(_message.Message):
     __slots__ = ("name", "zones", "params", "active_hours")

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from retina.v1 import common_pb2 as retina_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19retina/v1/incidents.proto\x12\tretina.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16retina/v1/common.proto\"\x99\x01\n\x14ListIncidentsRequest\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x12\n\ndepartment\x18\x02 \x01(\t\x12\x11\n\talgorithm\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12)\n\x05since\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05limit\x18\x06 \x01(\x05\"?\n\x15ListIncidentsResponse\x12&\n\tincidents\x18\x01 \x03(\x0b\x32\x13.retina.v1.Incident\" \n\x12GetIncidentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"C\n\x14\x43loseIncidentRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tclosed_by\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\"\xee\x04\n\x08Incident\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63\x61mera_name\x18\x03 \x01(\t\x12\x12\n\ndepartment\x18\x04 \x01(\t\x12\x11\n\talgorithm\x18\x05 \x01(\t\x12\x0c\n\x04zone\x18\x06 \x01(\t\x12\r\n\x05state\x18\x07 \x01(\t\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_seen_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rdwell_seconds\x18\x0b \x01(\x01\x12\x1d\n\x04\x62\x62ox\x18\x0c \x01(\x0b\x32\x0f.retina.v1.BBox\x12\x12\n\nconfidence\x18\r \x01(\x01\x12(\n\x08location\x18\x0e \x01(\x0b\x32\x16.retina.v1.GeoLocation\x12\x15\n\rsnapshot_path\x18\x0f \x01(\t\x12\x10\n\x08revision\x18\x10 \x01(\r\x12\x12\n\nend_reason\x18\x11 \x01(\t\x12\x17\n\x0f\x64ispatch_status\x18\x12 \x01(\t\x12\x11\n\tclosed_by\x18\x13 \x01(\t\x12\x12\n\nclose_note\x18\x14 \x01(\t\x12-\n\tclosed_at\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cmessage_json\x18\x16 \x01(\t\x12\x11\n\tclip_path\x18\x17 \x01(\t\x12\x11\n\ttrack_key\x18\x18 \x01(\t2\xef\x01\n\x0fIncidentService\x12R\n\rListIncidents\x12\x1f.retina.v1.ListIncidentsRequest\x1a .retina.v1.ListIncidentsResponse\x12\x41\n\x0bGetIncident\x12\x1d.retina.v1.GetIncidentRequest\x1a\x13.retina.v1.Incident\x12\x45\n\rCloseIncident\x12\x1f.retina.v1.CloseIncidentRequest\x1a\x13.retina.v1.Incidentb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19retina/v1/incidents.proto\x12\tretina.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16retina/v1/common.proto\"\x8f\x02\n\x14ListIncidentsRequest\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x12\n\ndepartment\x18\x02 \x01(\t\x12\x11\n\talgorithm\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12)\n\x05since\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05limit\x18\x06 \x01(\x05\x12\x12\n\nvisible_to\x18\x07 \x03(\t\x12\x0c\n\x04zone\x18\x08 \x01(\t\x12)\n\x05until\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06offset\x18\n \x01(\x05\x12\x17\n\x0f\x64ispatch_status\x18\x0b \x01(\t\"?\n\x15ListIncidentsResponse\x12&\n\tincidents\x18\x01 \x03(\x0b\x32\x13.retina.v1.Incident\"\x83\x01\n\x17GetDispatchStatsRequest\x12\x12\n\nvisible_to\x18\x01 \x03(\t\x12)\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8c\x01\n\x10\x44ispatchStatsRow\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x11\n\tincidents\x18\x03 \x01(\r\x12\x0e\n\x06\x63losed\x18\x04 \x01(\r\x12\x14\n\x0c\x66\x61lse_alarms\x18\x05 \x01(\r\x12\x19\n\x11\x66\x61lse_alarm_ratio\x18\x06 \x01(\x01\":\n\rDispatchStats\x12)\n\x04rows\x18\x01 \x03(\x0b\x32\x1b.retina.v1.DispatchStatsRow\" \n\x12GetIncidentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xe9\x01\n\x0f\x44ispatchRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0c\n\x04note\x18\x04 \x01(\t\x12\x10\n\x08\x61ssignee\x18\x05 \x01(\t\x12*\n\x06\x64ue_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x0f\n\x07outcome\x18\x08 \x01(\t\x12\r\n\x05photo\x18\t \x01(\x0c\x12\x17\n\x0f\x65xpected_status\x18\n \x01(\t\x12\x16\n\x0everify_seconds\x18\x0b \x01(\x01\"\xbd\x01\n\x0cHistoryEntry\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x10\n\x08revision\x18\x04 \x01(\r\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\x0c\n\x04note\x18\x06 \x01(\t\x12\x0e\n\x06status\x18\x07 \x01(\t\x12\x12\n\nmedia_path\x18\x08 \x01(\t\x12\x14\n\x0c\x64\x65tails_json\x18\t \x01(\t\";\n\x0fIncidentHistory\x12(\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x17.retina.v1.HistoryEntry\"\x1f\n\x0fGetMediaRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\">\n\nMediaChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\"\x89\x06\n\x08Incident\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63\x61mera_name\x18\x03 \x01(\t\x12\x12\n\ndepartment\x18\x04 \x01(\t\x12\x11\n\talgorithm\x18\x05 \x01(\t\x12\x0c\n\x04zone\x18\x06 \x01(\t\x12\r\n\x05state\x18\x07 \x01(\t\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_seen_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rdwell_seconds\x18\x0b \x01(\x01\x12\x1d\n\x04\x62\x62ox\x18\x0c \x01(\x0b\x32\x0f.retina.v1.BBox\x12\x12\n\nconfidence\x18\r \x01(\x01\x12(\n\x08location\x18\x0e \x01(\x0b\x32\x16.retina.v1.GeoLocation\x12\x15\n\rsnapshot_path\x18\x0f \x01(\t\x12\x10\n\x08revision\x18\x10 \x01(\r\x12\x12\n\nend_reason\x18\x11 \x01(\t\x12\x17\n\x0f\x64ispatch_status\x18\x12 \x01(\t\x12\x11\n\tclosed_by\x18\x13 \x01(\t\x12\x12\n\nclose_note\x18\x14 \x01(\t\x12-\n\tclosed_at\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cmessage_json\x18\x16 \x01(\t\x12\x11\n\tclip_path\x18\x17 \x01(\t\x12\x11\n\ttrack_key\x18\x18 \x01(\t\x12\x12\n\nvisible_to\x18\x19 \x03(\t\x12\x10\n\x08\x61ssignee\x18\x1a \x01(\t\x12*\n\x06\x64ue_at\x18\x1b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63lose_reason\x18\x1c \x01(\t\x12\x31\n\rverify_due_at\x18\x1d \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xc9\x03\n\x0fIncidentService\x12R\n\rListIncidents\x12\x1f.retina.v1.ListIncidentsRequest\x1a .retina.v1.ListIncidentsResponse\x12\x41\n\x0bGetIncident\x12\x1d.retina.v1.GetIncidentRequest\x1a\x13.retina.v1.Incident\x12O\n\x12GetIncidentHistory\x12\x1d.retina.v1.GetIncidentRequest\x1a\x1a.retina.v1.IncidentHistory\x12;\n\x08\x44ispatch\x12\x1a.retina.v1.DispatchRequest\x1a\x13.retina.v1.Incident\x12?\n\x08GetMedia\x12\x1a.retina.v1.GetMediaRequest\x1a\x15.retina.v1.MediaChunk0\x01\x12P\n\x10GetDispatchStats\x12\".retina.v1.GetDispatchStatsRequest\x1a\x18.retina.v1.DispatchStatsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,15 +34,29 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'retina.v1.incidents_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_LISTINCIDENTSREQUEST']._serialized_start=98
-  _globals['_LISTINCIDENTSREQUEST']._serialized_end=251
-  _globals['_LISTINCIDENTSRESPONSE']._serialized_start=253
-  _globals['_LISTINCIDENTSRESPONSE']._serialized_end=316
-  _globals['_GETINCIDENTREQUEST']._serialized_start=318
-  _globals['_GETINCIDENTREQUEST']._serialized_end=350
-  _globals['_CLOSEINCIDENTREQUEST']._serialized_start=352
-  _globals['_CLOSEINCIDENTREQUEST']._serialized_end=419
-  _globals['_INCIDENT']._serialized_start=422
-  _globals['_INCIDENT']._serialized_end=1044
-  _globals['_INCIDENTSERVICE']._serialized_start=1047
-  _globals['_INCIDENTSERVICE']._serialized_end=1286
+  _globals['_LISTINCIDENTSREQUEST']._serialized_end=369
+  _globals['_LISTINCIDENTSRESPONSE']._serialized_start=371
+  _globals['_LISTINCIDENTSRESPONSE']._serialized_end=434
+  _globals['_GETDISPATCHSTATSREQUEST']._serialized_start=437
+  _globals['_GETDISPATCHSTATSREQUEST']._serialized_end=568
+  _globals['_DISPATCHSTATSROW']._serialized_start=571
+  _globals['_DISPATCHSTATSROW']._serialized_end=711
+  _globals['_DISPATCHSTATS']._serialized_start=713
+  _globals['_DISPATCHSTATS']._serialized_end=771
+  _globals['_GETINCIDENTREQUEST']._serialized_start=773
+  _globals['_GETINCIDENTREQUEST']._serialized_end=805
+  _globals['_DISPATCHREQUEST']._serialized_start=808
+  _globals['_DISPATCHREQUEST']._serialized_end=1041
+  _globals['_HISTORYENTRY']._serialized_start=1044
+  _globals['_HISTORYENTRY']._serialized_end=1233
+  _globals['_INCIDENTHISTORY']._serialized_start=1235
+  _globals['_INCIDENTHISTORY']._serialized_end=1294
+  _globals['_GETMEDIAREQUEST']._serialized_start=1296
+  _globals['_GETMEDIAREQUEST']._serialized_end=1327
+  _globals['_MEDIACHUNK']._serialized_start=1329
+  _globals['_MEDIACHUNK']._serialized_end=1391
+  _globals['_INCIDENT']._serialized_start=1394
+  _globals['_INCIDENT']._serialized_end=2171
+  _globals['_INCIDENTSERVICE']._serialized_start=2174
+  _globals['_INCIDENTSERVICE']._serialized_end=2631
 # @@protoc_insertion_point(module_scope)

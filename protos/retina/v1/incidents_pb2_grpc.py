@@ -44,10 +44,25 @@ class IncidentServiceStub:
                 request_serializer=retina_dot_v1_dot_incidents__pb2.GetIncidentRequest.SerializeToString,
                 response_deserializer=retina_dot_v1_dot_incidents__pb2.Incident.FromString,
                 _registered_method=True)
-        self.CloseIncident = channel.unary_unary(
-                '/retina.v1.IncidentService/CloseIncident',
-                request_serializer=retina_dot_v1_dot_incidents__pb2.CloseIncidentRequest.SerializeToString,
+        self.GetIncidentHistory = channel.unary_unary(
+                '/retina.v1.IncidentService/GetIncidentHistory',
+                request_serializer=retina_dot_v1_dot_incidents__pb2.GetIncidentRequest.SerializeToString,
+                response_deserializer=retina_dot_v1_dot_incidents__pb2.IncidentHistory.FromString,
+                _registered_method=True)
+        self.Dispatch = channel.unary_unary(
+                '/retina.v1.IncidentService/Dispatch',
+                request_serializer=retina_dot_v1_dot_incidents__pb2.DispatchRequest.SerializeToString,
                 response_deserializer=retina_dot_v1_dot_incidents__pb2.Incident.FromString,
+                _registered_method=True)
+        self.GetMedia = channel.unary_stream(
+                '/retina.v1.IncidentService/GetMedia',
+                request_serializer=retina_dot_v1_dot_incidents__pb2.GetMediaRequest.SerializeToString,
+                response_deserializer=retina_dot_v1_dot_incidents__pb2.MediaChunk.FromString,
+                _registered_method=True)
+        self.GetDispatchStats = channel.unary_unary(
+                '/retina.v1.IncidentService/GetDispatchStats',
+                request_serializer=retina_dot_v1_dot_incidents__pb2.GetDispatchStatsRequest.SerializeToString,
+                response_deserializer=retina_dot_v1_dot_incidents__pb2.DispatchStats.FromString,
                 _registered_method=True)
 
 
@@ -66,8 +81,34 @@ class IncidentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def CloseIncident(self, request, context):
-        """A dispatcher closes an incident out after handling it.
+    def GetIncidentHistory(self, request, context):
+        """Every event of an incident (new, update, end) and every dispatch transition, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Dispatch(self, request, context):
+        """One step of the dispatch loop (分拨-处置-核查): assign, handle, verify, close, reopen.
+        FAILED_PRECONDITION when the step is not allowed from the incident's dispatch status (or
+        expected_status no longer holds); each step is recorded in the history and published on
+        retina.dispatch.<department>.<action>.<camera_id>.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMedia(self, request, context):
+        """A stored evidence file (snapshot, clip, field photo, verification evidence) in chunks.
+        NOT_FOUND for a path the store does not hold.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDispatchStats(self, request, context):
+        """False alarms per camera and rule: the incidents started in [since, until) that one of
+        visible_to may see (empty: every incident), counted per (camera_id, algorithm).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -86,10 +127,25 @@ def add_IncidentServiceServicer_to_server(servicer, server):
                     request_deserializer=retina_dot_v1_dot_incidents__pb2.GetIncidentRequest.FromString,
                     response_serializer=retina_dot_v1_dot_incidents__pb2.Incident.SerializeToString,
             ),
-            'CloseIncident': grpc.unary_unary_rpc_method_handler(
-                    servicer.CloseIncident,
-                    request_deserializer=retina_dot_v1_dot_incidents__pb2.CloseIncidentRequest.FromString,
+            'GetIncidentHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIncidentHistory,
+                    request_deserializer=retina_dot_v1_dot_incidents__pb2.GetIncidentRequest.FromString,
+                    response_serializer=retina_dot_v1_dot_incidents__pb2.IncidentHistory.SerializeToString,
+            ),
+            'Dispatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.Dispatch,
+                    request_deserializer=retina_dot_v1_dot_incidents__pb2.DispatchRequest.FromString,
                     response_serializer=retina_dot_v1_dot_incidents__pb2.Incident.SerializeToString,
+            ),
+            'GetMedia': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetMedia,
+                    request_deserializer=retina_dot_v1_dot_incidents__pb2.GetMediaRequest.FromString,
+                    response_serializer=retina_dot_v1_dot_incidents__pb2.MediaChunk.SerializeToString,
+            ),
+            'GetDispatchStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDispatchStats,
+                    request_deserializer=retina_dot_v1_dot_incidents__pb2.GetDispatchStatsRequest.FromString,
+                    response_serializer=retina_dot_v1_dot_incidents__pb2.DispatchStats.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -157,7 +213,7 @@ class IncidentService:
             _registered_method=True)
 
     @staticmethod
-    def CloseIncident(request,
+    def GetIncidentHistory(request,
             target,
             options=(),
             channel_credentials=None,
@@ -170,9 +226,90 @@ class IncidentService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/retina.v1.IncidentService/CloseIncident',
-            retina_dot_v1_dot_incidents__pb2.CloseIncidentRequest.SerializeToString,
+            '/retina.v1.IncidentService/GetIncidentHistory',
+            retina_dot_v1_dot_incidents__pb2.GetIncidentRequest.SerializeToString,
+            retina_dot_v1_dot_incidents__pb2.IncidentHistory.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Dispatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retina.v1.IncidentService/Dispatch',
+            retina_dot_v1_dot_incidents__pb2.DispatchRequest.SerializeToString,
             retina_dot_v1_dot_incidents__pb2.Incident.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMedia(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/retina.v1.IncidentService/GetMedia',
+            retina_dot_v1_dot_incidents__pb2.GetMediaRequest.SerializeToString,
+            retina_dot_v1_dot_incidents__pb2.MediaChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDispatchStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retina.v1.IncidentService/GetDispatchStats',
+            retina_dot_v1_dot_incidents__pb2.GetDispatchStatsRequest.SerializeToString,
+            retina_dot_v1_dot_incidents__pb2.DispatchStats.FromString,
             options,
             channel_credentials,
             insecure,

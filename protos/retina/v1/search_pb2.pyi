@@ -10,6 +10,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class GetCropRequest(_message.Message):
+    __slots__ = ("track_id", "department")
+    TRACK_ID_FIELD_NUMBER: _ClassVar[int]
+    DEPARTMENT_FIELD_NUMBER: _ClassVar[int]
+    track_id: str
+    department: str
+    def __init__(self, track_id: _Optional[str] = ..., department: _Optional[str] = ...) -> None: ...
+
+class Crop(_message.Message):
+    __slots__ = ("jpeg", "seen_at")
+    JPEG_FIELD_NUMBER: _ClassVar[int]
+    SEEN_AT_FIELD_NUMBER: _ClassVar[int]
+    jpeg: bytes
+    seen_at: _timestamp_pb2.Timestamp
+    def __init__(self, jpeg: _Optional[bytes] = ..., seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class SearchFilters(_message.Message):
     __slots__ = ("camera_ids", "start", "end", "families", "colours")
     CAMERA_IDS_FIELD_NUMBER: _ClassVar[int]
@@ -43,7 +59,7 @@ class SearchRequest(_message.Message):
     def __init__(self, image: _Optional[bytes] = ..., incident_id: _Optional[str] = ..., track_id: _Optional[str] = ..., region: _Optional[_Union[_common_pb2.BBox, _Mapping]] = ..., k: _Optional[int] = ..., filters: _Optional[_Union[SearchFilters, _Mapping]] = ..., department: _Optional[str] = ...) -> None: ...
 
 class Match(_message.Message):
-    __slots__ = ("track_id", "camera_id", "score", "first_seen", "last_seen", "family", "class_name", "colours", "crop_url", "crop_seen_at", "bbox")
+    __slots__ = ("track_id", "camera_id", "score", "first_seen", "last_seen", "family", "class_name", "colours", "has_crop", "crop_seen_at", "bbox")
     TRACK_ID_FIELD_NUMBER: _ClassVar[int]
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -52,7 +68,7 @@ class Match(_message.Message):
     FAMILY_FIELD_NUMBER: _ClassVar[int]
     CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
     COLOURS_FIELD_NUMBER: _ClassVar[int]
-    CROP_URL_FIELD_NUMBER: _ClassVar[int]
+    HAS_CROP_FIELD_NUMBER: _ClassVar[int]
     CROP_SEEN_AT_FIELD_NUMBER: _ClassVar[int]
     BBOX_FIELD_NUMBER: _ClassVar[int]
     track_id: str
@@ -63,10 +79,10 @@ class Match(_message.Message):
     family: str
     class_name: str
     colours: _containers.RepeatedScalarFieldContainer[str]
-    crop_url: str
+    has_crop: bool
     crop_seen_at: _timestamp_pb2.Timestamp
     bbox: _common_pb2.BBox
-    def __init__(self, track_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., score: _Optional[float] = ..., first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., family: _Optional[str] = ..., class_name: _Optional[str] = ..., colours: _Optional[_Iterable[str]] = ..., crop_url: _Optional[str] = ..., crop_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bbox: _Optional[_Union[_common_pb2.BBox, _Mapping]] = ...) -> None: ...
+    def __init__(self, track_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., score: _Optional[float] = ..., first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., family: _Optional[str] = ..., class_name: _Optional[str] = ..., colours: _Optional[_Iterable[str]] = ..., has_crop: _Optional[bool] = ..., crop_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bbox: _Optional[_Union[_common_pb2.BBox, _Mapping]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
     __slots__ = ("matches", "embedder")

@@ -44,6 +44,11 @@ class SearchServiceStub:
                 request_serializer=retina_dot_v1_dot_search__pb2.GetIndexStatsRequest.SerializeToString,
                 response_deserializer=retina_dot_v1_dot_search__pb2.IndexStats.FromString,
                 _registered_method=True)
+        self.GetCrop = channel.unary_unary(
+                '/retina.v1.SearchService/GetCrop',
+                request_serializer=retina_dot_v1_dot_search__pb2.GetCropRequest.SerializeToString,
+                response_deserializer=retina_dot_v1_dot_search__pb2.Crop.FromString,
+                _registered_method=True)
 
 
 class SearchServiceServicer:
@@ -65,6 +70,14 @@ class SearchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCrop(self, request, context):
+        """The best crop of a track (JPEG), if the requesting department may search its camera;
+        NOT_FOUND otherwise, exactly as for an unknown track.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SearchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +90,11 @@ def add_SearchServiceServicer_to_server(servicer, server):
                     servicer.GetIndexStats,
                     request_deserializer=retina_dot_v1_dot_search__pb2.GetIndexStatsRequest.FromString,
                     response_serializer=retina_dot_v1_dot_search__pb2.IndexStats.SerializeToString,
+            ),
+            'GetCrop': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCrop,
+                    request_deserializer=retina_dot_v1_dot_search__pb2.GetCropRequest.FromString,
+                    response_serializer=retina_dot_v1_dot_search__pb2.Crop.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -133,6 +151,33 @@ class SearchService:
             '/retina.v1.SearchService/GetIndexStats',
             retina_dot_v1_dot_search__pb2.GetIndexStatsRequest.SerializeToString,
             retina_dot_v1_dot_search__pb2.IndexStats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCrop(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retina.v1.SearchService/GetCrop',
+            retina_dot_v1_dot_search__pb2.GetCropRequest.SerializeToString,
+            retina_dot_v1_dot_search__pb2.Crop.FromString,
             options,
             channel_credentials,
             insecure,

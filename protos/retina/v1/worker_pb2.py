@@ -26,29 +26,33 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from retina.v1 import common_pb2 as retina_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16retina/v1/worker.proto\x12\tretina.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16retina/v1/common.proto\"t\n\x13\x41ssignCameraRequest\x12!\n\x06\x63\x61mera\x18\x01 \x01(\x0b\x32\x11.retina.v1.Camera\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\'\n\x06resume\x18\x03 \x03(\x0b\x32\x17.retina.v1.OpenIncident\"?\n\x14\x41ssignCameraResponse\x12\'\n\x06status\x18\x01 \x01(\x0b\x32\x17.retina.v1.CameraStatus\";\n\x14ReleaseCameraRequest\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x10\n\x08handover\x18\x02 \x01(\x08\"Z\n\x15ReleaseCameraResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\x12/\n\x0eopen_incidents\x18\x02 \x03(\x0b\x32\x17.retina.v1.OpenIncident\"\x12\n\x10GetStatusRequest\"\x8e\x02\n\x0c\x43\x61meraStatus\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\t \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.retina.v1.CameraState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rlast_frame_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x66rames_decoded\x18\x06 \x01(\x04\x12\x17\n\x0f\x66rames_analysed\x18\x07 \x01(\x04\x12\x12\n\nreconnects\x18\x08 \x01(\x04\"r\n\x0cWorkerStatus\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12(\n\x07\x63\x61meras\x18\x03 \x03(\x0b\x32\x17.retina.v1.CameraStatus\x12\x16\n\x0eoutbox_pending\x18\x04 \x01(\x04*\xad\x01\n\x0b\x43\x61meraState\x12\x1c\n\x18\x43\x41MERA_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43\x41MERA_STATE_STARTING\x10\x01\x12\x17\n\x13\x43\x41MERA_STATE_ONLINE\x10\x02\x12\x18\n\x14\x43\x41MERA_STATE_OFFLINE\x10\x03\x12\x18\n\x14\x43\x41MERA_STATE_STALLED\x10\x04\x12\x18\n\x14\x43\x41MERA_STATE_STOPPED\x10\x05\x32\xf7\x01\n\rWorkerService\x12O\n\x0c\x41ssignCamera\x12\x1e.retina.v1.AssignCameraRequest\x1a\x1f.retina.v1.AssignCameraResponse\x12R\n\rReleaseCamera\x12\x1f.retina.v1.ReleaseCameraRequest\x1a .retina.v1.ReleaseCameraResponse\x12\x41\n\tGetStatus\x12\x1b.retina.v1.GetStatusRequest\x1a\x17.retina.v1.WorkerStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16retina/v1/worker.proto\x12\tretina.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16retina/v1/common.proto\"6\n\x13\x43\x61ptureFrameRequest\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x0c\n\x04zone\x18\x02 \x01(\t\"m\n\rCapturedFrame\x12\x0c\n\x04jpeg\x18\x01 \x01(\x0c\x12/\n\x0b\x63\x61ptured_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05width\x18\x03 \x01(\r\x12\x0e\n\x06height\x18\x04 \x01(\r\"t\n\x13\x41ssignCameraRequest\x12!\n\x06\x63\x61mera\x18\x01 \x01(\x0b\x32\x11.retina.v1.Camera\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\'\n\x06resume\x18\x03 \x03(\x0b\x32\x17.retina.v1.OpenIncident\"?\n\x14\x41ssignCameraResponse\x12\'\n\x06status\x18\x01 \x01(\x0b\x32\x17.retina.v1.CameraStatus\";\n\x14ReleaseCameraRequest\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x10\n\x08handover\x18\x02 \x01(\x08\"Z\n\x15ReleaseCameraResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\x12/\n\x0eopen_incidents\x18\x02 \x03(\x0b\x32\x17.retina.v1.OpenIncident\"\x12\n\x10GetStatusRequest\"\x8e\x02\n\x0c\x43\x61meraStatus\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\t \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.retina.v1.CameraState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rlast_frame_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x66rames_decoded\x18\x06 \x01(\x04\x12\x17\n\x0f\x66rames_analysed\x18\x07 \x01(\x04\x12\x12\n\nreconnects\x18\x08 \x01(\x04\"r\n\x0cWorkerStatus\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12(\n\x07\x63\x61meras\x18\x03 \x03(\x0b\x32\x17.retina.v1.CameraStatus\x12\x16\n\x0eoutbox_pending\x18\x04 \x01(\x04*\xad\x01\n\x0b\x43\x61meraState\x12\x1c\n\x18\x43\x41MERA_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43\x41MERA_STATE_STARTING\x10\x01\x12\x17\n\x13\x43\x41MERA_STATE_ONLINE\x10\x02\x12\x18\n\x14\x43\x41MERA_STATE_OFFLINE\x10\x03\x12\x18\n\x14\x43\x41MERA_STATE_STALLED\x10\x04\x12\x18\n\x14\x43\x41MERA_STATE_STOPPED\x10\x05\x32\xc1\x02\n\rWorkerService\x12O\n\x0c\x41ssignCamera\x12\x1e.retina.v1.AssignCameraRequest\x1a\x1f.retina.v1.AssignCameraResponse\x12R\n\rReleaseCamera\x12\x1f.retina.v1.ReleaseCameraRequest\x1a .retina.v1.ReleaseCameraResponse\x12\x41\n\tGetStatus\x12\x1b.retina.v1.GetStatusRequest\x1a\x17.retina.v1.WorkerStatus\x12H\n\x0c\x43\x61ptureFrame\x12\x1e.retina.v1.CaptureFrameRequest\x1a\x18.retina.v1.CapturedFrameb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'retina.v1.worker_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CAMERASTATE']._serialized_start=840
-  _globals['_CAMERASTATE']._serialized_end=1013
-  _globals['_ASSIGNCAMERAREQUEST']._serialized_start=94
-  _globals['_ASSIGNCAMERAREQUEST']._serialized_end=210
-  _globals['_ASSIGNCAMERARESPONSE']._serialized_start=212
-  _globals['_ASSIGNCAMERARESPONSE']._serialized_end=275
-  _globals['_RELEASECAMERAREQUEST']._serialized_start=277
-  _globals['_RELEASECAMERAREQUEST']._serialized_end=336
-  _globals['_RELEASECAMERARESPONSE']._serialized_start=338
-  _globals['_RELEASECAMERARESPONSE']._serialized_end=428
-  _globals['_GETSTATUSREQUEST']._serialized_start=430
-  _globals['_GETSTATUSREQUEST']._serialized_end=448
-  _globals['_CAMERASTATUS']._serialized_start=451
-  _globals['_CAMERASTATUS']._serialized_end=721
-  _globals['_WORKERSTATUS']._serialized_start=723
-  _globals['_WORKERSTATUS']._serialized_end=837
-  _globals['_WORKERSERVICE']._serialized_start=1016
-  _globals['_WORKERSERVICE']._serialized_end=1263
+  _globals['_CAMERASTATE']._serialized_start=1007
+  _globals['_CAMERASTATE']._serialized_end=1180
+  _globals['_CAPTUREFRAMEREQUEST']._serialized_start=94
+  _globals['_CAPTUREFRAMEREQUEST']._serialized_end=148
+  _globals['_CAPTUREDFRAME']._serialized_start=150
+  _globals['_CAPTUREDFRAME']._serialized_end=259
+  _globals['_ASSIGNCAMERAREQUEST']._serialized_start=261
+  _globals['_ASSIGNCAMERAREQUEST']._serialized_end=377
+  _globals['_ASSIGNCAMERARESPONSE']._serialized_start=379
+  _globals['_ASSIGNCAMERARESPONSE']._serialized_end=442
+  _globals['_RELEASECAMERAREQUEST']._serialized_start=444
+  _globals['_RELEASECAMERAREQUEST']._serialized_end=503
+  _globals['_RELEASECAMERARESPONSE']._serialized_start=505
+  _globals['_RELEASECAMERARESPONSE']._serialized_end=595
+  _globals['_GETSTATUSREQUEST']._serialized_start=597
+  _globals['_GETSTATUSREQUEST']._serialized_end=615
+  _globals['_CAMERASTATUS']._serialized_start=618
+  _globals['_CAMERASTATUS']._serialized_end=888
+  _globals['_WORKERSTATUS']._serialized_start=890
+  _globals['_WORKERSTATUS']._serialized_end=1004
+  _globals['_WORKERSERVICE']._serialized_start=1183
+  _globals['_WORKERSERVICE']._serialized_end=1504
 # @@protoc_insertion_point(module_scope)

@@ -26,6 +26,26 @@ CAMERA_STATE_OFFLINE: CameraState
 CAMERA_STATE_STALLED: CameraState
 CAMERA_STATE_STOPPED: CameraState
 
+class CaptureFrameRequest(_message.Message):
+    __slots__ = ("camera_id", "zone")
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    ZONE_FIELD_NUMBER: _ClassVar[int]
+    camera_id: str
+    zone: str
+    def __init__(self, camera_id: _Optional[str] = ..., zone: _Optional[str] = ...) -> None: ...
+
+class CapturedFrame(_message.Message):
+    __slots__ = ("jpeg", "captured_at", "width", "height")
+    JPEG_FIELD_NUMBER: _ClassVar[int]
+    CAPTURED_AT_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    jpeg: bytes
+    captured_at: _timestamp_pb2.Timestamp
+    width: int
+    height: int
+    def __init__(self, jpeg: _Optional[bytes] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
+
 class AssignCameraRequest(_message.Message):
     __slots__ = ("camera", "device_id", "resume")
     CAMERA_FIELD_NUMBER: _ClassVar[int]

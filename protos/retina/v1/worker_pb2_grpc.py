@@ -49,6 +49,11 @@ class WorkerServiceStub:
                 request_serializer=retina_dot_v1_dot_worker__pb2.GetStatusRequest.SerializeToString,
                 response_deserializer=retina_dot_v1_dot_worker__pb2.WorkerStatus.FromString,
                 _registered_method=True)
+        self.CaptureFrame = channel.unary_unary(
+                '/retina.v1.WorkerService/CaptureFrame',
+                request_serializer=retina_dot_v1_dot_worker__pb2.CaptureFrameRequest.SerializeToString,
+                response_deserializer=retina_dot_v1_dot_worker__pb2.CapturedFrame.FromString,
+                _registered_method=True)
 
 
 class WorkerServiceServicer:
@@ -75,6 +80,15 @@ class WorkerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CaptureFrame(self, request, context):
+        """The camera's latest decoded frame as a JPEG, with a zone of its rules drawn when one is named
+        (evidence for verification: the scene as it is now). NOT_FOUND for a camera this worker does
+        not analyse or a zone it does not have; UNAVAILABLE before the first frame.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -92,6 +106,11 @@ def add_WorkerServiceServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=retina_dot_v1_dot_worker__pb2.GetStatusRequest.FromString,
                     response_serializer=retina_dot_v1_dot_worker__pb2.WorkerStatus.SerializeToString,
+            ),
+            'CaptureFrame': grpc.unary_unary_rpc_method_handler(
+                    servicer.CaptureFrame,
+                    request_deserializer=retina_dot_v1_dot_worker__pb2.CaptureFrameRequest.FromString,
+                    response_serializer=retina_dot_v1_dot_worker__pb2.CapturedFrame.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -175,6 +194,33 @@ class WorkerService:
             '/retina.v1.WorkerService/GetStatus',
             retina_dot_v1_dot_worker__pb2.GetStatusRequest.SerializeToString,
             retina_dot_v1_dot_worker__pb2.WorkerStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CaptureFrame(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retina.v1.WorkerService/CaptureFrame',
+            retina_dot_v1_dot_worker__pb2.CaptureFrameRequest.SerializeToString,
+            retina_dot_v1_dot_worker__pb2.CapturedFrame.FromString,
             options,
             channel_credentials,
             insecure,
