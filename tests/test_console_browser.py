@@ -117,20 +117,21 @@ class Console:
         headers = {"Authorization": f"Bearer {self.tokens[name]}"}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
-    def open(self) -> Tab:
-        """The console's front page in a new browser context (nobody logged in)."""
-        context = self.browser.new_context(viewport={"width": 1400, "height": 1000})
+    def open(self, viewport: dict[str, int] | None = None) -> Tab:
+        """The console's front page in a new browser context (nobody logged in); a dispatcher's
+        wide screen unless ``viewport`` says otherwise."""
+        context = self.browser.new_context(viewport=viewport or {"width": 1400, "height": 1000})
         tab = Tab(context.new_page()).watch()
         self.tabs.append(tab)
         tab.page.goto(self.url + "/")
         tab.page.wait_for_selector("form.login")
         return tab
 
-    def login(self, name: str, home: str) -> Tab:
+    def login(self, name: str, home: str, viewport: dict[str, int] | None = None) -> Tab:
         """``name`` logged in through the login page, on their home page (``#/queue``, ...) once it
         has rendered (app.js's route() does not cancel a page still loading: it would draw itself
         above the next one)."""
-        tab = self.open()
+        tab = self.open(viewport)
         tab.page.fill("form.login input[name=name]", name)
         tab.page.fill("form.login input[name=password]", PASSWORD)
         tab.page.click("form.login button[type=submit]")
@@ -543,3 +544,24 @@ def test_the_other_pages_render_without_errors(console_tabs: Console):
             wait_for_false_alarms(admin)
         admin.screenshot(f"admin-{tab}")
     admin.assert_clean()
+
+
+TABLET = {"width": 768, "height": 1024}  # a tablet held upright
+
+
+def test_the_dispatcher_pages_fit_a_tablet(console_tabs: Console):
+    console_tabs.enable_camera()
+    incident = console_tabs.open_incident()
+    tab = console_tabs.login("ana", "#/queue", viewport=TABLET)
+    page = tab.page
+    page.wait_for_selector(f"[data-incident-id='{incident['id']}']")
+    fits = "() => document.documentElement.scrollWidth <= window.innerWidth"
+    assert page.evaluate(fits), "the queue scrolls sideways on a tablet"
+    tab.go(f"#/incidents/{incident['id']}")
+    page.wait_for_selector("#timeline")
+    assert page.evaluate(fits), "the incident page scrolls sideways on a tablet"
+    # the loop's forms sit below the evidence instead of beside it, still on screen to the right edge
+    form = page.locator("form[data-action=close]").bounding_box()
+    assert form is not None and form["x"] + form["width"] <= TABLET["width"]
+    tab.screenshot("tablet-incident")
+    tab.assert_clean()

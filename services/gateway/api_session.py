@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from retina.services.core.settings import GatewaySettings
 from retina.services.gateway.accounts import AccountError, AccountStore, User
+from retina.services.gateway.api_users import user_json
 from retina.services.gateway.auth import CSRF_COOKIE, SESSION_COOKIE, Principal, principal
 
 log = logging.getLogger(__name__)
@@ -29,15 +30,6 @@ Caller = Annotated[Principal, Depends(principal)]
 class LoginBody(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=1024)
-
-
-def user_json(user: User) -> dict[str, Any]:
-    return {
-        "name": user.name,
-        "department": user.department,
-        "roles": sorted(user.roles),
-        "source": user.source,
-    }
 
 
 def start_session(request: Request, response: Response, user: User, via: str = "password") -> dict[str, Any]:

@@ -3,6 +3,12 @@
 // Web Mercator). Without tiles it still shows where cameras are relative to each other.
 
 import { el } from "./dom.js";
+import { addMessages, t } from "./i18n.js";
+
+addMessages({
+  "zh-CN": { "map.no_location": "未设置摄像机坐标（在摄像机配置中填写纬度、经度）" },
+  en: { "map.no_location": "No camera coordinates set (give latitude and longitude in the camera's configuration)" },
+});
 
 const SVG = "http://www.w3.org/2000/svg";
 const TILE = 256;
@@ -31,7 +37,8 @@ export function renderMap(container, points, { tileUrl = null, trajectory = [], 
   const placed = points.filter((p) => Number.isFinite(p.lat) && Number.isFinite(p.lon));
   const width = box.clientWidth || 600;
   if (!placed.length) {
-    box.append(el("p", { class: "muted map-empty" }, "—"));
+    box.classList.add("empty");
+    box.append(el("p", { class: "muted map-empty" }, t("map.no_location")));
     return box;
   }
   // The largest zoom (at most 18) that fits every point with a margin.
