@@ -281,12 +281,14 @@ def test_login_through_the_city_provider(provider: Provider, start_gateway: Call
 
         me = browser.get("/api/v1/auth/me")
         assert me.status_code == 200, me.text
-        assert me.json() == {
+        assert me.json() | {"created_at": None} == {
             "name": "alice",
             "department": "traffic",
             "roles": ["dispatcher"],
+            "disabled": False,
             "source": "oidc",
             "via": "session",
+            "created_at": None,
         }
     user = gateway.accounts.get_user("alice")
     assert user is not None and user.source == "oidc" and user.roles == {"dispatcher"}
