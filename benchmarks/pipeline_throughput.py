@@ -62,8 +62,8 @@ def incident_bursts(size: int, every_seconds: float) -> Iterator[list[int]]:
     analyse = pipeline.CameraPipeline.analyse
     last: dict[int, float] = {}
 
-    def with_bursts(self, frame, detections):
-        events, jobs = analyse(self, frame, detections)
+    def with_bursts(self, frame, detections, *rest, **named):
+        events, jobs = analyse(self, frame, detections, *rest, **named)
         if self.camera.id != BURST_CAMERA or frame.timestamp - last.get(id(self), -1e18) < every_seconds:
             return events, jobs
         last[id(self)] = frame.timestamp

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # System packages retina's tests need: Debian's GStreamer RTSP server (a real camera stand-in),
 # PostgreSQL (the incident store's tests also run on a throwaway server, tests/postgres.py),
-# Chromium (tests/test_console_browser.py drives the console in it through Playwright) and
+# Chromium (tests/test_console_browser.py drives the console in it through Playwright),
+# Prometheus for promtool (tests/test_k8s_overlays.py checks the alerting rules with it) and
 # python3-venv. Installed only when missing, and only when we may (root on Debian).
 set -euo pipefail
 need=(gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-      gstreamer1.0-plugins-bad python3-gi python3-venv postgresql chromium)
+      gstreamer1.0-plugins-bad python3-gi python3-venv postgresql chromium prometheus)
 command -v dpkg-query >/dev/null || { echo "bootstrap: not Debian; install ${need[*]} yourself"; exit 0; }
 missing=()
 for p in "${need[@]}"; do

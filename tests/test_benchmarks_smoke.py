@@ -98,3 +98,14 @@ def test_faults():
     assert re.search(rf"worst recovery / 10 s goal: .* = {RATIO}", out), out
     assert re.search(r"^incident_events_lost +0$", out, re.MULTILINE), out
     assert re.search(r"^incident_events_duplicated +0$", out, re.MULTILINE), out
+
+
+def test_quality_monitor():
+    video = VIDEOS / "intersection.mp4"
+    needs_shared(video, MODEL)
+    out = run_benchmark("quality_monitor", "--video", str(video), "--model", str(MODEL))
+    assert "baseline: detector, one frame per call" in out and "quality monitor, every check" in out, out
+    per_frame = re.search(rf"ratio monitor / detector per frame: {RATIO}", out)
+    share = re.search(rf"monitor share of the detector: {RATIO}", out)
+    assert per_frame and share, out
+    assert 0 < float(share.group(1)) < 0.5, out  # far below the detector's cost, even on a busy machine

@@ -15,6 +15,7 @@ random names nothing).
 from __future__ import annotations
 
 import subprocess
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,6 +30,7 @@ from schemathesis.checks import not_a_server_error
 from retina.services.core.settings import GatewaySettings
 from retina.services.gateway.accounts import AccountStore
 from retina.services.gateway.app import GatewayState, create_app
+from retina.services.incidents.casebook import CASE_NAMESPACE
 from tests.conftest import python_cli
 from tests.test_gateway_scope import CAMERAS, PASSWORD, City
 from tests.test_gateway_scope import city as scope_city
@@ -37,7 +39,7 @@ pytestmark = pytest.mark.slow
 city = scope_city  # the cluster fixture of the scope tests (a cluster of this module's own)
 
 FUZZER = "um-fuzzer"
-ROLES = ("dispatcher", "police", "ops", "admin")
+ROLES = ("dispatcher", "supervisor", "police", "ops", "admin")
 # the operations that answer without credentials
 PUBLIC = {
     ("GET", "/healthz"),
@@ -53,6 +55,8 @@ FRAME = "/api/v1/cameras/{camera_id}/frame"
 # ids in the fixture's cluster, for the path parameters of these names
 KNOWN = {
     "incident_id": ["inc-um", "inc-tr", "inc-parks"],
+    # the cases the incidents opened (a case's id derives from the incident that opened it)
+    "case_id": [str(uuid.uuid5(CASE_NAMESPACE, incident)) for incident in ("inc-um", "inc-tr", "inc-parks")],
     "camera_id": sorted(CAMERAS),
     "name": ["0.jpg", "dispatch-1.jpg"],
 }

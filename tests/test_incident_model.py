@@ -84,7 +84,7 @@ def full_event(**changes) -> IncidentEvent:
         bbox=(0.1, 0.2, 0.3, 0.4), confidence=0.8, track_id=7, end_reason="left_zone",
         details={"vehicle_class": "car"},
         snapshot=Snapshot(np.full((48, 64, 3), 90, np.uint8), (6, 10, 19, 19), [(0, 0), (1, 0), (1, 1)], T0),
-        track_key=KEY,
+        track_key=KEY, camera_quality=["blur"],
     )  # fmt: skip
     values.update(changes)
     return IncidentEvent(**values)
@@ -130,6 +130,7 @@ def test_every_event_field_reaches_the_message():
     assert (message.camera_id, message.camera_name, message.department) == ("cam-1", "Main St", "urban")
     assert message.location == Location(lat=1, lon=2)
     assert message.visible_to == ["urban", "police"]  # who may see it, as the camera said then
+    assert message.camera_quality == ["blur"]  # the picture the worker judged the event on
 
 
 def test_visible_to_is_recorded_and_older_messages_mean_the_owner_only():
@@ -302,6 +303,7 @@ def pipeline(objects_at) -> CameraPipeline:
     stage = CameraPipeline.__new__(CameraPipeline)
     rule = DwellStub()
     stage.camera, stage.algorithms, stage.last_timestamp, stage._track_keys = camera, [rule], None, {}
+    stage.held, stage._held_incidents = "", []  # no video-quality hold
     stage.tracker = SimpleNamespace(update=objects_at)
     stage.features = TrackFeatures(camera, FeaturesConfig(), "colour@1", lost_seconds=2.0)
     return stage

@@ -156,7 +156,7 @@ def test_a_store_made_before_migrations_is_upgraded_in_place(tmp_path: Path, wit
     assert schema_differences(sqlite_url(db)) == []
     with sqlite3.connect(db) as conn:  # readers of the file (tests, benchmarks) still find their tables
         assert conn.execute("SELECT COUNT(*) FROM incident_events").fetchone()[0] == 4
-        assert conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()[0] == "0004"
+        assert conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()[0] == "0005"
 
 
 def test_a_store_at_0003_gains_department_scope_and_the_dispatch_loop(tmp_path: Path, store_database: str):

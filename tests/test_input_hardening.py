@@ -332,6 +332,8 @@ METHODS = [
     ("registry", "/retina.v1.RegistryService/GetCamera", registry_pb2.GetCameraRequest),
     ("registry", "/retina.v1.RegistryService/ListCameras", registry_pb2.ListCamerasRequest),
     ("registry", "/retina.v1.RegistryService/ReportHealth", registry_pb2.CameraHealth),
+    ("registry", "/retina.v1.RegistryService/CaptureReference", worker_pb2.CaptureReferenceRequest),
+    ("registry", "/retina.v1.RegistryService/SetReference", worker_pb2.QualityReference),
     ("registry", "/retina.v1.SchedulerService/RegisterWorker", scheduler_pb2.RegisterWorkerRequest),
     ("registry", "/retina.v1.SchedulerService/Heartbeat", scheduler_pb2.HeartbeatRequest),
     ("registry", "/retina.v1.SchedulerService/GetClusterStatus", scheduler_pb2.GetClusterStatusRequest),
@@ -343,6 +345,7 @@ METHODS = [
     ("worker", "/retina.v1.WorkerService/AssignCamera", worker_pb2.AssignCameraRequest),
     ("worker", "/retina.v1.WorkerService/ReleaseCamera", worker_pb2.ReleaseCameraRequest),
     ("worker", "/retina.v1.WorkerService/GetStatus", worker_pb2.GetStatusRequest),
+    ("worker", "/retina.v1.WorkerService/CaptureReference", worker_pb2.CaptureReferenceRequest),
 ]
 WATCH = "/retina.v1.RegistryService/WatchCameras"
 MEDIA = "/retina.v1.IncidentService/GetMedia"

@@ -15,6 +15,7 @@ from retina.services.scheduler.placement import (
     Placement,
     PlacementResult,
     WorkerCapacity,
+    demand_ratio,
     place,
     validate_worker,
 )
@@ -344,3 +345,26 @@ def test_the_same_input_in_any_order_gives_the_same_result():
 def test_a_threshold_below_one_is_refused():
     with pytest.raises(ValueError, match="rebalance_threshold"):
         place(gpu_workers(1), cameras(1), rebalance_threshold=0.9)
+
+
+def test_demand_ratio_counts_unplaced_cameras_and_the_tighter_budget():
+    """The autoscaling signal: what every camera would take, placed or not, of the live capacity."""
+    workers = gpu_workers(2, gpus=1, capacity=100.0)  # 200 fps of M1 in all
+    assert demand_ratio(workers, []) == 0.0
+    assert demand_ratio(workers, cameras(50, fps=2.0)) == pytest.approx(0.5)
+    # 150 cameras need 300 fps: only 100 fit, the rest are unplaced, and the ratio says 1.5
+    demands = cameras(150, fps=2.0)
+    result = place(workers, demands)
+    assert len(result.unplaced) == 50 and result.max_load == pytest.approx(1.0)
+    assert demand_ratio(workers, demands) == pytest.approx(1.5)
+    # a dead worker's capacity does not count
+    assert demand_ratio(killed(workers, "w0"), cameras(50, fps=2.0)) == pytest.approx(1.0)
+    # decoding is the tighter budget: 4 cameras of 1080p on 100 megapixel-frames/s
+    tight = gpu_workers(1, gpus=1, capacity=100.0, decode=100.0)
+    assert demand_ratio(tight, cameras(4, fps=1.0)) == pytest.approx(4 * DECODE_1080P / 100.0)
+    # a model no live device runs, or no live worker at all: unbounded
+    assert demand_ratio(workers, cameras(1, model=M3)) == math.inf
+    assert demand_ratio([], cameras(1)) == math.inf
+    # bad numbers are left out, as place() leaves them out
+    bad = CameraDemand("cam-bad", M1, math.nan, DECODE_1080P)
+    assert demand_ratio(workers, [*cameras(50, fps=2.0), bad]) == pytest.approx(0.5)

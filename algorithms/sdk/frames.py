@@ -113,6 +113,9 @@ class IncidentEvent:
     # Set by the worker, not the rule: the key of the object's feature track (search by image),
     # ``<camera id>:<first seen ms>:<track id>``; None where the object has no feature track.
     track_key: str | None = None
+    # Set by the worker, not the rule: the camera's video-quality problems when the event was made
+    # ("blur", "dark", ...; see retina.services.core.quality); empty for a clean picture.
+    camera_quality: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

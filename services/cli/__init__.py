@@ -19,6 +19,7 @@ from retina.services.cli import (
     cluster_commands,
     gateway_commands,
     incident_commands,
+    plate_commands,
     search_commands,
     service_commands,
 )
@@ -48,6 +49,7 @@ app.add_typer(service_commands.app)
 app.add_typer(camera_commands.app, name="cameras", rich_help_panel=QUERIES)
 app.add_typer(incident_commands.app, name="incidents", rich_help_panel=QUERIES)
 app.add_typer(search_commands.app, name="search", rich_help_panel=QUERIES)
+app.add_typer(plate_commands.app, name="plates", rich_help_panel=analysis_commands.PANEL)
 app.add_typer(gateway_commands.gateway_app, name="gateway", rich_help_panel="Services")
 ACCESS = "Users and access"
 app.add_typer(gateway_commands.users_app, name="users", rich_help_panel=ACCESS)

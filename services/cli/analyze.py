@@ -59,6 +59,7 @@ def analyze(
         retry_files=False,
         max_batch=1,
         evidence=evidence,
+        quality=config.quality,  # problems are logged and carried in each incident's camera_quality
     )
     stop = threading.Event()
     loop = threading.Thread(target=analyzer.run, args=(stop,), name="analysis")

@@ -109,6 +109,23 @@ def list_cameras(scheduler_address: str, department: str = "") -> list[registry_
         return _registry_pages(registry_pb2_grpc.RegistryServiceStub(channel), department=department)
 
 
+def get_camera(scheduler_address: str, camera_id: str) -> registry_pb2.CameraRecord:
+    """One camera of the registry, with its health (and video quality)."""
+    with _channel(scheduler_address) as channel:
+        return registry_pb2_grpc.RegistryServiceStub(channel).GetCamera(
+            registry_pb2.GetCameraRequest(camera_id=camera_id), timeout=TIMEOUT
+        )
+
+
+def capture_reference(scheduler_address: str, camera_id: str) -> worker_pb2.QualityReference:
+    """Take the camera's current view as its reference view (its worker captures it, the registry
+    stores it): a moved camera's rules resume."""
+    with _channel(scheduler_address) as channel:
+        return registry_pb2_grpc.RegistryServiceStub(channel).CaptureReference(
+            worker_pb2.CaptureReferenceRequest(camera_id=camera_id), timeout=30
+        )
+
+
 def import_cameras(
     scheduler_address: str,
     cameras: list[CameraConfig],

@@ -178,6 +178,7 @@ class LocalCluster:
     def incidents_args(self) -> list[str]:
         return [
             "incidents", "serve",
+            "--config", str(self.config_path),  # the cases section: categories, routing, calendar
             "--data-dir", str(self.data_dir / "incidents"),
             "--nats-url", self.nats_url,
             "--grpc-port", str(self.ports.incidents_grpc),
@@ -227,6 +228,7 @@ class LocalCluster:
     def gateway_args(self) -> list[str]:
         return [
             "gateway", "serve",
+            "--config", str(self.config_path),  # its plates section: the plate detector for redaction
             "--data-dir", str(self.gateway_data_dir),
             "--nats-url", self.nats_url,
             "--http-port", str(self.ports.gateway_http),

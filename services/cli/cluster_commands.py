@@ -9,12 +9,15 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from retina.services.cli.common import DATA_DIR, SCHEDULER_ADDRESS, WORKER_ADDRESS, load, start_logging
 from retina.services.core.ports import ClusterPorts
+
+if TYPE_CHECKING:
+    from retina.v1 import scheduler_pb2
 
 app = typer.Typer()
 PANEL = "The cluster"
@@ -127,6 +130,7 @@ def status(
 ) -> int:
     """workers, devices, assignments, camera health and load"""
     from retina.services.cli import clients
+    from retina.services.cli.camera_commands import quality_summary
     from retina.services.cli.output import console, show, table
     from retina.services.core.convert import camera_state_name
 
@@ -165,7 +169,10 @@ def status(
         show(out, devices)
     if cluster.assignments or cluster.unplaced:
         print("cameras")
-        placed = table(out, "camera", "worker", "device", "state", "reason", wrap=("reason",))
+        print(quality_counts(cluster))
+        placed = table(
+            out, "camera", "worker", "device", "state", "quality", "reason", wrap=("quality", "reason")
+        )
         for assignment in cluster.assignments:
             health = assignment.health if assignment.HasField("health") else None
             placed.add_row(
@@ -173,12 +180,39 @@ def status(
                 assignment.worker_id,
                 assignment.device_id,
                 camera_state_name(health.state) if health else "starting",
+                quality_summary(health.quality if health and health.HasField("quality") else None),
                 health.reason if health else "",
             )
         for camera_id, reason in sorted(cluster.unplaced.items()):
-            placed.add_row(camera_id, "-", "-", "UNPLACED", reason)
+            placed.add_row(camera_id, "-", "-", "UNPLACED", "-", reason)
         show(out, placed)
     return 0
+
+
+def quality_counts(cluster: scheduler_pb2.ClusterStatus) -> str:
+    """One line counting the placed cameras per video-quality problem, and those whose rules are
+    held: ``video quality: 1 scene_change (rules suspended: 1), 2 blur; 5 of 8 clean``."""
+    from collections import Counter
+
+    from retina.services.core.quality import PROBLEMS
+
+    problems: Counter[str] = Counter()
+    held: Counter[str] = Counter()
+    clean = reported = 0
+    for assignment in cluster.assignments:
+        if not (assignment.HasField("health") and assignment.health.HasField("quality")):
+            continue
+        quality = assignment.health.quality
+        reported += 1
+        problems.update(quality.problems)
+        if quality.rules:
+            held[quality.rules] += 1
+        clean += not quality.problems and not quality.rules
+    order = {name: index for index, name in enumerate(PROBLEMS)}
+    counts = [f"{problems[name]} {name}" for name in sorted(problems, key=lambda n: order.get(n, len(order)))]
+    holds = [f"rules {hold}: {count}" for hold, count in sorted(held.items())]
+    shown = ", ".join(counts) + (f" ({'; '.join(holds)})" if holds else "")
+    return f"video quality: {shown or 'no problem'}; {clean} of {reported} reported clean"
 
 
 @app.command(rich_help_panel=PANEL)

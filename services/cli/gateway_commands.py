@@ -44,7 +44,9 @@ DEFAULT_DATA_DIR = default(GatewaySettings, "data_dir")
 @with_auth_flags
 def serve(
     context: typer.Context,
-    config: Annotated[str | None, typer.Option(help="cluster config (its nats.url); optional")] = None,
+    config: Annotated[
+        str | None, typer.Option(help="cluster config (its nats.url, plates.detector_model); optional")
+    ] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     database_url: DatabaseUrl = None,
     nats_url: Annotated[str, typer.Option()] = default(GatewaySettings, "nats_url"),
@@ -90,6 +92,15 @@ def serve(
         str,
         typer.Option(help="proxies trusted to name the client in X-Forwarded-For (login throttle, audit)"),
     ] = default(GatewaySettings, "forwarded_allow_ips"),
+    redact_evidence: Annotated[
+        bool, typer.Option(help="blur faces and plates in evidence images and clips but for police, admin")
+    ] = default(GatewaySettings, "redact_evidence"),
+    plate_detector_model: Annotated[
+        str | None, typer.Option(help="plate detector (.onnx) for redaction; none: plates not blurred")
+    ] = None,
+    face_detector_model: Annotated[
+        str | None, typer.Option(help="face detector for redaction: YuNet .onnx or Haar .xml")
+    ] = None,
 ) -> int:
     """run the gateway: REST API under /api/v1, live events, automatic verification"""
     from retina.services.gateway.service import run_gateway
@@ -137,7 +148,9 @@ def read_password(password_stdin: bool) -> str:
 def users_add(
     name: str,
     department: Annotated[str, typer.Option(help="the user's department (what they may see)")],
-    role: Annotated[list[str], typer.Option(help="dispatcher, police, ops or admin (repeat for several)")],
+    role: Annotated[
+        list[str], typer.Option(help="dispatcher, supervisor, police, ops or admin (repeat for several)")
+    ],
     password_stdin: Annotated[bool, typer.Option(help="read the password from standard input")] = False,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     database_url: DatabaseUrl = None,

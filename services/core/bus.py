@@ -49,6 +49,11 @@ FEATURE_MAX_AGE_SECONDS = 31 * 24 * 3600  # the search index can be rebuilt from
 DISPATCH_STREAM = "DISPATCH"
 DISPATCH_SUBJECTS = "retina.dispatch.>"
 DISPATCH_MAX_AGE_SECONDS = 90 * 24 * 3600
+# Transitions of city-management cases (services/core/cases.py CaseMessage), published by the incident
+# store: kept a year, for cities' assessment periods and for integrations that replay them.
+CASE_STREAM = "CASES"
+CASE_SUBJECTS = "retina.cases.>"
+CASE_MAX_AGE_SECONDS = 366 * 24 * 3600
 MEDIA_BUCKET = "retina-media"
 # Long enough that a worker re-sending after a NATS outage is still de-duplicated by the server.
 DUPLICATE_WINDOW_SECONDS = 15 * 60
@@ -120,6 +125,16 @@ async def ensure_dispatch(js: JetStreamContext) -> None:
     await _recreate_stream_if_missing(js, DISPATCH_STREAM, ensure_dispatch_stream)
 
 
+async def ensure_case_stream(js: JetStreamContext) -> None:
+    """Create (or update) the CASES stream of case transitions (open, merge, assign, ..., close)."""
+    await _ensure_stream(js, CASE_STREAM, CASE_SUBJECTS, CASE_MAX_AGE_SECONDS)
+
+
+async def ensure_cases(js: JetStreamContext) -> None:
+    """Create the CASES stream if it is missing (counted as recreated when it had been seen)."""
+    await _recreate_stream_if_missing(js, CASE_STREAM, ensure_case_stream)
+
+
 async def _ensure_stream(js: JetStreamContext, name: str, subjects: str, max_age: float) -> None:
     config = StreamConfig(
         name=name,
@@ -132,7 +147,8 @@ async def _ensure_stream(js: JetStreamContext, name: str, subjects: str, max_age
     )
     try:
         await js.add_stream(config)
-    except nats.js.errors.BadRequestError:
+    except nats.js.errors.BadRequestError:  # it exists: update it, keeping the replicas ops gave it
+        config.num_replicas = (await js.stream_info(name)).config.num_replicas
         await js.update_stream(config)
 
 

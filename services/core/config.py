@@ -38,8 +38,11 @@ from retina.algorithms.sdk import (
     error_message,
     validate_algorithm_params,
 )
+from retina.services.core.cases import GRID_CODE_PATTERN, GRID_CODE_RULE, CasesConfig
 from retina.services.core.errors import ConfigError as ConfigError  # re-exported: raised by loaders
+from retina.services.core.plates_config import PlatesConfig
 from retina.services.core.ports import LOCAL_NATS_URL
+from retina.services.core.quality import QualityConfig, QualityOverride, effective_quality
 from retina.services.core.validation import TOKEN_PATTERN as TOKEN_PATTERN  # re-exported: the id rule
 from retina.services.core.validation import TOKEN_RULE, is_token, quote
 
@@ -290,11 +293,18 @@ class CameraConfig(StrictModel):
     scene_type: str = Field(
         default="", max_length=128, description="Free-form scene label (road, market, square...)"
     )
+    grid_code: str = Field(
+        default="", max_length=32, description="The unit grid (单元网格) it watches: routes its cases"
+    )
+    address: str = Field(default="", max_length=256, description="Street address its cases carry")
     location: GeoLocation | None = None
     timezone: str = Field(default="UTC", max_length=64)
     analysis_fps: float = Field(default=2.0, gt=0, le=30)
     loop: bool = Field(default=False, description="File sources only: replay the file at its end")
     algorithms: list[AlgorithmSpec] = Field(default_factory=list)
+    quality: QualityOverride | None = Field(
+        default=None, description="Video-quality thresholds of this camera over the 'quality' section"
+    )
 
     @field_validator("id", "department")
     @classmethod
@@ -317,11 +327,18 @@ class CameraConfig(StrictModel):
         """May ``department`` receive this camera's incidents and search its features?"""
         return department == self.department or department in self.shared_with or "*" in self.shared_with
 
-    @field_validator("name", "scene_type")
+    @field_validator("name", "scene_type", "address")
     @classmethod
     def _one_line(cls, value: str) -> str:
         if not value.isprintable():
             raise ValueError("must be printable text on one line (no control characters)")
+        return value
+
+    @field_validator("grid_code")
+    @classmethod
+    def _grid_code(cls, value: str) -> str:
+        if value and not GRID_CODE_PATTERN.fullmatch(value):
+            raise ValueError(GRID_CODE_RULE)
         return value
 
     @field_validator("url")
@@ -372,6 +389,9 @@ class RetinaConfig(StrictModel):
     nats: NatsConfig = Field(default_factory=NatsConfig)
     defaults: CameraDefaults = Field(default_factory=CameraDefaults)
     cameras: list[CameraConfig] = Field(default_factory=list)
+    cases: CasesConfig = Field(default_factory=CasesConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    plates: PlatesConfig = Field(default_factory=PlatesConfig)
 
 
 @dataclass
@@ -436,6 +456,11 @@ def parse_config(data: Any, source: str = "config") -> LoadedConfig:
         if camera.id in seen:
             camera_errors.append(f"cameras[{index}].id: duplicate camera id {camera.id!r}")
             continue
+        try:  # the camera's quality thresholds must hold together with the section's
+            effective_quality(config.quality, camera.quality, f"cameras[{index}].quality")
+        except ConfigError as exc:
+            camera_errors += exc.errors
+            continue
         seen.add(camera.id)
         config.cameras.append(camera)
     return LoadedConfig(config=config, camera_errors=camera_errors)
@@ -469,9 +494,19 @@ def load_config(path: str | Path) -> LoadedConfig:
         raise ConfigError([f"{path}: not valid YAML ({exc})"]) from None
     except RecursionError:
         raise ConfigError([f"{path}: nested too deeply to be a configuration"]) from None
+    _resolve_files_read_at_validation(data, path.resolve().parent)
     loaded = parse_config(data, source=str(path))
     _resolve_relative_paths(loaded.config, path.resolve().parent)
     return loaded
+
+
+def _resolve_files_read_at_validation(data: Any, base: Path) -> None:
+    """Make the paths of files that validation itself reads (``cases.categories_file``) relative to
+    the configuration file, before it runs."""
+    cases = data.get("cases") if isinstance(data, dict) else None
+    name = cases.get("categories_file") if isinstance(cases, dict) else None
+    if isinstance(name, str) and name and _is_relative_file(name):
+        cases["categories_file"] = os.path.abspath(base / name)
 
 
 def _resolve_relative_paths(config: RetinaConfig, base: Path) -> None:
@@ -484,6 +519,10 @@ def _resolve_relative_paths(config: RetinaConfig, base: Path) -> None:
         config.features.backbone_model = os.path.abspath(base / config.features.backbone_model)
     if config.features.osnet_model and _is_relative_file(config.features.osnet_model):
         config.features.osnet_model = os.path.abspath(base / config.features.osnet_model)
+    for name in ("detector_model", "reader_model"):
+        value = getattr(config.plates, name)
+        if value and _is_relative_file(value):
+            setattr(config.plates, name, os.path.abspath(base / value))
     for camera in config.cameras:
         if _is_relative_file(camera.url):
             camera.url = os.path.abspath(base / camera.url)

@@ -143,11 +143,23 @@ class IncidentMessage(BaseModel):
         description="The feature track of the incident's object (search by image): "
         "<camera_id>:<first seen, epoch ms>:<track_id>; null when it has none (absent in older messages)",
     )
+    camera_quality: list[str] = Field(
+        default_factory=list,
+        description="The camera's video-quality problems when the event was made (no_signal, "
+        "decode_errors, frozen, blur, dark, overexposed, colour_cast, noise, occluded, scene_change); "
+        "empty for a clean picture and in older messages",
+    )
     visible_to: list[str] = Field(
         default_factory=list,
         description="Departments that may see it, recorded when the event was built: the camera's "
         "department and shared_with ('*': all). Absent in older messages: the owning department only",
     )
+    grid_code: str = Field(
+        default="",
+        description="The camera's unit grid (单元网格) code when the event was built ('' when it has none"
+        " or in older messages): its case is routed by it",
+    )
+    address: str = Field(default="", description="The camera's street address when the event was built")
 
     @field_validator("visible_to")
     @classmethod
@@ -255,6 +267,8 @@ def build_message(
         location=Location(**camera.location.model_dump()) if camera.location else None,
         snapshot=snapshot_ref,
         visible_to=[camera.department, *camera.shared_with],
+        grid_code=camera.grid_code,
+        address=camera.address,
     )
     if clip_window is not None and event.event == "new":
         key = clip_key(camera.id, event.incident_id)

@@ -66,16 +66,22 @@ ACCESS: Mapping[str, frozenset[str]] = {
     **_methods("RegistryService", _ADMINS, "CreateCamera", "UpdateCamera", "DeleteCamera"),
     **_methods("RegistryService", _READERS, "GetCamera", "ListCameras", "WatchCameras"),
     **_methods("RegistryService", {"worker"}, "ReportHealth"),
-    **_methods("SchedulerService", {"worker"}, "RegisterWorker", "Heartbeat"),
+    # Video quality: ops confirm a camera's view; a worker stores the first clean view it took.
+    **_methods("RegistryService", _ADMINS, "CaptureReference"),
+    **_methods("RegistryService", {"worker"}, "SetReference"),
+    **_methods("SchedulerService", {"worker"}, "RegisterWorker", "Heartbeat", "DrainWorker"),
     **_methods("SchedulerService", _ADMINS, "GetClusterStatus"),
     # operator too: ``retina assign`` gives a stand-alone worker its cameras directly.
     **_methods("WorkerService", {"scheduler", "operator"}, "AssignCamera", "ReleaseCamera"),
     **_methods("WorkerService", {"scheduler", *_ADMINS}, "GetStatus"),
     **_methods("WorkerService", _ADMINS, "CaptureFrame"),
+    **_methods("WorkerService", {"scheduler", *_ADMINS}, "CaptureReference"),
     **_methods(
         "IncidentService", _INCIDENT_READERS, "ListIncidents", "GetIncident", "GetIncidentHistory", "GetMedia"
     ),
     **_methods("IncidentService", _ADMINS, "Dispatch", "GetDispatchStats"),
+    **_methods("IncidentService", _ADMINS, "ListCases", "GetCase", "GetCaseHistory", "CaseStep"),
+    **_methods("IncidentService", _ADMINS, "GetAssessment", "ReportCase"),
     **_methods("SearchService", _ADMINS, "Search", "GetIndexStats", "GetCrop"),
 }
 """Full gRPC method name → the roles allowed to call it. A method not listed is refused to all."""
@@ -425,6 +431,7 @@ def nats_permissions() -> dict[str, dict[str, dict[str, list[str]]]]:
 
     media = f"OBJ_{bus.MEDIA_BUCKET}"
     incidents, features, dispatch = bus.INCIDENT_STREAM, bus.FEATURE_STREAM, bus.DISPATCH_STREAM
+    cases = bus.CASE_STREAM
     publish = {
         "worker": [
             "retina.incidents.>",
@@ -445,6 +452,8 @@ def nats_permissions() -> dict[str, dict[str, dict[str, list[str]]]]:
             *_media_reader(media),
             "retina.dispatch.>",
             *_js_stream(dispatch, "INFO", "CREATE", "UPDATE"),
+            bus.CASE_SUBJECTS,
+            *_js_stream(cases, "INFO", "CREATE", "UPDATE"),
         ],
         "search": [
             *_js_stream(features, "INFO", "CREATE", "UPDATE"),
@@ -460,7 +469,9 @@ def nats_permissions() -> dict[str, dict[str, dict[str, list[str]]]]:
         "operator": [">"],
     }
     # Events come only from their producers, even the administrator's.
-    deny = {"operator": [bus.INCIDENT_SUBJECTS, bus.FEATURE_SUBJECTS, bus.DISPATCH_SUBJECTS]}
+    deny = {
+        "operator": [bus.INCIDENT_SUBJECTS, bus.FEATURE_SUBJECTS, bus.DISPATCH_SUBJECTS, bus.CASE_SUBJECTS]
+    }
     return {
         role: {
             "publish": {"allow": sorted(set(subjects))} | ({"deny": deny[role]} if role in deny else {}),

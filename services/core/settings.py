@@ -4,7 +4,7 @@ Where a value comes from, lowest precedence first:
 
 1. the default below;
 2. the cluster configuration file given with ``--config`` (only the few keys a service takes from
-   it: ``nats.url``, ``scheduler.database_url``);
+   it: ``nats.url``, ``scheduler.database_url``, ``plates.detector_model``);
 3. the environment: ``RETINA_<SERVICE>_<SETTING>``, e.g. ``RETINA_WORKER_GRPC_PORT``,
    ``RETINA_INCIDENTS_DATABASE_URL`` (``<SERVICE>`` is ``WORKER``, ``SCHEDULER``, ``INCIDENTS``,
    ``SEARCH`` or ``GATEWAY``; ``<SETTING>`` is the field name in capitals);
@@ -353,7 +353,10 @@ class GatewaySettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="RETINA_GATEWAY_")
     NAME: ClassVar[str] = "retina gateway serve"
-    FROM_FILE: ClassVar[dict[str, str]] = {"nats_url": "nats.url"}
+    FROM_FILE: ClassVar[dict[str, str]] = {
+        "nats_url": "nats.url",
+        "plate_detector_model": "plates.detector_model",
+    }
 
     data_dir: Path = Field(default=Path("var/gateway"), description="accounts and audit (SQLite)")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite in data_dir")
@@ -403,6 +406,29 @@ class GatewaySettings(ServiceSettings):
         description="key signing single sign-on state cookies; give every replica the same one "
         "(default: made once in data_dir)",
     )
+    redact_evidence: bool = Field(
+        default=True,
+        description="blur faces and plates in evidence images and clips for roles other than police "
+        "and admin (who see originals, audited)",
+    )
+    plate_detector_model: Path | None = Field(
+        default=None, description="y5fu plate detector (.onnx) finding the plates to blur; none: not blurred"
+    )
+    face_detector_model: Path | None = Field(
+        default=None,
+        description="face detector to blur faces: YuNet (.onnx) or a Haar cascade (.xml); default: "
+        "OpenCV's bundled frontal-face cascade where the installed OpenCV has one",
+    )
+
+    @field_validator("plate_detector_model", "face_detector_model", mode="before")
+    @classmethod
+    def _model_file(cls, value: Any) -> Any:
+        """An empty value is none; a given model must be a file (checked at load, not on first use)."""
+        if value is None or value == "":
+            return None
+        if isinstance(value, str | Path) and not Path(value).is_file():
+            raise ValueError(f"{value}: no such file")
+        return value
 
     @field_validator("map_tile_url")
     @classmethod

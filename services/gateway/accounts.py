@@ -55,9 +55,10 @@ from retina.services.core.validation import is_token
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "gateway_alembic_version"  # its own, so it may share a PostgreSQL database
 
-ROLES = ("dispatcher", "police", "ops", "admin")
-"""dispatcher: incidents and the dispatch loop; police: search by image; ops: cameras and the
-cluster; admin: users, tokens and the audit trail."""
+ROLES = ("dispatcher", "supervisor", "police", "ops", "admin")
+"""dispatcher: incidents, the dispatch loop and cases; supervisor: decides cases' extension and
+postponement requests (延期, 缓办); police: search by image; ops: cameras and the cluster; admin:
+users, tokens and the audit trail."""
 
 TOKEN_PREFIX = "rtk_"
 MIN_PASSWORD_LENGTH = 10

@@ -20,13 +20,16 @@ from grpc_health.v1 import health_pb2
 from retina.services.core.settings import GatewaySettings
 from retina.services.gateway import (
     api_admin,
+    api_assessment,
     api_cameras,
+    api_cases,
     api_incidents,
     api_search,
     api_session,
     api_users,
     console,
     events,
+    open311,
 )
 from retina.services.gateway.accounts import AccountStore
 from retina.services.gateway.backends import Backends
@@ -63,8 +66,8 @@ def create_app(state: GatewayState) -> FastAPI:
     app = FastAPI(
         title="retina gateway",
         version="1",
-        description="The authenticated front door of retina: incidents and the dispatch loop, search "
-        "by image, cameras, the cluster, the audit trail, and live events.",
+        description="The authenticated front door of retina: incidents and the dispatch loop,"
+        " city-management cases, search by image, cameras, the cluster, the audit trail, and live events.",
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=None,  # the interactive pages load scripts from a CDN; city networks are closed
         redoc_url=None,
@@ -117,6 +120,8 @@ def create_app(state: GatewayState) -> FastAPI:
     for module in (
         api_session,
         api_incidents,
+        api_cases,
+        api_assessment,
         api_search,
         api_cameras,
         api_admin,
@@ -125,5 +130,6 @@ def create_app(state: GatewayState) -> FastAPI:
         console,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
+    open311.install(app)  # GeoReport v2 has its own paths: /open311/v2/...
     mount_console(app, state.settings)
     return app

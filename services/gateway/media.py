@@ -1,18 +1,23 @@
 """Evidence through the gateway: uploads read within the size limit, stored files streamed out.
 
 Snapshots, clips, field photos and crops are served only here, after the caller's scope is
-checked; every file shown is written to the audit trail.
+checked; every file shown is written to the audit trail. With ``redact_evidence`` (the default),
+images are served with faces and plates blurred (:mod:`retina.services.gateway.redaction`) except
+to ``police`` and ``admin``, whose views of originals are audited with ``original: true``; clips
+are re-encoded with every frame redacted (once, cached).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
 from fastapi import HTTPException, Request, UploadFile
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from retina.services.gateway.auth import Principal, not_found
+from retina.services.gateway.redaction import ORIGINAL_ROLES, Redactor
 from retina.v1 import incidents_pb2
 
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
@@ -41,7 +46,7 @@ async def read_upload(
 
 async def stream_media(
     request: Request, caller: Principal, path: str, kind: str, incident_id: str
-) -> StreamingResponse:
+) -> StreamingResponse | Response:
     """Stream a stored evidence file of an incident (already checked to be in the caller's scope)."""
     backends = request.app.state.backends
     call = backends.incidents.GetMedia(incidents_pb2.GetMediaRequest(path=path), timeout=120)
@@ -53,9 +58,13 @@ async def stream_media(
         raise
     if first is grpc.aio.EOF:
         raise not_found(kind, incident_id)
+    original = not request.app.state.settings.redact_evidence or caller.has(*ORIGINAL_ROLES)
+    if not original:
+        return await redacted_media(request, caller, call, first, path, kind, incident_id)
     request.app.state.accounts.audit(
-        caller.name, caller.department, "media.view", incident_id, kind=kind, file=path.rsplit("/", 1)[-1]
-    )
+        caller.name, caller.department, "media.view", incident_id,
+        kind=kind, file=path.rsplit("/", 1)[-1], original=True,
+    )  # fmt: skip
 
     async def body() -> AsyncIterator[bytes]:
         yield first.data
@@ -67,3 +76,44 @@ async def stream_media(
     return StreamingResponse(
         body(), media_type=first.content_type or "application/octet-stream", headers=headers
     )
+
+
+def redactor(request: Request) -> Redactor:
+    """The gateway's redactor, made on first use (it loads the detectors)."""
+    state = request.app.state
+    if getattr(state, "redactor", None) is None:
+        state.redactor = Redactor(state.settings)
+    return state.redactor
+
+
+async def redacted_media(
+    request: Request,
+    caller: Principal,
+    call: grpc.aio.UnaryStreamCall,
+    first: incidents_pb2.MediaChunk,
+    path: str,
+    kind: str,
+    incident_id: str,
+) -> Response:
+    """An image (JPEG) or clip (MP4, re-encoded) with faces and plates blurred, cached; 403 for any
+    other kind of file, which cannot be redacted."""
+    content_type = first.content_type or "application/octet-stream"
+    if not content_type.startswith(("image/", "video/")):
+        call.cancel()
+        allowed = " and ".join(ORIGINAL_ROLES)
+        raise HTTPException(403, f"this {kind} cannot be redacted: only {allowed} may view it")
+    data = bytearray(first.data)
+    async for chunk in call:
+        data += chunk.data
+    image = content_type.startswith("image/")
+    redact = redactor(request).redact if image else redactor(request).redact_clip
+    try:
+        result = await asyncio.to_thread(redact, path, bytes(data))
+    except ValueError as exc:
+        raise HTTPException(422, f"{kind} of incident {incident_id} cannot be redacted: {exc}") from None
+    request.app.state.accounts.audit(
+        caller.name, caller.department, "media.view", incident_id,
+        kind=kind, file=path.rsplit("/", 1)[-1], original=False,
+    )  # fmt: skip
+    headers = {"Cache-Control": "private, no-store", **redactor(request).headers(result)}
+    return Response(result.data, media_type="image/jpeg" if image else "video/mp4", headers=headers)

@@ -7,7 +7,9 @@ at any point means JetStream redelivers it, and the idempotent store ignores wha
 Each dispatch step is committed with the incident's new status and published afterwards by
 :func:`publish_dispatches` on ``retina.dispatch.<department>.<action>.<camera_id>`` (stream
 DISPATCH), in order, marked published only once JetStream has acknowledged it: a NATS outage
-delays the steps, never loses them, and a re-send is de-duplicated by its Nats-Msg-Id.
+delays the steps, never loses them, and a re-send is de-duplicated by its Nats-Msg-Id. The same
+outbox publishes every transition of a city-management case on
+``retina.cases.<department>.<action>.<case_id>`` (stream CASES; see services/incidents/casebook.py).
 """
 
 from __future__ import annotations
@@ -20,15 +22,17 @@ import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import grpc
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from retina.services.core import bus, service_auth
 from retina.services.core.backoff import Backoff
+from retina.services.core.cases import CASE_ACTIONS, CASE_CLOSE_REASONS, CASE_STATUSES
 from retina.services.core.images import check_picture
 from retina.services.core.incident import (
     CLOSE_REASONS,
@@ -49,6 +53,8 @@ from retina.services.core.validation import (
     check_token,
     quote,
 )
+from retina.services.incidents import assessment
+from retina.services.incidents.casebook import CaseHistoryItem, CaseStepRefusedError, UnknownCaseError
 from retina.services.incidents.store import (
     STORE_COLUMNS,
     DispatchRefusedError,
@@ -56,8 +62,9 @@ from retina.services.incidents.store import (
     IncidentStore,
     StoredIncident,
     UnknownIncidentError,
+    decode_departments,
 )
-from retina.v1 import incidents_pb2, incidents_pb2_grpc
+from retina.v1 import common_pb2, incidents_pb2, incidents_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +82,28 @@ STORAGE_ERRORS = Counter(
 )
 MEDIA_DELETED = Counter("retina_store_media_deleted_total", "Media files deleted by the retention policy")
 DISPATCH_STEPS = Counter("retina_store_dispatch_steps_total", "Dispatch steps taken", ["action"])
+CASE_STEPS = Counter("retina_store_case_steps_total", "Steps taken on city-management cases", ["action"])
 DISPATCH_PUBLISHED = Counter("retina_store_dispatch_published_total", "Dispatch steps JetStream acknowledged")
 DISPATCH_PUBLISH_ERRORS = Counter(
     "retina_store_dispatch_publish_errors_total", "Dispatch steps not published yet (retried)"
 )
+# The assessment gauges: the cases opened in the last ASSESSMENT_METRICS_DAYS, per responsible
+# department (at most ASSESSMENT_METRICS_DEPARTMENTS, those with most cases: the label stays bounded).
+ASSESSMENT_METRICS_DAYS = 30
+ASSESSMENT_METRICS_SECONDS = 60.0
+ASSESSMENT_METRICS_DEPARTMENTS = 200
+ASSESSMENT_CASES = Gauge(
+    "retina_cases_assessed", "Cases opened in the last 30 days, per responsible department", ["department"]
+)
+ASSESSMENT_RATES = {
+    name: Gauge(f"retina_cases_{name}", f"{title}, cases opened in the last 30 days", ["department"])
+    for name, title in (
+        ("on_time_rate", "按期结案率: closed on time / (due - postponed)"),
+        ("close_rate", "结案率: closed / cases"),
+        ("rework_rate", "返工率: reworked (failed verification or recurred) / cases"),
+        ("extension_rate", "延期率: cases with an approved extension / cases"),
+    )
+}
 MAX_LIST_LIMIT = 1000
 MAX_LIST_OFFSET = 1_000_000
 MAX_VISIBLE_TO = 256
@@ -105,6 +130,16 @@ ACTION_FIELDS = {
     "verify_seconds": ("handle",),
     "photo": ("handle", "verify"),
 }
+# Fields of CaseStepRequest that belong to some case steps only (reason: each step checks its own).
+CASE_STEP_FIELDS = {
+    "assignee": ("assign",),
+    "department": ("assign",),
+    "due_at": ("extend_request", "postpone_request"),
+    "reason": ("extend_request", "postpone_request", "return", "close"),
+}
+MAX_REASON_LENGTH = 1024
+MAX_GRID_PREFIX_LENGTH = 32
+MAX_CATEGORY_LENGTH = 17
 
 
 def incident_to_proto(row: StoredIncident) -> incidents_pb2.Incident:
@@ -181,6 +216,103 @@ def check_visible_to(visible_to: Sequence[str]) -> list[str]:
     for i, department in enumerate(visible_to):
         check_token(department, f"visible_to[{i}]")
     return list(visible_to)
+
+
+# -- cases -------------------------------------------------------------------------------------------
+
+_CASE_TEXT_FIELDS = (
+    "id", "category_code", "category_name", "major_code", "major_name", "status", "department",
+    "routed_by", "camera_id", "camera_department", "zone", "grid_code", "address", "recurrence_of",
+    "assignee", "pending_request", "pending_reason", "pending_by", "return_reason", "returned_by",
+    "closed_by", "close_reason", "close_note",
+)  # fmt: skip
+_CASE_COUNT_FIELDS = (
+    "incident_count", "recurrences", "limit_working_days", "extensions", "postponements", "returns"
+)  # fmt: skip
+_CASE_TIME_FIELDS = (
+    "opened_at", "first_seen_at", "last_seen_at", "dispatched_at", "due_at", "pending_due_at",
+    "pending_at", "closed_at",
+)  # fmt: skip
+
+
+def case_to_proto(case: Any) -> incidents_pb2.Case:
+    """A stored case (services/incidents/casebook.py StoredCase) as ``retina.v1.Case``."""
+    message = incidents_pb2.Case(
+        **{name: getattr(case, name) or "" for name in _CASE_TEXT_FIELDS},
+        **{name: getattr(case, name) or 0 for name in _CASE_COUNT_FIELDS},
+        limit_working_hours=case.limit_working_hours or 0.0,
+        visible_to=decode_departments(case.visible_to),
+        overdue=case.overdue,
+    )
+    for name in _CASE_TIME_FIELDS:
+        if getattr(case, name) is not None:
+            getattr(message, name).CopyFrom(to_timestamp(getattr(case, name)))
+    if case.lat is not None and case.lon is not None:
+        message.location.CopyFrom(common_pb2.GeoLocation(lat=case.lat, lon=case.lon))
+    if case.working_seconds_left is not None:
+        message.working_seconds_left = case.working_seconds_left
+    return message
+
+
+def case_history_to_proto(item: CaseHistoryItem) -> incidents_pb2.CaseHistoryEntry:
+    """One transition of a case as ``retina.v1.CaseHistoryEntry`` (details as JSON)."""
+    return incidents_pb2.CaseHistoryEntry(
+        seq=item.seq, at=to_timestamp(item.at), action=item.action, actor=item.actor, note=item.note,
+        status=item.status, department=item.department,
+        details_json=json.dumps(item.details, ensure_ascii=False) if item.details else "",
+    )  # fmt: skip
+
+
+def check_case_step(request: incidents_pb2.CaseStepRequest) -> float | None:
+    """Check a CaseStepRequest's fields (InvalidArgument naming the first bad one); return its
+    ``due_at`` in epoch seconds (None when unset)."""
+    check_token(request.id, "id")
+    if request.action not in CASE_ACTIONS:
+        raise InvalidArgument("action", f"use {', '.join(CASE_ACTIONS)} (got {quote(request.action)})")
+    check_text(request.actor, "actor", max_length=MAX_ACTOR_LENGTH, required=True)
+    check_text(request.note, "note", max_length=MAX_NOTE_LENGTH, single_line=False)
+    given = {
+        "assignee": bool(request.assignee), "department": bool(request.department),
+        "due_at": request.HasField("due_at"), "reason": bool(request.reason),
+    }  # fmt: skip
+    for field, actions in CASE_STEP_FIELDS.items():
+        if given[field] and request.action not in actions:
+            raise InvalidArgument(field, f"only for {' or '.join(actions)}, not {request.action}")
+    due_at = check_timestamp(request.due_at, "due_at") if request.HasField("due_at") else None
+    if request.action == "assign":
+        check_text(request.assignee, "assignee", max_length=MAX_ASSIGNEE_LENGTH, required=True)
+        check_token(request.department, "department", required=False)
+    elif request.action in ("extend_request", "postpone_request"):
+        if due_at is None:
+            raise InvalidArgument("due_at", f"required for {request.action}: the new due time")
+        check_text(request.reason, "reason", max_length=MAX_REASON_LENGTH, required=True, single_line=False)
+    elif request.action == "return":
+        check_text(request.reason, "reason", max_length=MAX_REASON_LENGTH, required=True, single_line=False)
+    elif request.action == "close" and request.reason not in CASE_CLOSE_REASONS:
+        raise InvalidArgument("reason", f"use {', '.join(CASE_CLOSE_REASONS)} (got {quote(request.reason)})")
+    return due_at
+
+
+def check_list_cases(request: incidents_pb2.ListCasesRequest) -> tuple[float | None, float | None]:
+    """Check a ListCasesRequest (InvalidArgument naming the first bad field); return since, until."""
+    check_visible_to(request.visible_to)
+    if request.status not in ("", *CASE_STATUSES):
+        raise InvalidArgument(
+            "status", f"use {', '.join(CASE_STATUSES)} or leave it empty (got {quote(request.status)})"
+        )
+    check_text(request.category, "category", max_length=MAX_CATEGORY_LENGTH)
+    check_token(request.camera_id, "camera_id", required=False)
+    check_token(request.department, "department", required=False)
+    check_token(request.incident_id, "incident_id", required=False)
+    check_text(request.assignee, "assignee", max_length=MAX_ASSIGNEE_LENGTH)
+    check_text(request.grid_prefix, "grid_prefix", max_length=MAX_GRID_PREFIX_LENGTH)
+    if not 0 <= request.limit <= MAX_LIST_LIMIT:
+        raise InvalidArgument("limit", f"use 0 to {MAX_LIST_LIMIT} (0: 100), got {request.limit}")
+    if not 0 <= request.offset <= MAX_LIST_OFFSET:
+        raise InvalidArgument("offset", f"use 0 to {MAX_LIST_OFFSET}, got {request.offset}")
+    since = check_timestamp(request.since, "since") if request.HasField("since") else None
+    until = check_timestamp(request.until, "until") if request.HasField("until") else None
+    return since, until
 
 
 class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
@@ -279,6 +411,118 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
         )
         return incident_to_proto(row)
 
+    async def ListCases(self, request, context):
+        since, until = check_list_cases(request)
+        rows = await asyncio.to_thread(
+            self.store.cases.list,
+            visible_to=list(request.visible_to), status=request.status, category=request.category,
+            camera_id=request.camera_id, department=request.department, grid_prefix=request.grid_prefix,
+            overdue_only=request.overdue_only, since=since, until=until, incident_id=request.incident_id,
+            assignee=request.assignee, limit=request.limit, offset=request.offset,
+        )  # fmt: skip
+        return incidents_pb2.ListCasesResponse(cases=[case_to_proto(row) for row in rows])
+
+    async def GetCase(self, request, context):
+        check_token(request.id, "id")
+        case = await asyncio.to_thread(self.store.cases.get, request.id)
+        if case is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no case with id {request.id!r}")
+        members = await asyncio.to_thread(self.store.incidents_of_case, request.id)
+        return incidents_pb2.CaseDetail(
+            summary=case_to_proto(case),
+            incidents=[
+                incidents_pb2.CaseIncident(
+                    incident=incident_to_proto(incident), link=link, linked_at=to_timestamp(linked_at)
+                )
+                for incident, link, linked_at in members
+            ],
+        )
+
+    async def GetCaseHistory(self, request, context):
+        check_token(request.id, "id")
+        items = await asyncio.to_thread(self.store.cases.history, request.id)
+        if items is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no case with id {request.id!r}")
+        return incidents_pb2.CaseHistory(entries=[case_history_to_proto(item) for item in items])
+
+    async def CaseStep(self, request, context):
+        due_at = check_case_step(request)
+        try:
+            case = await asyncio.to_thread(
+                self.store.cases.step, request.id, request.action, request.actor, note=request.note,
+                assignee=request.assignee, department=request.department, due_at=due_at,
+                reason=request.reason,
+            )  # fmt: skip
+        except UnknownCaseError:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no case with id {request.id!r}")
+        except CaseStepRefusedError as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except ValueError as exc:  # a step lacking its facts: a due time not later than the current one
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        self.dispatched.set()
+        CASE_STEPS.labels(request.action).inc()
+        log.info(
+            f"case {request.action}: {case.status}",
+            extra={"case_id": case.id, "camera_id": case.camera_id, "actor": request.actor},
+        )
+        return case_to_proto(case)
+
+    async def GetAssessment(self, request, context):
+        by = request.by
+        if by not in (*assessment.GROUPINGS, *assessment.ACCURACY_GROUPINGS):
+            choices = ", ".join((*assessment.GROUPINGS, *assessment.ACCURACY_GROUPINGS))
+            raise InvalidArgument("by", f"use {choices} (got {quote(by)})")
+        check_token(request.department, "department", required=False)
+        if not 0 <= request.area_digits <= 32:
+            raise InvalidArgument("area_digits", f"use 1 to 32 (0: 6), got {request.area_digits}")
+        since = check_timestamp(request.since, "since") if request.HasField("since") else None
+        until = check_timestamp(request.until, "until") if request.HasField("until") else None
+        period = {"department": request.department, "since": since, "until": until}
+        if by in assessment.ACCURACY_GROUPINGS:
+            found = await asyncio.to_thread(assessment.assess_ai, self.store.engine, by, **period)
+            fields = ("key", "incidents", "reviewed", "confirmed", "false_alarms", "precision")
+            return incidents_pb2.Assessment(
+                accuracy=[_row(incidents_pb2.AccuracyRow, r, fields) for r in found]
+            )
+        digits = request.area_digits or assessment.DEFAULT_AREA_DIGITS
+        rows = await asyncio.to_thread(
+            assessment.assess_cases, self.store.engine, by, area_digits=digits, **period
+        )
+        fields = (
+            "key", "cases", "closed", "due", "postponed", "closed_on_time", "reworked", "extended",
+            "on_time_rate", "close_rate", "rework_rate", "extension_rate",
+        )  # fmt: skip
+        return incidents_pb2.Assessment(rows=[_row(incidents_pb2.AssessmentRow, r, fields) for r in rows])
+
+    async def ReportCase(self, request, context):
+        check_text(request.category_code, "category_code", max_length=MAX_CATEGORY_LENGTH, required=True)
+        check_token(request.department, "department")
+        check_text(request.actor, "actor", max_length=MAX_ACTOR_LENGTH, required=True)
+        check_text(request.description, "description", max_length=MAX_NOTE_LENGTH, single_line=False)
+        check_text(request.address, "address", max_length=MAX_NOTE_LENGTH)
+        check_text(request.grid_code, "grid_code", max_length=MAX_GRID_PREFIX_LENGTH)
+        check_text(request.source, "source", max_length=MAX_ALGORITHM_LENGTH)
+        check_text(request.media_url, "media_url", max_length=MAX_MEDIA_PATH_LENGTH)
+        lat = request.lat if request.HasField("lat") else None
+        lon = request.lon if request.HasField("lon") else None
+        if (lat is None) != (lon is None) or (
+            lat is not None and not (-90 <= lat <= 90 and -180 <= lon <= 180)
+        ):
+            raise InvalidArgument("lat", "give both lat (-90..90) and lon (-180..180), or neither")
+        try:
+            case = await asyncio.to_thread(
+                self.store.cases.report, request.category_code, request.department, request.actor,
+                description=request.description, address=request.address, grid_code=request.grid_code,
+                lat=lat, lon=lon, source=request.source or "open311", media_url=request.media_url,
+            )  # fmt: skip
+        except ValueError as exc:
+            raise InvalidArgument("category_code", str(exc)) from None
+        self.dispatched.set()
+        log.info(
+            "case reported", extra={"case_id": case.id, "actor": request.actor, "source": request.source}
+        )
+        return case_to_proto(case)
+
     async def GetMedia(self, request, context) -> AsyncIterator[incidents_pb2.MediaChunk]:
         check_text(request.path, "path", max_length=MAX_MEDIA_PATH_LENGTH, required=True)
         target = self.store.media_file(request.path)
@@ -299,14 +543,48 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
                     yield incidents_pb2.MediaChunk(data=data)
 
 
+def _row(message: Any, row: Any, fields: Sequence[str]) -> Any:
+    """A proto row of ``message`` type from a dataclass row (a None rate stays unset)."""
+    values = {name: getattr(row, name) for name in fields}
+    return message(**{name: value for name, value in values.items() if value is not None})
+
+
+def refresh_assessment_metrics(store: IncidentStore, now: float | None = None) -> None:
+    """Set the assessment gauges from the cases opened in the last ``ASSESSMENT_METRICS_DAYS``; a
+    department no longer among them loses its series, and a rate with nothing to divide is absent."""
+    now = time.time() if now is None else now
+    since = now - ASSESSMENT_METRICS_DAYS * 24 * 3600
+    rows = assessment.assess_cases(store.engine, "department", since=since, now=now)
+    rows = rows[:ASSESSMENT_METRICS_DEPARTMENTS]  # most cases first
+    for gauge in (ASSESSMENT_CASES, *ASSESSMENT_RATES.values()):
+        gauge.clear()
+    for row in rows:
+        ASSESSMENT_CASES.labels(row.key).set(row.cases)
+        for name, gauge in ASSESSMENT_RATES.items():
+            value = getattr(row, name)
+            if value is not None:
+                gauge.labels(row.key).set(value)
+
+
+async def _refresh_assessment(store: IncidentStore, stop: asyncio.Event) -> None:
+    """Refresh the assessment gauges every ``ASSESSMENT_METRICS_SECONDS`` until ``stop``."""
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(refresh_assessment_metrics, store)
+        except OperationalError as exc:
+            log.warning("could not refresh the assessment metrics", extra={"error": str(exc)[:300]})
+        await pause(stop, ASSESSMENT_METRICS_SECONDS)
+
+
 async def publish_dispatches(
     store: IncidentStore, nats_url: str, stop: asyncio.Event, wake: asyncio.Event | None = None
 ) -> None:
-    """The dispatch outbox: publish every dispatch step not yet acknowledged, in order, to the
-    DISPATCH stream (Nats-Msg-Id ``<incident_id>:dispatch:<seq>``), marking each published after
-    JetStream acknowledges it; until ``stop``. ``wake`` (set after a step) ends the wait early.
+    """The store's outbox: publish every dispatch step and case transition not yet acknowledged, in
+    order, to the DISPATCH stream (Nats-Msg-Id ``<incident_id>:dispatch:<seq>``) and the CASES
+    stream (``<case_id>:case:<seq>``), marking each published after JetStream acknowledges it;
+    until ``stop``. ``wake`` (set after a step) ends the wait early.
 
-    While NATS is down the steps wait in the database; a missing stream is recreated."""
+    While NATS is down the messages wait in the database; a missing stream is recreated."""
     try:
         nc = await bus.connect(nats_url, "retina-incident-store-dispatch", stop)
     except Exception:
@@ -321,8 +599,9 @@ async def publish_dispatches(
             try:
                 if not stream_ready:
                     await bus.ensure_dispatch(js)
+                    await bus.ensure_cases(js)
                     stream_ready = True
-                pending = await asyncio.to_thread(store.unpublished_dispatches)
+                pending = await asyncio.to_thread(store.outbox)
             except Exception as exc:  # JetStream or the database not ready: try again
                 log.warning("dispatch outbox not ready, retrying", extra={"error": str(exc) or repr(exc)})
                 await pause(stop, backoff.next_delay())
@@ -336,16 +615,16 @@ async def publish_dispatches(
                     await pause(stop, 1.0)
                 continue
             for message in pending:
-                extra = {"incident_id": message.incident_id, "msg_id": message.msg_id}
+                extra = {"msg_id": message.msg_id}
                 try:
                     await js.publish(
                         message.subject, message.to_json(), timeout=5, headers={"Nats-Msg-Id": message.msg_id}
                     )
-                    await asyncio.to_thread(store.mark_published, message.incident_id, message.seq)
+                    await asyncio.to_thread(store.mark_sent, message)
                 except Exception as exc:  # NATS down, stream deleted, database down: later, in order
                     DISPATCH_PUBLISH_ERRORS.inc()
                     log.warning(
-                        "dispatch step not published yet; will retry",
+                        "dispatch step or case transition not published yet; will retry",
                         extra={**extra, "error": str(exc) or type(exc).__name__},
                     )
                     stream_ready = stream_ready and not bus.resource_missing(exc)
@@ -473,7 +752,9 @@ def run_incident_store(settings: IncidentStoreSettings) -> None:
     auth = service_auth.configure(settings)
 
     async def main(stop: asyncio.Event) -> None:
-        store = IncidentStore(database_url or data_dir / "incidents.sqlite", data_dir / "media")
+        store = IncidentStore(
+            database_url or data_dir / "incidents.sqlite", data_dir / "media", settings.cluster.cases
+        )
         serve_metrics(metrics_port, listen)
         servicer = IncidentServicer(store)
         server, _, port = await start_grpc_server(
@@ -492,11 +773,12 @@ def run_incident_store(settings: IncidentStoreSettings) -> None:
             _enforce_retention(store, media_max_bytes, media_max_age_seconds, stop)
         )
         publisher = asyncio.create_task(publish_dispatches(store, nats_url, stop, servicer.dispatched))
+        assessor = asyncio.create_task(_refresh_assessment(store, stop))
         await stop.wait()
         log.info("incident store stopping")
         await server.stop(grace=2)
         try:
-            await asyncio.wait_for(asyncio.gather(consumer, retention, publisher), timeout=10)
+            await asyncio.wait_for(asyncio.gather(consumer, retention, publisher, assessor), timeout=10)
         except (TimeoutError, Exception) as exc:
             log.warning("consumer did not stop cleanly", extra={"error": str(exc)})
         store.close()

@@ -24,6 +24,11 @@ Tables:
 The dispatch loop's state machine is :data:`~retina.services.core.incident.DISPATCH_TRANSITIONS`;
 :meth:`IncidentStore.dispatch` takes one step. ``incidents.visible_to`` holds the departments that
 may see an incident as ``,a,b,`` (``*``: every department), so a scope filter is a ``LIKE``.
+
+City-management cases (案卷) are kept in the same database by :attr:`IncidentStore.cases` (a
+:class:`~retina.services.incidents.casebook.CaseBook`, tables ``cases``, ``case_incidents``,
+``case_history``): the first event of an incident files it into a case in the same transaction.
+The outbox (:meth:`IncidentStore.outbox`) holds both the dispatch steps and the case transitions.
 """
 
 from __future__ import annotations
@@ -37,21 +42,19 @@ import shutil
 import threading
 import time
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlalchemy import (
-    REAL,
     BigInteger,
     Column,
     Connection,
-    Double,
+    Engine,
     Identity,
     Index,
     Integer,
-    MetaData,
     Select,
     Table,
     Text,
@@ -59,22 +62,29 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    or_,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
+from retina.services.core.cases import CaseMessage, CasesConfig
 from retina.services.core.database import create_engine, migrate, sqlite_url, write_transaction
 from retina.services.core.incident import (
-    ALL_DEPARTMENTS,
     CLOSE_REASONS,
     DISPATCH_TRANSITIONS,
     VERIFY_OUTCOMES,
     DispatchMessage,
     IncidentMessage,
     allowed_actions,
+)
+from retina.services.incidents.casebook import CaseBook, case_incidents
+from retina.services.incidents.schema import (
+    Float8,
+    decode_departments,
+    encode_departments,
+    metadata,
+    visible_clause,
 )
 
 log = logging.getLogger(__name__)
@@ -86,9 +96,6 @@ VERSION_TABLE = "incidents_alembic_version"  # its own, so it may share a Postgr
 # Schema. The migrations in migrations/versions create exactly these tables; a test compares them.
 # ---------------------------------------------------------------------------------------------
 
-metadata = MetaData()
-# Floating point: DOUBLE PRECISION on PostgreSQL; on SQLite REAL, as the store has always declared it.
-Float8 = Double().with_variant(REAL(), "sqlite")
 
 # The incident's queryable columns: fields of IncidentMessage (the one definition of an incident),
 # each a column of the same name, typed from the field's annotation (str → TEXT, int → INTEGER,
@@ -125,16 +132,6 @@ def _message_column(name: str) -> Column:
     nullable = type(None) in kinds
     (kind,) = kinds - {type(None)}
     return Column(name, _SQL_TYPES[kind], primary_key=name == "id", nullable=nullable)
-
-
-def encode_departments(departments: Iterable[str]) -> str:
-    """Departments as stored in ``incidents.visible_to``: ``,a,b,`` (each one matched by ``%,a,%``)."""
-    return "," + ",".join(departments) + ","
-
-
-def decode_departments(stored: str) -> list[str]:
-    """The departments of a stored ``visible_to`` value."""
-    return [department for department in stored.split(",") if department]
 
 
 def message_values(message: IncidentMessage) -> dict[str, Any]:
@@ -303,9 +300,11 @@ class IncidentStore:
 
     ``database`` is a SQLAlchemy URL (``sqlite:////abs/incidents.sqlite``,
     ``postgresql+psycopg://user:pw@host/db``) or the path of a SQLite file; its folder is created.
+    ``cases``: how incidents become city-management cases (the cluster configuration's ``cases``
+    section; default: its defaults).
     """
 
-    def __init__(self, database: str | Path, media_dir: str | Path):
+    def __init__(self, database: str | Path, media_dir: str | Path, cases: CasesConfig | None = None):
         self.database_url = database_url(database)
         url = make_url(self.database_url)
         self.db_path = Path(url.database) if url.get_backend_name() == "sqlite" else None
@@ -319,6 +318,12 @@ class IncidentStore:
         except BaseException:
             self._engine.dispose()
             raise
+        self.cases = CaseBook(self._engine, self._lock, cases if cases is not None else CasesConfig())
+
+    @property
+    def engine(self) -> Engine:
+        """The database engine, for read-only reports over the tables (``assessment``)."""
+        return self._engine
 
     def _insert(self, connection: Connection, table: Table, values: dict[str, Any]) -> int:
         """INSERT ... ON CONFLICT DO NOTHING; the number of rows inserted (0 or 1)."""
@@ -364,24 +369,27 @@ class IncidentStore:
                 event["seq"] = select(func.coalesce(func.max(incident_events.c.seq), 0) + 1).scalar_subquery()
             inserted = self._insert(connection, incident_events, event)
             if inserted:
-                self._upsert(connection, message, snapshot_path)
+                created = self._upsert(connection, message, snapshot_path)
+                self.cases.on_incident_event(connection, message, created, event["received_at"])
         return bool(inserted)
 
     @staticmethod
-    def _upsert(connection: Connection, m: IncidentMessage, snapshot_path: str | None) -> None:
+    def _upsert(connection: Connection, m: IncidentMessage, snapshot_path: str | None) -> bool:
+        """Store the message as the incident's latest state; True when this made the incident."""
         stored = connection.execute(select(incidents.c.revision).where(incidents.c.id == m.id)).first()
         if stored is not None and stored.revision > m.revision:
-            return  # an older event arriving late changes nothing but the event log
+            return False  # an older event arriving late changes nothing but the event log
         values = message_values(m)
         values.update(
             state="ended" if m.event == "end" else "open", message_json=m.model_dump_json(by_alias=True)
         )
         if stored is None:
             connection.execute(insert(incidents).values(snapshot_path=snapshot_path, **values))
-            return
+            return True
         if snapshot_path is not None:  # a later event without a snapshot keeps the earlier one
             values["snapshot_path"] = snapshot_path
         connection.execute(update(incidents).where(incidents.c.id == m.id).values(**values))
+        return False
 
     def _write_media(self, relative: str, data: bytes) -> str:
         target = (self.media_dir / relative).resolve()
@@ -740,6 +748,36 @@ class IncidentStore:
         with self._lock, write_transaction(self._engine) as connection:
             connection.execute(update(dispatch_history).where(where).values(published_at=time.time()))
 
+    def outbox(self, limit: int = 64) -> list[DispatchMessage | CaseMessage]:
+        """What JetStream has not acknowledged yet — dispatch steps and case transitions — oldest
+        first (each incident's and each case's own in order)."""
+        pending: list[DispatchMessage | CaseMessage] = [
+            *self.unpublished_dispatches(limit),
+            *self.cases.unpublished(limit),
+        ]
+        return sorted(pending, key=lambda message: message.at)[:limit]
+
+    def mark_sent(self, message: DispatchMessage | CaseMessage) -> None:
+        """JetStream has acknowledged this message of the outbox."""
+        if isinstance(message, CaseMessage):
+            self.cases.mark_published(message.case_id, message.seq)
+        else:
+            self.mark_published(message.incident_id, message.seq)
+
+    def incidents_of_case(self, case_id: str) -> list[tuple[StoredIncident, str, float]]:
+        """The incidents of a case, in the order they joined it: (incident, how it joined — opened,
+        same_place, nearby —, when)."""
+        query = (
+            select(*_COLUMNS, case_incidents.c.link, case_incidents.c.linked_at)
+            .join(case_incidents, case_incidents.c.incident_id == incidents.c.id)
+            .where(case_incidents.c.case_id == case_id)
+            .order_by(case_incidents.c.linked_at, incidents.c.started_at)
+        )
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).all()
+        width = len(_COLUMNS)
+        return [(StoredIncident(*row[:width]), row[width], row[width + 1]) for row in rows]
+
     def event_count(self) -> int:
         with self._engine.connect() as connection:
             return connection.execute(select(func.count()).select_from(incident_events)).scalar_one()
@@ -763,8 +801,7 @@ def _in_scope_and_period(
     incident as ``,a,b,``; ``*`` meaning all; empty: no scope filter) and that started in
     [``since``, ``until``) (either may be None)."""
     if visible_to:
-        patterns = [f",{department}," for department in (*visible_to, ALL_DEPARTMENTS)]
-        query = query.where(or_(*(incidents.c.visible_to.contains(p, autoescape=True) for p in patterns)))
+        query = query.where(visible_clause(incidents.c.visible_to, visible_to))
     if since is not None:
         query = query.where(incidents.c.started_at >= since)
     if until is not None:

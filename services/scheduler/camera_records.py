@@ -8,6 +8,7 @@ tables (:func:`record_select`, :func:`row_to_record`).
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
@@ -90,6 +91,21 @@ class CameraHealthRecord:
     last_frame_at: float | None
     worker_id: str
     updated_at: float
+    # Video quality as the worker last reported it: ``retina.v1.CameraQuality`` as a JSON mapping
+    # (proto field names); None until one was reported.
+    quality: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ReferenceRecord:
+    """A camera's reference view for the scene-change check, as the registry stores it."""
+
+    camera_id: str
+    image: bytes  # PNG, grey
+    captured_at: float
+    source: str  # "auto" or "confirmed"
+    worker_id: str
+    stored_at: float
 
 
 @dataclass(frozen=True)
@@ -152,7 +168,7 @@ def same_config(stored_json: str, camera: CameraConfig) -> bool:
     return stored.model_dump_json() == camera.model_dump_json()
 
 
-_HEALTH_COLUMNS = ("status", "reason", "last_frame_at", "worker_id", "updated_at")
+_HEALTH_COLUMNS = ("status", "reason", "last_frame_at", "worker_id", "updated_at", "quality_json")
 
 
 def record_columns() -> list[Any]:
@@ -190,6 +206,7 @@ def row_to_record(row: Row) -> CameraRecord:
             last_frame_at=row.health_last_frame_at,
             worker_id=row.health_worker_id,
             updated_at=row.health_updated_at,
+            quality=json.loads(row.health_quality_json) if row.health_quality_json else None,
         )
     return CameraRecord(
         camera=camera,

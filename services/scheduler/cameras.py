@@ -2,10 +2,12 @@
 
 One :class:`CameraRegistry` works on the scheduler's database (:mod:`~retina.services.scheduler.db`,
 which describes the tables): the ``cameras``, ``camera_algorithms``, ``camera_health``,
-``camera_changes`` and ``registry_state`` tables are its own. Every create, update and delete takes
-the next global revision and appends it to the change log in the same transaction, so a watcher can
-resume from any revision (:meth:`CameraRegistry.changes_since`). Health is stored, not logged: it is
-no change.
+``camera_changes``, ``camera_references`` and ``registry_state`` tables are its own. Every create,
+update and delete takes the next global revision and appends it to the change log in the same
+transaction, so a watcher can resume from any revision (:meth:`CameraRegistry.changes_since`).
+Health is stored, not logged: it is no change; nor is a camera's reference view
+(:meth:`CameraRegistry.set_reference`), which an update that changes what the camera looks at (its
+URL or zones) drops, so its worker takes the new view.
 
 Every method opens its own short transaction and is safe to call from any thread. Callers get
 plain records (:mod:`~retina.services.scheduler.camera_records`), never ORM rows.
@@ -13,14 +15,18 @@ plain records (:mod:`~retina.services.scheduler.camera_records`), never ORM rows
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Connection, Row, delete, func, insert, or_, select, update
 
 from retina.services.core.config import CameraConfig
 from retina.services.core.health import CameraState
+from retina.services.core.quality import same_view
 from retina.services.scheduler.camera_records import (
     CameraChange,
     CameraExists,
@@ -29,6 +35,7 @@ from retina.services.scheduler.camera_records import (
     CameraRecord,
     ChangeKind,
     ImportResult,
+    ReferenceRecord,
     RevisionConflict,
     camera_columns,
     record_columns,
@@ -42,6 +49,7 @@ from retina.services.scheduler.db import (
     camera_algorithms,
     camera_changes,
     camera_health,
+    camera_references,
     cameras,
     open_database,
     registry_state,
@@ -301,17 +309,19 @@ class CameraRegistry:
         reason: str = "",
         last_frame_at: float | None = None,
         worker_id: str = "",
+        quality: dict[str, Any] | None = None,
     ) -> CameraHealthRecord:
         """Store a camera's health (not a change: no revision, no notification).
 
-        ``status`` is a :class:`CameraState` or its value (ValueError otherwise); raises
-        :class:`CameraNotFound` for an unknown camera.
+        ``status`` is a :class:`CameraState` or its value (ValueError otherwise); ``quality`` its
+        video quality (``retina.v1.CameraQuality`` as a JSON mapping), None when not reported.
+        Raises :class:`CameraNotFound` for an unknown camera.
         """
         try:
             status = CameraState(status)
         except ValueError:
             raise ValueError(f"status: {status!r} is not one of {', '.join(CameraState)}") from None
-        health = CameraHealthRecord(camera_id, status, reason, last_frame_at, worker_id, time.time())
+        health = CameraHealthRecord(camera_id, status, reason, last_frame_at, worker_id, time.time(), quality)
         with self._db.write() as connection:
             if self._get_row(connection, camera_id) is None:
                 raise CameraNotFound(camera_id)
@@ -322,9 +332,44 @@ class CameraRegistry:
                 "last_frame_at": last_frame_at,
                 "worker_id": worker_id,
                 "updated_at": health.updated_at,
+                "quality_json": json.dumps(quality) if quality is not None else None,
             }
             upsert(connection, camera_health, values, ["camera_id"])
         return health
+
+    # --- reference views (the scene-change check) ---------------------------------------------------
+
+    def set_reference(
+        self, camera_id: str, image: bytes, captured_at: float, source: str, worker_id: str = ""
+    ) -> ReferenceRecord:
+        """Store a camera's reference view (not a change: no revision, no notification); raises
+        :class:`CameraNotFound` for an unknown camera."""
+        record = ReferenceRecord(camera_id, image, captured_at, source, worker_id, time.time())
+        with self._db.write() as connection:
+            if self._get_row(connection, camera_id) is None:
+                raise CameraNotFound(camera_id)
+            values = {
+                "camera_id": camera_id,
+                "image": image,
+                "captured_at": captured_at,
+                "source": source,
+                "worker_id": worker_id,
+                "stored_at": record.stored_at,
+            }
+            upsert(connection, camera_references, values, ["camera_id"])
+        return record
+
+    def reference(self, camera_id: str) -> ReferenceRecord | None:
+        """A camera's reference view; None when it has none (yet, or since its view changed)."""
+        with self._db.read() as connection:
+            row = connection.execute(
+                select(camera_references).where(camera_references.c.camera_id == camera_id)
+            ).first()
+        if row is None:
+            return None
+        return ReferenceRecord(
+            row.camera_id, bytes(row.image), row.captured_at, row.source, row.worker_id, row.stored_at
+        )
 
     # --- camera helpers (inside a transaction) --------------------------------------------------
 
@@ -360,6 +405,8 @@ class CameraRegistry:
         """Write the new configuration unless it equals the stored one; True when it changed."""
         if enabled == row.enabled and same_config(row.config_json, camera):
             return False
+        if not self._same_view(row.config_json, camera):  # re-drawn zones accept the current view
+            connection.execute(delete(camera_references).where(camera_references.c.camera_id == camera.id))
         connection.execute(
             update(cameras)
             .where(cameras.c.id == camera.id)
@@ -368,6 +415,14 @@ class CameraRegistry:
         self._set_algorithms(connection, camera)
         self._log_change(connection, revision, camera.id, "upsert", now)
         return True
+
+    @staticmethod
+    def _same_view(stored_json: str, camera: CameraConfig) -> bool:
+        """Whether the stored configuration looks at the same view as ``camera`` (URL and zones)."""
+        try:
+            return same_view(CameraConfig.model_validate_json(stored_json), camera)
+        except ValidationError:
+            return False
 
     @staticmethod
     def _set_algorithms(connection: Connection, camera: CameraConfig) -> None:

@@ -14,7 +14,10 @@ Tables:
   the columns the list filters use (department, scene_type, enabled, name), each indexed.
 * ``camera_algorithms`` — (camera_id, algorithm name) pairs, so "cameras running X" is an index
   lookup rather than a scan of every configuration.
-* ``camera_health`` — the last health a worker reported for a camera.
+* ``camera_health`` — the last health a worker reported for a camera, with its video quality
+  (``quality_json``: the ``retina.v1.CameraQuality`` as JSON).
+* ``camera_references`` — each camera's reference view for the scene-change check (a small grey
+  PNG), so a camera keeps it whichever worker runs it. Like health it is no change (no revision).
 * ``camera_changes`` — the change log: every create, update and delete appends a row with the
   next global revision in the same transaction as the change. Deleted cameras leave their
   ``delete`` row behind (a tombstone), so a watcher that was away still learns about them.
@@ -42,6 +45,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -97,6 +101,18 @@ camera_health = Table(
     Column("last_frame_at", Double, nullable=True),
     Column("worker_id", String(128), nullable=False),
     Column("updated_at", Double, nullable=False),
+    Column("quality_json", Text, nullable=True),  # retina.v1.CameraQuality as JSON; None: not reported
+)
+
+camera_references = Table(
+    "camera_references",
+    metadata,
+    Column("camera_id", String(64), ForeignKey("cameras.id", ondelete="CASCADE"), primary_key=True),
+    Column("image", LargeBinary, nullable=False),  # PNG, grey, the quality monitor's working size
+    Column("captured_at", Double, nullable=False),
+    Column("source", String(16), nullable=False),  # "auto" or "confirmed"
+    Column("worker_id", String(128), nullable=False),
+    Column("stored_at", Double, nullable=False),
 )
 
 camera_changes = Table(

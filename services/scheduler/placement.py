@@ -51,6 +51,7 @@ from retina.services.scheduler.placement_types import (
     WorkerCapacity,
     camera_problem,
     inspect_worker,
+    is_positive_finite,
     validate_worker,
 )
 
@@ -63,6 +64,7 @@ __all__ = [
     "Placement",
     "PlacementResult",
     "WorkerCapacity",
+    "demand_ratio",
     "place",
     "validate_worker",
 ]
@@ -397,3 +399,38 @@ def place(
     ]
     result.device_load = cluster.loads(demands)
     return result
+
+
+def demand_ratio(workers: Iterable[WorkerCapacity], cameras: Iterable[CameraDemand]) -> float:
+    """How much of the live workers' capacity every camera would take, placed or not (1.0: all of it).
+
+    The tighter of two budgets: inference (per model, the cameras' analysis fps over the summed
+    ``capacity_fps`` of every device for that model) and decoding (the cameras' decode cost over
+    the workers' summed ``decode_capacity``). Unlike the device loads of :func:`place`, cameras that
+    could not be placed count too, so the ratio says when more workers are needed. ``math.inf``
+    when cameras need a model, or decoding, that no live worker offers; 0.0 without cameras.
+    Cameras and capacity entries with bad numbers are left out, as :func:`place` leaves them.
+    """
+    live = [worker for worker in workers if worker.alive]
+    demand_fps: dict[str, float] = defaultdict(float)
+    decode = 0.0
+    for camera in cameras:
+        if camera_problem(camera) is None:
+            demand_fps[camera.model_key] += camera.analysis_fps
+            decode += camera.decode_cost
+    capacity_fps: dict[str, float] = defaultdict(float)
+    for worker in live:
+        for device in worker.devices:
+            for model_key, fps in device.capacity_fps.items():
+                if is_positive_finite(fps):
+                    capacity_fps[model_key] += fps
+    decode_capacity = sum(w.decode_capacity for w in live if is_positive_finite(w.decode_capacity))
+    ratios = [_ratio(fps, capacity_fps[model_key]) for model_key, fps in demand_fps.items()]
+    ratios.append(_ratio(decode, decode_capacity))
+    return max(ratios)
+
+
+def _ratio(demand: float, capacity: float) -> float:
+    if demand <= 0:
+        return 0.0
+    return demand / capacity if capacity > 0 else math.inf

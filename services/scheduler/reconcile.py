@@ -10,6 +10,10 @@ A camera that moves keeps its open incidents: the old worker hands them over (``
 with ``handover``); if the old worker is dead, they are read from the incident store. The next
 worker continues them under the same ids, so dispatchers never see the same situation twice.
 
+A worker that shuts down cleanly (scale-in, node drain) calls ``DrainWorker`` first
+(:meth:`Scheduler.drain`): it gets nothing more, its cameras move at once with their incidents
+handed over, and it is forgotten, without waiting for its lease to run out.
+
 Workers and assignments are persisted (:class:`~retina.services.scheduler.workers.WorkerStore`);
 after a restart of the scheduler, workers keep analysing and simply heartbeat again.
 """
@@ -39,16 +43,31 @@ from retina.services.core.incident import IncidentMessage, handed_over
 from retina.services.core.serving import to_timestamp
 from retina.services.scheduler import placement
 from retina.services.scheduler.cameras import CameraRegistry
+from retina.services.scheduler.registry_api import CaptureFailed, quality_to_json, reference_record_to_proto
 from retina.services.scheduler.workers import WorkerStore
 from retina.v1 import incidents_pb2, incidents_pb2_grpc, scheduler_pb2, worker_pb2, worker_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 RECONCILE_SECONDS = 1.0
+QUALITY_REFRESH_SECONDS = 30.0  # stored quality scores are at most this old (problems: at once)
+DRAIN_SECONDS = 30.0  # the longest a DrainWorker call waits for the worker's cameras to move
 WORKERS_ALIVE = Gauge("retina_scheduler_workers_alive", "Workers holding a lease")
 CAMERAS_PLACED = Gauge("retina_scheduler_cameras_placed", "Enabled cameras placed on a worker")
 CAMERAS_UNPLACED = Gauge("retina_scheduler_cameras_unplaced", "Enabled cameras no worker can take")
 LOAD_MAX_OVER_MEAN = Gauge("retina_scheduler_load_max_over_mean", "Busiest device's load over the mean")
+LOAD_MAX = Gauge("retina_scheduler_load_max", "Planned load of the busiest device (1.0 = full)")
+LOAD_MEAN = Gauge("retina_scheduler_load_mean", "Mean planned load of the live workers' devices")
+# Cameras that need what no live worker offers read as this (a finite number: autoscalers add
+# workers as fast as their policy allows, and do not choke on +Inf).
+DEMAND_RATIO_CAP = 10.0
+DEMAND_RATIO = Gauge(
+    "retina_scheduler_demand_ratio",
+    "Capacity every enabled camera would take, placed or not, over the live workers' (1.0 = all): "
+    "the autoscaling signal",
+)
+WORKERS_DRAINING = Gauge("retina_scheduler_workers_draining", "Workers leaving: their cameras are moving")
+DRAINS = Counter("retina_scheduler_drains_total", "Workers that left cleanly (DrainWorker)", ["outcome"])
 MOVES = Counter("retina_scheduler_camera_moves_total", "Cameras moved between workers or devices", ["why"])
 LEASES_EXPIRED = Counter("retina_scheduler_leases_expired_total", "Workers that stopped heartbeating")
 ASSIGN_ERRORS = Counter("retina_scheduler_assign_errors_total", "Assign/release calls that failed")
@@ -78,6 +97,7 @@ class WorkerState:
     device_fps: dict[str, float] = field(default_factory=dict)
     health: dict[str, worker_pb2.CameraStatus] = field(default_factory=dict)
     heartbeat_wall: float = field(default_factory=time.time)
+    draining: bool = False  # leaving (DrainWorker): placed on no more, its cameras move now
 
 
 class Scheduler:
@@ -100,7 +120,8 @@ class Scheduler:
         self.unplaced: dict[str, str] = {}
         self.last_result: placement.PlacementResult | None = None
         self.wake = asyncio.Event()
-        self._health_seen: dict[str, tuple[int, str, str]] = {}
+        self.reconciled = asyncio.Event()  # set after every pass (DrainWorker waits on it)
+        self._health_seen: dict[str, tuple[tuple, float]] = {}  # camera → (what was stored, when)
         self._restore()
 
     def _restore(self) -> None:
@@ -202,15 +223,27 @@ class Scheduler:
         return True
 
     def _record_health(self, worker_id: str, status: worker_pb2.CameraStatus) -> None:
-        """Keep the registry's health record current (written when the state or reason changes)."""
-        key = (status.state, status.reason, worker_id)
-        if self._health_seen.get(status.camera_id) == key:
+        """Keep the registry's health record current: written when the state, the reason, the video
+        quality's problems or rules hold change, and every QUALITY_REFRESH_SECONDS for fresh scores."""
+        quality = status.quality if status.HasField("quality") else None
+        problems = (tuple(quality.problems), quality.rules, quality.reference_at.seconds) if quality else ()
+        key = (status.state, status.reason, worker_id, problems)
+        seen = self._health_seen.get(status.camera_id)
+        now = time.monotonic()
+        if (
+            seen is not None
+            and seen[0] == key
+            and (quality is None or now - seen[1] < QUALITY_REFRESH_SECONDS)
+        ):
             return
-        self._health_seen[status.camera_id] = key
+        self._health_seen[status.camera_id] = (key, now)
         last_frame = status.last_frame_at.ToNanoseconds() / 1e9 if status.HasField("last_frame_at") else None
         try:
             state = camera_state_name(status.state)
-            self.registry.report_health(status.camera_id, state, status.reason, last_frame, worker_id)
+            stored_quality = quality_to_json(quality) if quality is not None else None
+            self.registry.report_health(
+                status.camera_id, state, status.reason, last_frame, worker_id, stored_quality
+            )
         except Exception as exc:  # a camera deleted from the registry meanwhile
             log.debug("health not recorded", extra={"camera_id": status.camera_id, "error": str(exc)})
 
@@ -218,15 +251,63 @@ class Scheduler:
         now = time.monotonic()
         expired = []
         for worker in self.workers.values():
+            if worker.draining:  # it stopped heartbeating to leave; drain() forgets it
+                continue
             if worker.alive and now - worker.last_heartbeat > self.config.lease_seconds:
                 worker.alive = False
                 expired.append(worker.worker_id)
                 LEASES_EXPIRED.inc()
                 log.warning("worker lease expired; its cameras move", extra={"worker_id": worker.worker_id})
         for worker_id in expired:  # forget it; if it comes back it registers as new
-            del self.workers[worker_id]
-            self.store.remove_worker(worker_id)
+            self._forget(worker_id)
         return expired
+
+    def _forget(self, worker_id: str) -> None:
+        del self.workers[worker_id]
+        self.store.remove_worker(worker_id)
+
+    async def drain(
+        self, worker_id: str, timeout: float = DRAIN_SECONDS
+    ) -> tuple[list[str], list[str]] | None:
+        """A worker is leaving: place nothing more on it, move its cameras now (each with its open
+        incidents handed over, as a rebalance does), then forget it. Returns (cameras moved to
+        other workers, cameras no other worker could take) once it holds none, or at ``timeout``;
+        None if the worker is unknown. Cameras it still holds then are moved by later passes (their
+        incidents read from the incident store, as after a failover)."""
+        worker = self.workers.get(worker_id)
+        if worker is None or not worker.alive:
+            return None
+        held = {c for c, p in self.assignments.items() if p.worker_id == worker_id}
+        worker.draining = True
+        WORKERS_DRAINING.inc()
+        log.info("worker draining; its cameras move", extra={"worker_id": worker_id, "cameras": len(held)})
+        deadline = time.monotonic() + timeout
+        try:
+            while self._holds(worker_id) and time.monotonic() < deadline:
+                self.reconciled.clear()
+                self.wake.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.reconciled.wait(), max(deadline - time.monotonic(), 0.01))
+        finally:
+            WORKERS_DRAINING.dec()
+            if self.workers.get(worker_id) is worker:
+                self._forget(worker_id)
+                self.wake.set()
+        left = self._holds(worker_id)
+        DRAINS.labels("timeout" if left else "drained").inc()
+        moved = sorted(c for c in held if c in self.assignments and c not in left)
+        unplaced = sorted(c for c in held if c not in self.assignments)
+        log.info(
+            "worker drained" if not left else "worker left before its cameras could move",
+            extra={"worker_id": worker_id, "moved": len(moved), "unplaced": len(unplaced), "left": len(left)},
+        )
+        return moved, unplaced
+
+    def _holds(self, worker_id: str) -> list[str]:
+        """Cameras placed on the worker, or that it last said it runs."""
+        placed = {c for c, p in self.assignments.items() if p.worker_id == worker_id}
+        worker = self.workers.get(worker_id)
+        return sorted(placed | (worker.running or set() if worker is not None else set()))
 
     # -- placement --------------------------------------------------------------------------------
 
@@ -236,7 +317,8 @@ class Scheduler:
         self.expire_leases()
         records = {r.camera.id: r for r in await asyncio.to_thread(self.registry.list, enabled=True)}
         alive = [w for w in self.workers.values() if w.alive]
-        model_key = alive[0].model_key if alive else ""
+        staying = [w for w in alive if not w.draining]
+        model_key = (staying or alive)[0].model_key if alive else ""
         demands = [
             placement.CameraDemand(
                 camera_id=camera_id,
@@ -247,7 +329,7 @@ class Scheduler:
             for camera_id, record in records.items()
         ]
         workers = [
-            placement.WorkerCapacity(w.worker_id, w.devices, w.decode_capacity, alive=True) for w in alive
+            placement.WorkerCapacity(w.worker_id, w.devices, w.decode_capacity, alive=True) for w in staying
         ]
         previous = {c: p for c, p in self.assignments.items() if c in records}
         result = placement.place(
@@ -258,7 +340,10 @@ class Scheduler:
 
         for camera_id, old in list(self.assignments.items()):
             gone = camera_id not in result.assignments  # deleted, disabled or no longer placeable
-            if gone and await self._release(old, camera_id, handover=False) is not None:
+            # A leaving worker's camera that fits nowhere else keeps its incidents open (in the
+            # incident store) for the worker that takes it later.
+            handover = camera_id in records and self._draining(old.worker_id)
+            if gone and await self._release(old, camera_id, handover=handover) is not None:
                 self.applied.pop(camera_id, None)
         await self._release_strays(alive, result, records)
         for camera_id, target in sorted(result.assignments.items()):
@@ -276,7 +361,7 @@ class Scheduler:
             if await self._assign(target, record.camera, handed):
                 self.applied[camera_id] = wanted
                 if old is not None and old != target:
-                    MOVES.labels("failover" if old.worker_id not in self.workers else "rebalance").inc()
+                    MOVES.labels(self._move_reason(old.worker_id)).inc()
         if result.assignments != self.assignments:
             self.assignments = dict(result.assignments)
             await asyncio.to_thread(
@@ -287,7 +372,21 @@ class Scheduler:
         CAMERAS_PLACED.set(len(result.assignments))
         CAMERAS_UNPLACED.set(len(result.unplaced))
         LOAD_MAX_OVER_MEAN.set(result.max_over_mean)
+        LOAD_MAX.set(result.max_load)
+        LOAD_MEAN.set(result.mean_load)
+        DEMAND_RATIO.set(min(placement.demand_ratio(workers, demands), DEMAND_RATIO_CAP))
         RECONCILE_SECONDS_HIST.observe(time.perf_counter() - started)
+        self.reconciled.set()
+
+    def _draining(self, worker_id: str) -> bool:
+        worker = self.workers.get(worker_id)
+        return worker is not None and worker.draining
+
+    def _move_reason(self, worker_id: str) -> str:
+        """Why a camera left ``worker_id``: the ``why`` label of camera_moves_total."""
+        if worker_id not in self.workers:
+            return "failover"
+        return "drain" if self.workers[worker_id].draining else "rebalance"
 
     async def _release_strays(
         self, alive: list[WorkerState], result: placement.PlacementResult, records: dict
@@ -304,7 +403,8 @@ class Scheduler:
                 if target is not None and believed is not None and believed.worker_id == worker.worker_id:
                     continue  # a planned move: the assignment loop hands over from this worker
                 here = placement.Placement(worker.worker_id, "")
-                handed = await self._release(here, camera_id, handover=target is not None)
+                handover = target is not None or (worker.draining and camera_id in records)
+                handed = await self._release(here, camera_id, handover=handover)
                 if handed is None:
                     continue
                 worker.running.discard(camera_id)
@@ -353,10 +453,12 @@ class Scheduler:
         worker = self.workers.get(target.worker_id)
         if worker is None:
             return False
+        reference = await asyncio.to_thread(self.registry.reference, camera.id)  # it keeps its view
         request = worker_pb2.AssignCameraRequest(
             camera=camera_to_proto(camera),
             device_id=target.device_id,
             resume=[open_incident_to_proto(i) for i in handed],
+            reference=reference_record_to_proto(reference) if reference is not None else None,
         )
         try:
             async with service_auth.aio_channel(worker.address, service_auth.own_token()) as channel:
@@ -374,6 +476,27 @@ class Scheduler:
                    "resumed_incidents": len(handed)},
         )  # fmt: skip
         return True
+
+    async def capture_reference(self, camera_id: str) -> worker_pb2.QualityReference:
+        """Have the worker running ``camera_id`` take its current view as the reference view (the
+        registry stores it: RegistryService.CaptureReference). Raises CaptureFailed with the status
+        to answer when no live worker runs the camera or the worker cannot take it."""
+        where = self.assignments.get(camera_id)
+        worker = self.workers.get(where.worker_id) if where is not None else None
+        if worker is None or not worker.alive:
+            why = self.unplaced.get(camera_id, "it is not placed yet, or disabled")
+            raise CaptureFailed(
+                grpc.StatusCode.FAILED_PRECONDITION, f"camera {camera_id!r} runs on no worker: {why}"
+            )
+        request = worker_pb2.CaptureReferenceRequest(camera_id=camera_id)
+        try:
+            async with service_auth.aio_channel(worker.address, service_auth.own_token()) as channel:
+                return await worker_pb2_grpc.WorkerServiceStub(channel).CaptureReference(request, timeout=10)
+        except grpc.aio.AioRpcError as exc:
+            raise CaptureFailed(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"worker {worker.worker_id}: {exc.code().name}: {exc.details()}",
+            ) from None
 
     async def _release(
         self, where: placement.Placement, camera_id: str, handover: bool
@@ -396,7 +519,11 @@ class Scheduler:
                     extra={"camera_id": camera_id, "worker_id": worker.worker_id, "error": exc.details()},
                 )
                 return None
+            if worker.running is not None:
+                worker.running.discard(camera_id)
             return []
+        if worker.running is not None:  # until its next heartbeat says so
+            worker.running.discard(camera_id)
         log.info("camera released", extra={"camera_id": camera_id, "worker_id": worker.worker_id,
                                            "handover": handover})  # fmt: skip
         return [open_incident_from_proto(m) for m in reply.open_incidents]

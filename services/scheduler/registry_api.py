@@ -28,10 +28,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 
 import grpc
+from google.protobuf import json_format
 
 from retina.services.core.config import CameraConfig, CameraDefaults, ConfigError, validate_camera
 from retina.services.core.convert import (
@@ -41,6 +42,7 @@ from retina.services.core.convert import (
     camera_to_proto,
 )
 from retina.services.core.health import CameraState
+from retina.services.core.quality import check_quality, check_reference
 from retina.services.core.serving import to_timestamp
 from retina.services.core.validation import (
     InvalidArgument,
@@ -55,12 +57,13 @@ from retina.services.scheduler.camera_records import (
     CameraHealthRecord,
     CameraNotFound,
     CameraRecord,
+    ReferenceRecord,
     RegistryError,
     RevisionConflict,
     StoredCameraInvalid,
 )
 from retina.services.scheduler.cameras import CameraRegistry
-from retina.v1 import common_pb2, registry_pb2, registry_pb2_grpc
+from retina.v1 import common_pb2, registry_pb2, registry_pb2_grpc, worker_pb2
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,17 @@ _STATUS_CODES: dict[type[RegistryError], grpc.StatusCode] = {
 }
 
 T = TypeVar("T")
+# Takes a camera's current view as its reference on the worker running it and stores it; raises
+# CaptureFailed when it cannot (the scheduler provides it: services/scheduler/reconcile.py).
+CaptureReference = Callable[[str], Awaitable[worker_pb2.QualityReference]]
+
+
+class CaptureFailed(Exception):
+    """A reference view could not be captured; ``code`` is the gRPC status to answer with."""
+
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code = code
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,6 +102,11 @@ T = TypeVar("T")
 
 def health_record_to_proto(health: CameraHealthRecord) -> registry_pb2.CameraHealth:
     """The CameraHealth message of a stored health report."""
+    quality = None
+    if health.quality is not None:  # stored as reported; a field a newer worker added is skipped
+        quality = json_format.ParseDict(
+            health.quality, worker_pb2.CameraQuality(), ignore_unknown_fields=True
+        )
     return registry_pb2.CameraHealth(
         camera_id=health.camera_id,
         status=camera_state_to_proto(health.status),
@@ -95,6 +114,23 @@ def health_record_to_proto(health: CameraHealthRecord) -> registry_pb2.CameraHea
         last_frame_at=to_timestamp(health.last_frame_at),
         worker_id=health.worker_id,
         updated_at=to_timestamp(health.updated_at),
+        quality=quality,
+    )
+
+
+def quality_to_json(quality: worker_pb2.CameraQuality) -> dict[str, Any]:
+    """How the registry stores a camera's quality: the message as a JSON mapping."""
+    return json_format.MessageToDict(quality, preserving_proto_field_name=True)
+
+
+def reference_record_to_proto(record: ReferenceRecord) -> worker_pb2.QualityReference:
+    """The QualityReference message of a stored reference view."""
+    return worker_pb2.QualityReference(
+        camera_id=record.camera_id,
+        image=record.image,
+        captured_at=to_timestamp(record.captured_at),
+        source=record.source,
+        worker_id=record.worker_id,
     )
 
 
@@ -144,10 +180,12 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         registry: CameraRegistry,
         defaults: CameraDefaults | None = None,
         poll_seconds: float = POLL_SECONDS,
+        capture_reference: CaptureReference | None = None,
     ):
         self.registry = registry
         self.defaults = defaults or CameraDefaults()
         self.poll_seconds = poll_seconds
+        self.capture_reference = capture_reference  # None: no scheduler beside the registry
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed = asyncio.Event()  # set, then replaced, on every change; see _wake_watchers
         self._closed = False
@@ -295,6 +333,10 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             if request.HasField("last_frame_at")
             else None
         )
+        quality = None
+        if request.HasField("quality"):
+            check_quality(request.quality)
+            quality = quality_to_json(request.quality)
         health = await self._call(
             context,
             self.registry.report_health,
@@ -303,8 +345,54 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             request.reason,
             last_frame_at,
             request.worker_id,
+            quality,
         )
         return health_record_to_proto(health)
+
+    async def CaptureReference(self, request, context):
+        """Take a camera's current view as its reference view (on its worker) and store it."""
+        camera_id = check_token(request.camera_id, "camera_id")
+        await self._call(context, self.registry.get, camera_id)  # NOT_FOUND for an unknown camera
+        if self.capture_reference is None:
+            await _abort(
+                context, grpc.StatusCode.FAILED_PRECONDITION, "no scheduler runs beside this registry"
+            )
+        try:
+            reference = await self.capture_reference(camera_id)
+        except CaptureFailed as exc:
+            await _abort(context, exc.code, str(exc))
+        _, captured_at = check_reference(reference, "worker answer")
+        await self._call(
+            context,
+            self.registry.set_reference,
+            camera_id,
+            reference.image,
+            captured_at,
+            reference.source,
+            reference.worker_id,
+        )
+        log.info(
+            "reference view confirmed: the camera's rules judge this view now",
+            extra={"camera_id": camera_id, "worker_id": reference.worker_id, "captured_at": captured_at},
+        )
+        return reference
+
+    async def SetReference(self, request, context):
+        """Store the reference view a worker took of a camera that had none."""
+        camera_id = check_token(request.camera_id, "camera_id")
+        _, captured_at = check_reference(request)
+        check_text(request.worker_id, "worker_id", max_length=MAX_LABEL_LENGTH)
+        record = await self._call(
+            context,
+            self.registry.set_reference,
+            camera_id,
+            request.image,
+            captured_at,
+            request.source,
+            request.worker_id,
+        )
+        log.info("reference view stored", extra={"camera_id": camera_id, "source": request.source})
+        return reference_record_to_proto(record)
 
 
 async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:

@@ -1,5 +1,6 @@
 """``retina.v1.SchedulerService``: the gRPC face of the scheduler
-(:class:`~retina.services.scheduler.reconcile.Scheduler`): worker registration, heartbeats, status.
+(:class:`~retina.services.scheduler.reconcile.Scheduler`): worker registration, heartbeats, a
+worker's clean departure (drain), status.
 
 Every request is checked before any work (:func:`check_register_request`,
 :func:`check_heartbeat_request`); a bad field raises
@@ -9,9 +10,12 @@ Every request is checked before any work (:func:`check_register_request`,
 
 from __future__ import annotations
 
+import logging
+
 import grpc
 
 from retina.services.core.convert import camera_state_name
+from retina.services.core.quality import check_quality
 from retina.services.core.validation import (
     MAX_DEVICE_ID_LENGTH,
     InvalidArgument,
@@ -23,6 +27,8 @@ from retina.services.core.validation import (
 from retina.services.scheduler.reconcile import Scheduler, WorkerIdTaken
 from retina.services.scheduler.registry_api import MAX_REASON_LENGTH
 from retina.v1 import scheduler_pb2, scheduler_pb2_grpc
+
+log = logging.getLogger(__name__)
 
 MAX_WORKER_ID_LENGTH = 128
 MAX_ADDRESS_LENGTH = 256
@@ -66,6 +72,14 @@ def check_heartbeat_request(request: scheduler_pb2.HeartbeatRequest) -> None:
         for name in ("since", "last_frame_at"):
             if camera.HasField(name):
                 check_timestamp(getattr(camera, name), f"{field}.{name}")
+        if camera.HasField("quality"):
+            try:
+                check_quality(camera.quality, f"{field}.quality")
+            except InvalidArgument as exc:  # a bad quality report must not cost the lease: dropped
+                log.warning(
+                    "heartbeat quality dropped", extra={"camera_id": camera.camera_id, "error": str(exc)}
+                )
+                camera.ClearField("quality")
     for device_id, fps in request.device_fps.items():
         check_text(device_id, "device_fps", max_length=MAX_DEVICE_ID_LENGTH)
         check_number(fps, f"device_fps[{device_id}]")
@@ -98,3 +112,11 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
 
     async def GetClusterStatus(self, request, context):
         return self.scheduler.status()
+
+    async def DrainWorker(self, request, context):
+        check_text(request.worker_id, "worker_id", max_length=MAX_WORKER_ID_LENGTH, required=True)
+        drained = await self.scheduler.drain(request.worker_id)
+        if drained is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown worker {request.worker_id!r}")
+        moved, unplaced = drained
+        return scheduler_pb2.DrainWorkerResponse(moved=moved, unplaced=unplaced)

@@ -58,7 +58,9 @@ def run_scheduler(settings: SchedulerSettings, config: RetinaConfig) -> None:
         scheduler = Scheduler(registry, WorkerStore(database), config.scheduler, settings.incidents_address)
         loop = asyncio.get_running_loop()
         registry.add_listener(lambda _revision: loop.call_soon_threadsafe(scheduler.wake.set))
-        registry_servicer = RegistryServicer(registry, config.defaults)
+        registry_servicer = RegistryServicer(
+            registry, config.defaults, capture_reference=scheduler.capture_reference
+        )
         serve_metrics(metrics_port, listen)
 
         def register(server: grpc.aio.Server) -> None:

@@ -24,6 +24,7 @@ from retina.services.core.config import CameraConfig, IngestConfig
 from retina.services.core.health import CameraState
 from retina.services.worker import metrics
 from retina.services.worker.evidence import ClipCutter, ClipRequest
+from retina.services.worker.quality import QualityMonitor, QualityReport, QualityStatus
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,9 @@ class CameraHealth:
 
 
 StatusCallback = Callable[[str, CameraHealth], None]
+# Called on the decode thread when a camera's video quality changes (see QualityMonitor.observe).
+QualityCallback = Callable[[str, QualityReport], None]
+NO_QUALITY = QualityStatus()
 
 
 def is_live(url: str) -> bool:
@@ -171,6 +175,8 @@ class CameraSource:
         retry_files: bool,
         file_start_epoch: float | None = None,
         clip_ring_seconds: float = 0.0,
+        quality: QualityMonitor | None = None,
+        on_quality: QualityCallback | None = None,
     ):
         self.camera = camera
         self.ingest = ingest
@@ -186,6 +192,9 @@ class CameraSource:
         self._clock = _StreamClock(self.live, self.realtime, None if self.live else file_start_epoch)
         self._log_extra = {"camera_id": camera.id}
         self.clips = ClipCutter(clip_ring_seconds) if clip_ring_seconds > 0 else None
+        self.quality = quality  # the camera's video-quality monitor, fed on this thread
+        self.on_quality = on_quality
+        self._packets = self._decode_errors = 0  # since the last quality sample
 
     def start(self) -> None:
         self._set_state(CameraState.STARTING, "connecting")
@@ -208,6 +217,31 @@ class CameraSource:
     def running(self) -> bool:
         return self._thread.is_alive()
 
+    def quality_status(self) -> QualityStatus:
+        """The camera's quality problems and whether its rules are held (read by the analysis thread)."""
+        return self.quality.status if self.quality is not None else NO_QUALITY
+
+    def _observe_quality(self, frame: SampledFrame) -> None:
+        """Diagnose a sampled frame when a quality sample is due; a failing check never stops decoding."""
+        monitor = self.quality
+        if monitor is None or not monitor.due(frame.timestamp):
+            return
+        errors, packets = self._decode_errors, self._packets
+        self._decode_errors = self._packets = 0
+        try:
+            report = monitor.observe(frame.image, frame.timestamp, errors, packets)
+        except Exception:
+            log.exception("quality check failed on a frame", extra=self._log_extra)
+            return
+        self._report_quality(report)
+
+    def _report_quality(self, report: QualityReport | None) -> None:
+        if report is not None and self.on_quality is not None:
+            try:
+                self.on_quality(self.camera.id, report)
+            except Exception:
+                log.exception("quality report could not be handed on", extra=self._log_extra)
+
     # -- state ------------------------------------------------------------------------------
 
     def _set_state(self, state: CameraState, reason: str) -> None:
@@ -219,6 +253,9 @@ class CameraSource:
             level = logging.INFO if state in (CameraState.ONLINE, CameraState.STARTING) else logging.WARNING
             log.log(level, f"camera {state.value}: {reason}", extra={**self._log_extra, "state": state.value})
             self.on_status(self.camera.id, self.health)
+            if self.quality is not None and state != CameraState.STOPPED:
+                signal = state not in (CameraState.OFFLINE, CameraState.STALLED)
+                self._report_quality(self.quality.set_signal(signal, time.time()))
 
     # -- the thread -------------------------------------------------------------------------
 
@@ -246,6 +283,8 @@ class CameraSource:
             self._stop.wait(delay)
         if self._stop.is_set():
             self._set_state(CameraState.STOPPED, "released")
+        if self.quality is not None:
+            self.quality.close()
         self.buffer.mark_ended()
 
     def _open(self) -> av.container.InputContainer:
@@ -289,10 +328,12 @@ class CameraSource:
                 silent_for = time.monotonic() - progress_at
                 if silent_for >= self.ingest.stall_seconds:
                     raise SourceStalled(silent_for)
+                self._packets += 1
                 try:
                     frames = packet.decode()
                 except av.error.InvalidDataError:
                     metrics.DECODE_ERRORS.labels(self.camera.id).inc()
+                    self._decode_errors += 1
                     continue
                 self._keep_for_clips(packet, stream)
                 for frame in frames:
@@ -316,6 +357,7 @@ class CameraSource:
                     self.health.frames_sampled += 1
                     sampled = SampledFrame(self.camera.id, t, frame.to_ndarray(format="bgr24"))
                     self.latest = sampled  # a reference, never a copy: frames are not written to
+                    self._observe_quality(sampled)
                     self.buffer.put(sampled, self._stop)
                 if frames:  # after pacing and handing on: time spent here is not the source's
                     progress_at = time.monotonic()

@@ -21,8 +21,9 @@ from retina.algorithms.sdk import HandedOverIncident
 from retina.services.core.config import CameraConfig, DetectorConfig, RetinaConfig
 from retina.services.worker.detector import Detector
 from retina.services.worker.features import FeatureExtractor
-from retina.services.worker.ingest import CameraHealth, SampledFrame, StatusCallback
+from retina.services.worker.ingest import CameraHealth, QualityCallback, SampledFrame, StatusCallback
 from retina.services.worker.pipeline import Analyzer, EventsCallback
+from retina.services.worker.quality import QualityMonitor, QualityReport, Reference
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ class DeviceLanes:
         on_events: EventsCallback,
         on_status: StatusCallback,
         features: FeatureExtractor | None,
+        on_quality: QualityCallback | None = None,
     ):
         self.config = config
         self.model_key = model_key(config.detector)
@@ -106,6 +108,8 @@ class DeviceLanes:
                 evidence=config.evidence,
                 features=features,
                 features_config=config.features,
+                quality=config.quality,
+                on_quality=on_quality,
             )
             self.lanes[device_id] = Lane(device_id, detector, analyzer)
         self._camera_lane: dict[str, str] = {}
@@ -146,10 +150,14 @@ class DeviceLanes:
         return self.lanes.get(device_id) if device_id else None
 
     def assign(
-        self, camera: CameraConfig, device_id: str = "", resume: list[HandedOverIncident] | None = None
+        self,
+        camera: CameraConfig,
+        device_id: str = "",
+        resume: list[HandedOverIncident] | None = None,
+        reference: Reference | None = None,
     ) -> CameraHealth:
         """Start (or reconfigure) a camera on a device; a camera moving between devices keeps its
-        open incidents."""
+        open incidents and its reference view."""
         device_id = device_id or next(iter(self.lanes))
         if device_id not in self.lanes:
             have = ", ".join(self.lanes)
@@ -157,10 +165,13 @@ class DeviceLanes:
         resume = list(resume or [])
         current = self.lane_of(camera.id)
         if current is not None and current.device_id != device_id:
+            monitor = current.analyzer.quality_monitor(camera.id)
+            if reference is None and monitor is not None:
+                reference = monitor.reference
             resume += current.analyzer.release(camera.id, handover=True) or []
         with self._lock:
             self._camera_lane[camera.id] = device_id
-        return self.lanes[device_id].analyzer.assign(camera, resume)
+        return self.lanes[device_id].analyzer.assign(camera, resume, reference)
 
     def release(self, camera_id: str, handover: bool) -> list[HandedOverIncident] | None:
         """Stop a camera (see Analyzer.release); None if it is not on this worker."""
@@ -190,6 +201,18 @@ class DeviceLanes:
         """A camera's configuration and newest frame (see Analyzer.latest_frame); None if not here."""
         lane = self.lane_of(camera_id)
         return lane.analyzer.latest_frame(camera_id) if lane is not None else None
+
+    def quality_monitor(self, camera_id: str) -> QualityMonitor | None:
+        """A camera's quality monitor (see Analyzer.quality_monitor); None if not here or none."""
+        lane = self.lane_of(camera_id)
+        return lane.analyzer.quality_monitor(camera_id) if lane is not None else None
+
+    def quality_reports(self) -> dict[str, QualityReport]:
+        """Every camera's video quality (those with a quality monitor)."""
+        out: dict[str, QualityReport] = {}
+        for lane in self.lanes.values():
+            out.update(lane.analyzer.quality_reports())
+        return out
 
     def health(self) -> dict[str, tuple[str, CameraHealth]]:
         """Every camera's (device id, health)."""

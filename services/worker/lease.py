@@ -2,7 +2,9 @@
 
 If the scheduler is unreachable the worker keeps analysing what it has and keeps trying; when the
 scheduler answers NOT_FOUND (it lost the worker, e.g. after its lease expired) the worker
-registers again.
+registers again. On a clean shutdown the worker leaves (:meth:`SchedulerLease.leave`): the
+scheduler moves its cameras, with their open incidents, while it still serves them, instead of
+waiting for its lease to expire.
 
 The lease knows the worker only through what it reports (its id, its lanes and its cameras'
 status), so it does not import the worker service that starts it.
@@ -23,6 +25,8 @@ from retina.services.worker.lanes import DeviceLanes
 from retina.v1 import scheduler_pb2, scheduler_pb2_grpc, worker_pb2
 
 log = logging.getLogger(__name__)
+
+LEAVE_SECONDS = 35.0  # the scheduler answers DrainWorker within 30 s
 
 
 class SchedulerLease:
@@ -93,3 +97,26 @@ class SchedulerLease:
                         extra={"scheduler": self.scheduler_address, "error": exc.code().name},
                     )
                 await pause(stop, self.heartbeat_seconds)
+
+    async def leave(self, timeout: float = LEAVE_SECONDS) -> bool:
+        """Tell the scheduler this worker is leaving (``DrainWorker``) and wait while it moves the
+        cameras away (it calls this worker's ReleaseCamera meanwhile, so keep serving gRPC until
+        this returns). False if the scheduler could not be told: the cameras then move when the
+        lease expires, their incidents read from the incident store."""
+        request = scheduler_pb2.DrainWorkerRequest(worker_id=self.worker_id)
+        try:
+            async with service_auth.aio_channel(self.scheduler_address, service_auth.own_token()) as channel:
+                reply = await scheduler_pb2_grpc.SchedulerServiceStub(channel).DrainWorker(
+                    request, timeout=timeout
+                )
+        except grpc.aio.AioRpcError as exc:
+            log.warning(
+                "could not leave the scheduler; the cameras move when the lease expires",
+                extra={"scheduler": self.scheduler_address, "error": exc.code().name},
+            )
+            return False
+        log.info(
+            "left the scheduler",
+            extra={"moved": len(reply.moved), "unplaced": list(reply.unplaced)},
+        )
+        return True

@@ -28,6 +28,15 @@ BATCH_SIZE = Histogram(
 INCIDENT_EVENTS = Counter(
     "retina_incident_events_total", "Incident events accepted", ["camera_id", "algorithm", "event"]
 )
+# The alert latency: from the frame that raised a new (or updated) incident to JetStream's ack of
+# the event, i.e. detection, rule, evidence, outbox and publish together. End events are left out:
+# a "lost" end is decided on purpose long after the last frame that saw the object.
+ALERT_LATENCY = Histogram(
+    "retina_alert_latency_seconds",
+    "From the frame that raised an incident event to its JetStream ack",
+    ["event"],
+    buckets=(0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0),
+)
 # The worker has two outboxes ("incidents", "features"); these series carry its name.
 OUTBOX_PENDING = Gauge("retina_outbox_pending", "Messages waiting for a JetStream ack", ["outbox"])
 OUTBOX_REFUSED = Counter("retina_outbox_refused_total", "Messages refused: the outbox is full", ["outbox"])
@@ -37,4 +46,19 @@ PARKED = Counter("retina_outbox_parked_total", "Messages JetStream kept rejectin
 FEATURE_RECORDS = Counter("retina_feature_records_total", "Track feature records produced", ["camera_id"])
 FEATURES_DROPPED = Counter(
     "retina_features_dropped_total", "Feature records dropped: embedding fell behind", ["camera_id"]
+)
+# Video quality (services/worker/quality.py): per camera and check.
+QUALITY_SCORE = Gauge(
+    "retina_camera_quality_score", "Latest video-quality score (higher is worse)", ["camera_id", "check"]
+)
+QUALITY_PROBLEM = Gauge(
+    "retina_camera_quality_problem", "1 while the video-quality problem is active", ["camera_id", "check"]
+)
+RULES_HELD = Gauge(
+    "retina_camera_rules_held", "1 while the camera's rules are suspended (moved) or paused", ["camera_id"]
+)
+QUALITY_SECONDS = Histogram(
+    "retina_quality_check_seconds",
+    "Time to diagnose one sampled frame (every check)",
+    buckets=(0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064),
 )

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from retina.algorithms.sdk import (
     Algorithm,
+    AlgorithmSpec,
     AnalysedFrame,
     CameraContext,
     HandedOverIncident,
@@ -33,17 +34,21 @@ from retina.services.core.config import (
     IngestConfig,
     TrackerConfig,
 )
+from retina.services.core.quality import QualityConfig, effective_quality, same_view
 from retina.services.worker import metrics
 from retina.services.worker.detector import CameraTracker, Detector
 from retina.services.worker.evidence import ClipRequest, clip_window
 from retina.services.worker.features import FeatureExtractor, FeatureJob, TrackFeatures
 from retina.services.worker.ingest import (
+    NO_QUALITY,
     CameraHealth,
     CameraSource,
     FrameBuffer,
+    QualityCallback,
     SampledFrame,
     StatusCallback,
 )
+from retina.services.worker.quality import QualityMonitor, QualityReport, QualityStatus, Reference
 
 log = logging.getLogger(__name__)
 
@@ -65,25 +70,75 @@ class CameraPipeline:
         self.camera = camera
         self.tracker = CameraTracker(tracker_config, camera.analysis_fps, detector)
         self.features = features
-        context = CameraContext(camera.id, camera.tz())
-        registry = available_algorithms()
-        self.algorithms: list[Algorithm] = [
-            registry[spec.name].from_spec(context, spec) for spec in camera.algorithms
-        ]
+        self._context = CameraContext(camera.id, camera.tz())
+        self.algorithms: list[Algorithm] = [self._build(spec) for spec in camera.algorithms]
         self.last_timestamp: float | None = None
         self._track_keys: dict[str, str] = {}  # open incident id → feature track key of its object
+        self.held: str = ""  # "suspended" or "paused" while the video quality holds the rules
+        self._held_incidents: list[HandedOverIncident] = []  # open when the hold began; continue after
 
-    def analyse(self, frame: SampledFrame, detections) -> tuple[list[IncidentEvent], list[FeatureJob]]:
-        """Track and run the rules on one frame: incident events, and the track features now due."""
+    def _build(self, spec: AlgorithmSpec) -> Algorithm:
+        return available_algorithms()[spec.name].from_spec(self._context, spec)
+
+    def _give_up(self, algorithm: Algorithm) -> list[HandedOverIncident]:
+        """A rule's open incidents, given up without ending them, each naming its feature track."""
+        return [
+            incident
+            if incident.track_key is not None
+            else dataclasses.replace(incident, track_key=self._track_keys.get(incident.incident_id))
+            for incident in algorithm.hand_over()
+        ]
+
+    def analyse(
+        self, frame: SampledFrame, detections, quality: QualityStatus = NO_QUALITY
+    ) -> tuple[list[IncidentEvent], list[FeatureJob]]:
+        """Track and run the rules on one frame: incident events, and the track features now due.
+
+        ``quality`` is the camera's video quality now: while it holds the rules (the camera moved,
+        or its view is covered) they do not see the frame (:meth:`_hold`); every event carries the
+        problems the camera had (``camera_quality``).
+        """
         objects = self.tracker.update(detections)
         analysed = AnalysedFrame(self.camera.id, frame.timestamp, frame.image, objects)
         self.last_timestamp = frame.timestamp
         jobs = self.features.observe(analysed) if self.features is not None else []  # tracks of this frame
-        events: list[IncidentEvent] = []
+        if quality.hold:
+            self._hold(quality)
+            return [], jobs
+        events: list[IncidentEvent] = self._release_hold() if self.held else []
         for algorithm in self.algorithms:
             events += algorithm.process(analysed)
             events += algorithm.expire_handovers(frame.timestamp)
+        for event in events:
+            event.camera_quality = list(quality.problems)
         return self._with_track_keys(events), jobs
+
+    def _hold(self, quality: QualityStatus) -> None:
+        """Stop the rules without ending their incidents: no new incident opens, and none ends as
+        "moved" or "left" because the view is gone. Rules that keep their incidents in an
+        IncidentLifecycle (every built-in one) give them up as on a move to another worker and are
+        built afresh (what they learnt of the old view is void); the incidents continue under their
+        ids once the rules see the same situations again after the hold, or end ``lost`` (the rule's
+        handover time). Other rules just miss the frames."""
+        if self.held:
+            self.held = quality.hold
+            return
+        self.held = quality.hold
+        for index, algorithm in enumerate(self.algorithms):
+            if algorithm.lifecycle is None:
+                continue
+            self._held_incidents += self._give_up(algorithm)
+            self.algorithms[index] = self._build(self.camera.algorithms[index])
+        log.warning(
+            f"rules {quality.hold}: {quality.note}",
+            extra={"camera_id": self.camera.id, "open_incidents": len(self._held_incidents)},
+        )
+
+    def _release_hold(self) -> list[IncidentEvent]:
+        """The rules run again; the incidents open when they stopped wait to be seen again."""
+        held, self._held_incidents, self.held = self._held_incidents, [], ""
+        log.info("rules resumed", extra={"camera_id": self.camera.id, "open_incidents": len(held)})
+        return self.resume(held)
 
     def _track_key(self, event: IncidentEvent) -> str | None:
         """The feature track of an event's object. Once an incident has named one (its first event
@@ -125,21 +180,19 @@ class CameraPipeline:
         return self._with_track_keys(events)
 
     def hand_over(self) -> tuple[list[HandedOverIncident], list[FeatureJob]]:
-        """Stop without ending incidents (the camera moves): the open incidents, and the tracks' ends."""
-        incidents = [
-            incident
-            if incident.track_key is not None
-            else dataclasses.replace(incident, track_key=self._track_keys.get(incident.incident_id))
-            for algorithm in self.algorithms
-            for incident in algorithm.hand_over()
-        ]
-        return incidents, self.features.finish() if self.features is not None else []
+        """Stop without ending incidents (the camera moves): the open incidents (those a quality hold
+        keeps waiting included), and the tracks' ends."""
+        held, self._held_incidents = self._held_incidents, []
+        incidents = [incident for algorithm in self.algorithms for incident in self._give_up(algorithm)]
+        return held + incidents, self.features.finish() if self.features is not None else []
 
     def finish(self, reason: str) -> tuple[list[IncidentEvent], list[FeatureJob]]:
         """End open incidents (with ``reason``) and open tracks."""
         if self.last_timestamp is None:
             return [], []
-        events: list[IncidentEvent] = []
+        versions = {algorithm.manifest.name: algorithm.manifest.version for algorithm in self.algorithms}
+        held, self._held_incidents = self._held_incidents, []
+        events = [ended_handover(i, versions.get(i.algorithm, ""), reason) for i in held]
         for algorithm in self.algorithms:
             events += algorithm.finish(self.last_timestamp, reason)
         events = self._with_track_keys(events)
@@ -174,6 +227,8 @@ class Analyzer:
         evidence: EvidenceConfig | None = None,
         features: FeatureExtractor | None = None,
         features_config: FeaturesConfig | None = None,
+        quality: QualityConfig | None = None,
+        on_quality: QualityCallback | None = None,
     ):
         self.detector = detector
         self.tracker_config = tracker_config
@@ -189,6 +244,8 @@ class Analyzer:
         self.evidence = evidence or EvidenceConfig(clip_before_seconds=0, clip_after_seconds=0)
         self.features = features
         self.features_config = features_config
+        self.quality = quality  # the cluster's quality section; None: no quality monitor
+        self.on_quality = on_quality
         self._cameras: dict[str, _Camera] = {}
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -198,17 +255,28 @@ class Analyzer:
 
     # -- camera management (any thread) ------------------------------------------------------
 
-    def assign(self, camera: CameraConfig, resume: list[HandedOverIncident] | None = None) -> CameraHealth:
+    def assign(
+        self,
+        camera: CameraConfig,
+        resume: list[HandedOverIncident] | None = None,
+        reference: Reference | None = None,
+    ) -> CameraHealth:
         """Start a camera, or restart it with a changed configuration.
 
         ``resume``: incidents it had open on its previous worker, continued here under their ids.
+        ``reference``: its reference view for the quality monitor (from the registry); without one,
+        a camera restarted on the same view keeps the one it had, others take their first clean view.
+        Raises ConfigError when the camera's quality settings do not hold with the cluster's.
         """
         with self._manage_lock:
-            return self._assign(camera, resume or [])
+            return self._assign(camera, resume or [], reference)
 
-    def _assign(self, camera: CameraConfig, resume: list[HandedOverIncident]) -> CameraHealth:
+    def _assign(
+        self, camera: CameraConfig, resume: list[HandedOverIncident], reference: Reference | None
+    ) -> CameraHealth:
         with self._lock:
             existing = self._cameras.get(camera.id)
+        monitor = self._monitor(camera, reference)
         if existing is not None:
             if existing.config == camera:
                 if resume:  # incidents handed over late (the camera ran in two places for a moment)
@@ -216,6 +284,14 @@ class Analyzer:
                         events = existing.pipeline.resume(resume)
                     self._deliver(camera, events, [])
                 return existing.source.health
+            kept = existing.source.quality
+            if (
+                monitor is not None
+                and reference is None
+                and kept is not None
+                and same_view(existing.config, camera)
+            ):
+                monitor.reference = kept.reference  # same view, new settings: the reference stays
             resume = resume + self.release(camera.id, handover=True)  # same situations, new settings
         track_features = None
         if self.features is not None and self.features_config is not None:
@@ -235,6 +311,8 @@ class Analyzer:
             clip_ring_seconds=self.evidence.clip_before_seconds + self.evidence.clip_after_seconds + 5
             if self.evidence.enabled
             else 0.0,
+            quality=monitor,
+            on_quality=self.on_quality,
         )
         self._deliver(camera, pipeline.resume(resume), [])
         with self._lock:
@@ -242,6 +320,15 @@ class Analyzer:
         source.start()
         log.info("camera assigned", extra={"camera_id": camera.id, "url": camera.url})
         return source.health
+
+    def _monitor(self, camera: CameraConfig, reference: Reference | None) -> QualityMonitor | None:
+        """A quality monitor for ``camera`` (None when quality is off for it)."""
+        if self.quality is None:
+            return None
+        config = effective_quality(self.quality, camera.quality, "camera.quality")
+        if not config.enabled:
+            return None
+        return QualityMonitor(camera.id, config, reference)
 
     def release(
         self, camera_id: str, reason: str = "camera_removed", handover: bool = False
@@ -340,6 +427,18 @@ class Analyzer:
         with self._lock:
             return {cid: entry.source.health for cid, entry in self._cameras.items()}
 
+    def quality_reports(self) -> dict[str, QualityReport]:
+        """The video quality of every camera with a quality monitor."""
+        with self._lock:
+            monitors = {cid: entry.source.quality for cid, entry in self._cameras.items()}
+        return {cid: monitor.report() for cid, monitor in monitors.items() if monitor is not None}
+
+    def quality_monitor(self, camera_id: str) -> QualityMonitor | None:
+        """A camera's quality monitor; None when the camera is not here or has none."""
+        with self._lock:
+            entry = self._cameras.get(camera_id)
+        return entry.source.quality if entry is not None else None
+
     def latest_frame(self, camera_id: str) -> tuple[CameraConfig, SampledFrame | None] | None:
         """A camera's configuration and newest decoded frame (None before the first); None if the
         camera is not here."""
@@ -427,7 +526,7 @@ class Analyzer:
             self.frames_analysed += 1
             metrics.FRAMES_ANALYSED.labels(camera_id).inc()
             try:
-                events, jobs = entry.pipeline.analyse(frame, dets)
+                events, jobs = entry.pipeline.analyse(frame, dets, entry.source.quality_status())
             except Exception:
                 log.exception("analysis failed on a frame", extra={"camera_id": camera_id})
                 continue

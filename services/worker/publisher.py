@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import time
+from datetime import datetime
 
 import nats
 from nats.aio.client import Client
@@ -19,12 +22,21 @@ from nats.js.object_store import ObjectStore
 
 from retina.services.core import bus
 from retina.services.core.backoff import Backoff
-from retina.services.core.outbox import Outbox
+from retina.services.core.outbox import Outbox, OutboxItem
 from retina.services.worker import metrics
 
 log = logging.getLogger(__name__)
 
 PARK_AFTER_REJECTIONS = 5
+TIMED_EVENTS = ("new", "update")  # incident events whose alert latency is measured
+
+
+def frame_time(payload: bytes) -> float | None:
+    """When the frame behind an incident event was taken (its ``last_seen_at``, epoch seconds)."""
+    try:
+        return datetime.fromisoformat(json.loads(payload)["last_seen_at"]).timestamp()
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 class OutboxPublisher:
@@ -97,5 +109,12 @@ class OutboxPublisher:
                     break
                 self.outbox.remove(item.seq)
                 metrics.PUBLISHED.labels(self.name).inc()
+                if self.name == "incidents" and item.kind in TIMED_EVENTS:
+                    self._observe_latency(item)
                 metrics.OUTBOX_PENDING.labels(self.name).set(len(self.outbox))
                 backoff.reset()
+
+    def _observe_latency(self, item: OutboxItem) -> None:
+        taken = frame_time(item.payload)
+        if taken is not None:
+            metrics.ALERT_LATENCY.labels(item.kind).observe(max(time.time() - taken, 0.0))

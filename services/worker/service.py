@@ -34,6 +34,7 @@ from retina.services.core.features import FeatureRecord, make_family_embedders
 from retina.services.core.incident import draw_zone, encode_jpeg
 from retina.services.core.metrics import serve_metrics
 from retina.services.core.outbox import Outbox
+from retina.services.core.quality import effective_quality, quality_subject
 from retina.services.core.serving import pause, run_until_signalled, start_grpc_server, to_timestamp
 from retina.services.core.settings import WorkerSettings
 from retina.services.core.validation import (
@@ -49,8 +50,16 @@ from retina.services.worker.ingest import CameraHealth
 from retina.services.worker.lanes import DeviceLanes
 from retina.services.worker.lease import SchedulerLease
 from retina.services.worker.publisher import OutboxPublisher
+from retina.services.worker.quality import (
+    QualityReport,
+    Reference,
+    reference_from_proto,
+    reference_to_proto,
+    report_to_event,
+    report_to_proto,
+)
 from retina.services.worker.sinks import OutboxSink
-from retina.v1 import worker_pb2, worker_pb2_grpc
+from retina.v1 import registry_pb2_grpc, worker_pb2, worker_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +70,9 @@ MAX_RESUMED_INCIDENTS = 1000
 MAX_ZONE_NAME_LENGTH = 64  # as algorithms.sdk.config.Zone allows
 
 
-def health_to_proto(camera_id: str, health_: CameraHealth, device_id: str = "") -> worker_pb2.CameraStatus:
+def health_to_proto(
+    camera_id: str, health_: CameraHealth, device_id: str = "", quality: QualityReport | None = None
+) -> worker_pb2.CameraStatus:
     return worker_pb2.CameraStatus(
         camera_id=camera_id,
         device_id=device_id,
@@ -72,6 +83,7 @@ def health_to_proto(camera_id: str, health_: CameraHealth, device_id: str = "") 
         frames_decoded=health_.frames_decoded,
         frames_analysed=health_.frames_analysed,
         reconnects=health_.reconnects,
+        quality=report_to_proto(quality) if quality is not None else None,
     )
 
 
@@ -131,7 +143,8 @@ class Worker:
             evidence=config.evidence,
             request_clip=lambda *request: self.lanes.request_clip(*request),
         )
-        self.lanes = DeviceLanes(config, self.sink.deliver, self._on_status, self.features)
+        self.lanes = DeviceLanes(config, self.sink.deliver, self._on_status, self.features, self.on_quality)
+        self._scheduler_address: str | None = None  # where reference views taken here are stored
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_analysis = threading.Event()
         self._status_tasks: set[asyncio.Future] = set()
@@ -153,13 +166,54 @@ class Worker:
             payload = health_to_json(camera_id, self.worker_id, health_)
             self._loop.call_soon_threadsafe(self._publish_status, camera_id, payload)
 
+    def on_quality(self, camera_id: str, report: QualityReport) -> None:
+        """A camera's video quality changed (decode thread): publish it; store a view just taken."""
+        if self._loop is None:
+            return
+        payload = report_to_event(report, self.worker_id).to_json()
+        self._loop.call_soon_threadsafe(self._publish, quality_subject(camera_id), payload)
+        if report.new_reference is not None and self._scheduler_address:
+            self._loop.call_soon_threadsafe(self._store_reference, camera_id, report.new_reference)
+
     # -- asyncio side --------------------------------------------------------------------------
 
     def _publish_status(self, camera_id: str, payload: bytes) -> None:
+        self._publish(bus.camera_status_subject(camera_id), payload)
+
+    def _publish(self, subject: str, payload: bytes) -> None:
+        """Publish on core NATS (camera status and quality: the next one replaces a lost one)."""
         if self._nc is not None and self._nc.is_connected:
-            task = asyncio.ensure_future(self._nc.publish(bus.camera_status_subject(camera_id), payload))
+            task = asyncio.ensure_future(self._nc.publish(subject, payload))
             self._status_tasks.add(task)
             task.add_done_callback(self._status_tasks.discard)
+
+    def _store_reference(self, camera_id: str, reference: Reference) -> None:
+        task = asyncio.ensure_future(self._send_reference(camera_id, reference))
+        self._status_tasks.add(task)
+        task.add_done_callback(self._status_tasks.discard)
+
+    async def _send_reference(self, camera_id: str, reference: Reference) -> None:
+        """Store a reference view taken here in the registry (RegistryService.SetReference), so the
+        camera keeps it on any worker; retried for a minute, then the camera's next worker takes its
+        own first clean view."""
+        message = reference_to_proto(camera_id, reference, self.worker_id)
+        for attempt in range(6):
+            try:
+                async with service_auth.aio_channel(
+                    self._scheduler_address, service_auth.own_token()
+                ) as channel:
+                    await registry_pb2_grpc.RegistryServiceStub(channel).SetReference(message, timeout=10)
+                log.info("reference view stored in the registry", extra={"camera_id": camera_id})
+                return
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.NOT_FOUND:  # the camera was deleted meanwhile
+                    return
+                log.warning(
+                    "reference view not stored yet; retrying",
+                    extra={"camera_id": camera_id, "error": exc.code().name, "attempt": attempt + 1},
+                )
+                await asyncio.sleep(10)
+        log.error("reference view could not be stored in the registry", extra={"camera_id": camera_id})
 
     async def _connect_nats(self, stop: asyncio.Event) -> None:
         self._nc = await bus.connect(self.config.nats.url, f"retina-worker-{self.worker_id}", stop)
@@ -182,11 +236,14 @@ class Worker:
         while not stop.is_set():
             for camera_id, (_, health_) in self.lanes.health().items():
                 self._publish_status(camera_id, health_to_json(camera_id, self.worker_id, health_))
+            for camera_id, report in self.lanes.quality_reports().items():
+                self._publish(quality_subject(camera_id), report_to_event(report, self.worker_id).to_json())
             await pause(stop, STATUS_REPUBLISH_SECONDS)
 
     def status(self) -> list[worker_pb2.CameraStatus]:
+        quality = self.lanes.quality_reports()
         return [
-            health_to_proto(camera_id, health_, device_id)
+            health_to_proto(camera_id, health_, device_id, quality.get(camera_id))
             for camera_id, (device_id, health_) in sorted(self.lanes.health().items())
         ]
 
@@ -207,6 +264,7 @@ class Worker:
         cameras then come from the scheduler. If the scheduler is down, analysis goes on.
         """
         self._loop = asyncio.get_running_loop()
+        self._scheduler_address = scheduler_address
         if scheduler_address:
             await asyncio.to_thread(self.lanes.calibrate)
         serve_metrics(metrics_port, listen)
@@ -241,8 +299,11 @@ class Worker:
         await stop.wait()
 
         log.info("worker stopping")
-        if scheduler_address:  # stop renewing the lease first: its cameras move on when it ends
+        if scheduler_address:
+            # Leave the scheduler while still serving: it moves the cameras now, each handing its
+            # open incidents over through ReleaseCamera, so none waits for the lease to expire.
             lease_task.cancel()
+            await lease.leave()
         await health_servicer.enter_graceful_shutdown()
         await server.stop(grace=2)
         # Stop the cameras first, then the analysis loop, then drain the incident sink: every event
@@ -292,9 +353,16 @@ class _WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
             camera = validate_camera(camera_from_proto(request.camera), "camera", self.worker.config.defaults)
         except ConfigError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:  # the camera's quality thresholds must hold together with this worker's section
+            effective_quality(self.worker.config.quality, camera.quality, "camera.quality")
+        except ConfigError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        reference = reference_from_proto(request.reference) if request.HasField("reference") else None
         resume = [open_incident_from_proto(m, f"resume[{i}]") for i, m in enumerate(request.resume)]
         try:
-            health_ = await asyncio.to_thread(self.worker.lanes.assign, camera, request.device_id, resume)
+            health_ = await asyncio.to_thread(
+                self.worker.lanes.assign, camera, request.device_id, resume, reference
+            )
         except KeyError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.args[0])
         device_id = request.device_id or next(iter(self.worker.lanes.lanes))
@@ -335,6 +403,24 @@ class _WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         return worker_pb2.CapturedFrame(
             jpeg=jpeg, captured_at=to_timestamp(frame.timestamp), width=width, height=height
         )
+
+    async def CaptureReference(self, request, context):
+        camera_id = check_token(request.camera_id, "camera_id")
+        if self.worker.lanes.lane_of(camera_id) is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"camera {camera_id!r} is not assigned here")
+        monitor = self.worker.lanes.quality_monitor(camera_id)
+        if monitor is None:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION, f"camera {camera_id!r}: the quality monitor is off"
+            )
+        try:
+            reference = await asyncio.to_thread(monitor.capture_reference)
+        except LookupError:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION, f"camera {camera_id!r} has no sampled frame yet"
+            )
+        self.worker.on_quality(camera_id, monitor.report())  # rules resumed, scene change ended: say so
+        return reference_to_proto(camera_id, reference, self.worker.worker_id)
 
     async def GetStatus(self, request, context):
         return worker_pb2.WorkerStatus(

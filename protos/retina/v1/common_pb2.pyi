@@ -57,7 +57,7 @@ class AlgorithmSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., zones: _Optional[_Iterable[_Union[Zone, _Mapping]]] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., active_hours: _Optional[_Union[ActiveHours, _Mapping]] = ...) -> None: ...
 
 class Camera(_message.Message):
-    __slots__ = ("id", "name", "url", "department", "location", "timezone", "analysis_fps", "algorithms", "loop", "shared_with", "scene_type")
+    __slots__ = ("id", "name", "url", "department", "location", "timezone", "analysis_fps", "algorithms", "loop", "shared_with", "scene_type", "grid_code", "address", "quality")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +69,9 @@ class Camera(_message.Message):
     LOOP_FIELD_NUMBER: _ClassVar[int]
     SHARED_WITH_FIELD_NUMBER: _ClassVar[int]
     SCENE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    GRID_CODE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     url: str
@@ -80,7 +83,10 @@ class Camera(_message.Message):
     loop: bool
     shared_with: _containers.RepeatedScalarFieldContainer[str]
     scene_type: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., url: _Optional[str] = ..., department: _Optional[str] = ..., location: _Optional[_Union[GeoLocation, _Mapping]] = ..., timezone: _Optional[str] = ..., analysis_fps: _Optional[float] = ..., algorithms: _Optional[_Iterable[_Union[AlgorithmSpec, _Mapping]]] = ..., loop: _Optional[bool] = ..., shared_with: _Optional[_Iterable[str]] = ..., scene_type: _Optional[str] = ...) -> None: ...
+    grid_code: str
+    address: str
+    quality: _struct_pb2.Struct
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., url: _Optional[str] = ..., department: _Optional[str] = ..., location: _Optional[_Union[GeoLocation, _Mapping]] = ..., timezone: _Optional[str] = ..., analysis_fps: _Optional[float] = ..., algorithms: _Optional[_Iterable[_Union[AlgorithmSpec, _Mapping]]] = ..., loop: _Optional[bool] = ..., shared_with: _Optional[_Iterable[str]] = ..., scene_type: _Optional[str] = ..., grid_code: _Optional[str] = ..., address: _Optional[str] = ..., quality: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class BBox(_message.Message):
     __slots__ = ("x1", "y1", "x2", "y2")

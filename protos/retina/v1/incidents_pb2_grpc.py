@@ -64,6 +64,36 @@ class IncidentServiceStub:
                 request_serializer=retina_dot_v1_dot_incidents__pb2.GetDispatchStatsRequest.SerializeToString,
                 response_deserializer=retina_dot_v1_dot_incidents__pb2.DispatchStats.FromString,
                 _registered_method=True)
+        self.ListCases = channel.unary_unary(
+                '/retina.v1.IncidentService/ListCases',
+                request_serializer=retina_dot_v1_dot_incidents__pb2.ListCasesRequest.SerializeToString,
+                response_deserializer=retina_dot_v1_dot_incidents__pb2.ListCasesResponse.FromString,
+                _registered_method=True)
+        self.GetCase = channel.unary_unary(
+                '/retina.v1.IncidentService/GetCase',
+                request_serializer=retina_dot_v1_dot_incidents__pb2.GetCaseRequest.SerializeToString,
+                response_deserializer=retina_dot_v1_dot_incidents__pb2.CaseDetail.FromString,
+                _registered_method=True)
+        self.GetCaseHistory = channel.unary_unary(
+                '/retina.v1.IncidentService/GetCaseHistory',
+                request_serializer=retina_dot_v1_dot_incidents__pb2.GetCaseRequest.SerializeToString,
+                response_deserializer=retina_dot_v1_dot_incidents__pb2.CaseHistory.FromString,
+                _registered_method=True)
+        self.CaseStep = channel.unary_unary(
+                '/retina.v1.IncidentService/CaseStep',
+                request_serializer=retina_dot_v1_dot_incidents__pb2.CaseStepRequest.SerializeToString,
+                response_deserializer=retina_dot_v1_dot_incidents__pb2.Case.FromString,
+                _registered_method=True)
+        self.GetAssessment = channel.unary_unary(
+                '/retina.v1.IncidentService/GetAssessment',
+                request_serializer=retina_dot_v1_dot_incidents__pb2.GetAssessmentRequest.SerializeToString,
+                response_deserializer=retina_dot_v1_dot_incidents__pb2.Assessment.FromString,
+                _registered_method=True)
+        self.ReportCase = channel.unary_unary(
+                '/retina.v1.IncidentService/ReportCase',
+                request_serializer=retina_dot_v1_dot_incidents__pb2.ReportCaseRequest.SerializeToString,
+                response_deserializer=retina_dot_v1_dot_incidents__pb2.Case.FromString,
+                _registered_method=True)
 
 
 class IncidentServiceServicer:
@@ -114,6 +144,56 @@ class IncidentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListCases(self, request, context):
+        """City-management cases (数字城管 案卷): the incidents of one problem at one place, coded
+        (大类/小类), routed to the responsible department, with a deadline on the working calendar.
+        Cases that one of visible_to may see, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCase(self, request, context):
+        """One case with its incidents (NOT_FOUND for an unknown id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCaseHistory(self, request, context):
+        """Every transition of a case, oldest first: open, merge, recur and every step.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CaseStep(self, request, context):
+        """One step on a case: assign, extend_request / extend_approve / extend_reject, postpone_request /
+        postpone_approve / postpone_reject, return (回退) or close. FAILED_PRECONDITION when the status
+        or pending request does not allow it, or a request is decided by whoever made it; each step
+        is recorded in the history and published on retina.cases.<department>.<action>.<case_id>.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAssessment(self, request, context):
+        """Assessment (综合评价) of the cases opened in [since, until) per department, handler or area
+        (按期结案率, 结案率, 返工率, 延期率), or the AI's accuracy per rule or camera from the reviewers'
+        decisions on the incidents started then. INVALID_ARGUMENT for an unknown grouping.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportCase(self, request, context):
+        """Open a case for a problem another city system reports (Open311): no camera, routed like any
+        case. INVALID_ARGUMENT for a category code the table lacks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IncidentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -146,6 +226,36 @@ def add_IncidentServiceServicer_to_server(servicer, server):
                     servicer.GetDispatchStats,
                     request_deserializer=retina_dot_v1_dot_incidents__pb2.GetDispatchStatsRequest.FromString,
                     response_serializer=retina_dot_v1_dot_incidents__pb2.DispatchStats.SerializeToString,
+            ),
+            'ListCases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCases,
+                    request_deserializer=retina_dot_v1_dot_incidents__pb2.ListCasesRequest.FromString,
+                    response_serializer=retina_dot_v1_dot_incidents__pb2.ListCasesResponse.SerializeToString,
+            ),
+            'GetCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCase,
+                    request_deserializer=retina_dot_v1_dot_incidents__pb2.GetCaseRequest.FromString,
+                    response_serializer=retina_dot_v1_dot_incidents__pb2.CaseDetail.SerializeToString,
+            ),
+            'GetCaseHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCaseHistory,
+                    request_deserializer=retina_dot_v1_dot_incidents__pb2.GetCaseRequest.FromString,
+                    response_serializer=retina_dot_v1_dot_incidents__pb2.CaseHistory.SerializeToString,
+            ),
+            'CaseStep': grpc.unary_unary_rpc_method_handler(
+                    servicer.CaseStep,
+                    request_deserializer=retina_dot_v1_dot_incidents__pb2.CaseStepRequest.FromString,
+                    response_serializer=retina_dot_v1_dot_incidents__pb2.Case.SerializeToString,
+            ),
+            'GetAssessment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAssessment,
+                    request_deserializer=retina_dot_v1_dot_incidents__pb2.GetAssessmentRequest.FromString,
+                    response_serializer=retina_dot_v1_dot_incidents__pb2.Assessment.SerializeToString,
+            ),
+            'ReportCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportCase,
+                    request_deserializer=retina_dot_v1_dot_incidents__pb2.ReportCaseRequest.FromString,
+                    response_serializer=retina_dot_v1_dot_incidents__pb2.Case.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -310,6 +420,168 @@ class IncidentService:
             '/retina.v1.IncidentService/GetDispatchStats',
             retina_dot_v1_dot_incidents__pb2.GetDispatchStatsRequest.SerializeToString,
             retina_dot_v1_dot_incidents__pb2.DispatchStats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retina.v1.IncidentService/ListCases',
+            retina_dot_v1_dot_incidents__pb2.ListCasesRequest.SerializeToString,
+            retina_dot_v1_dot_incidents__pb2.ListCasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retina.v1.IncidentService/GetCase',
+            retina_dot_v1_dot_incidents__pb2.GetCaseRequest.SerializeToString,
+            retina_dot_v1_dot_incidents__pb2.CaseDetail.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCaseHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retina.v1.IncidentService/GetCaseHistory',
+            retina_dot_v1_dot_incidents__pb2.GetCaseRequest.SerializeToString,
+            retina_dot_v1_dot_incidents__pb2.CaseHistory.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CaseStep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retina.v1.IncidentService/CaseStep',
+            retina_dot_v1_dot_incidents__pb2.CaseStepRequest.SerializeToString,
+            retina_dot_v1_dot_incidents__pb2.Case.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAssessment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retina.v1.IncidentService/GetAssessment',
+            retina_dot_v1_dot_incidents__pb2.GetAssessmentRequest.SerializeToString,
+            retina_dot_v1_dot_incidents__pb2.Assessment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retina.v1.IncidentService/ReportCase',
+            retina_dot_v1_dot_incidents__pb2.ReportCaseRequest.SerializeToString,
+            retina_dot_v1_dot_incidents__pb2.Case.FromString,
             options,
             channel_credentials,
             insecure,

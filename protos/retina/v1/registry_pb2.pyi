@@ -83,20 +83,22 @@ class WatchCamerasRequest(_message.Message):
     def __init__(self, since_revision: _Optional[int] = ...) -> None: ...
 
 class CameraHealth(_message.Message):
-    __slots__ = ("camera_id", "status", "reason", "last_frame_at", "worker_id", "updated_at")
+    __slots__ = ("camera_id", "status", "reason", "last_frame_at", "worker_id", "updated_at", "quality")
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     LAST_FRAME_AT_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
     camera_id: str
     status: _worker_pb2.CameraState
     reason: str
     last_frame_at: _timestamp_pb2.Timestamp
     worker_id: str
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, camera_id: _Optional[str] = ..., status: _Optional[_Union[_worker_pb2.CameraState, str]] = ..., reason: _Optional[str] = ..., last_frame_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., worker_id: _Optional[str] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    quality: _worker_pb2.CameraQuality
+    def __init__(self, camera_id: _Optional[str] = ..., status: _Optional[_Union[_worker_pb2.CameraState, str]] = ..., reason: _Optional[str] = ..., last_frame_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., worker_id: _Optional[str] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., quality: _Optional[_Union[_worker_pb2.CameraQuality, _Mapping]] = ...) -> None: ...
 
 class CameraRecord(_message.Message):
     __slots__ = ("camera", "enabled", "health", "revision", "created_at", "updated_at")

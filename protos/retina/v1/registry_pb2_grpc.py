@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from retina.v1 import registry_pb2 as retina_dot_v1_dot_registry__pb2
+from retina.v1 import worker_pb2 as retina_dot_v1_dot_worker__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -70,6 +71,16 @@ class RegistryServiceStub:
                 request_serializer=retina_dot_v1_dot_registry__pb2.CameraHealth.SerializeToString,
                 response_deserializer=retina_dot_v1_dot_registry__pb2.CameraHealth.FromString,
                 _registered_method=True)
+        self.CaptureReference = channel.unary_unary(
+                '/retina.v1.RegistryService/CaptureReference',
+                request_serializer=retina_dot_v1_dot_worker__pb2.CaptureReferenceRequest.SerializeToString,
+                response_deserializer=retina_dot_v1_dot_worker__pb2.QualityReference.FromString,
+                _registered_method=True)
+        self.SetReference = channel.unary_unary(
+                '/retina.v1.RegistryService/SetReference',
+                request_serializer=retina_dot_v1_dot_worker__pb2.QualityReference.SerializeToString,
+                response_deserializer=retina_dot_v1_dot_worker__pb2.QualityReference.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -132,6 +143,23 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CaptureReference(self, request, context):
+        """Take the camera's current view as its reference view (its worker captures it; the registry
+        stores it, so the camera keeps it on any worker): a moved camera's rules resume. NOT_FOUND
+        when the camera is unknown; FAILED_PRECONDITION when no worker runs it or it has no picture yet.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetReference(self, request, context):
+        """A worker stores the reference view it took of a camera that had none. It is no change (no
+        revision). NOT_FOUND when the camera is unknown.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -169,6 +197,16 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.ReportHealth,
                     request_deserializer=retina_dot_v1_dot_registry__pb2.CameraHealth.FromString,
                     response_serializer=retina_dot_v1_dot_registry__pb2.CameraHealth.SerializeToString,
+            ),
+            'CaptureReference': grpc.unary_unary_rpc_method_handler(
+                    servicer.CaptureReference,
+                    request_deserializer=retina_dot_v1_dot_worker__pb2.CaptureReferenceRequest.FromString,
+                    response_serializer=retina_dot_v1_dot_worker__pb2.QualityReference.SerializeToString,
+            ),
+            'SetReference': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetReference,
+                    request_deserializer=retina_dot_v1_dot_worker__pb2.QualityReference.FromString,
+                    response_serializer=retina_dot_v1_dot_worker__pb2.QualityReference.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -361,6 +399,60 @@ class RegistryService:
             '/retina.v1.RegistryService/ReportHealth',
             retina_dot_v1_dot_registry__pb2.CameraHealth.SerializeToString,
             retina_dot_v1_dot_registry__pb2.CameraHealth.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CaptureReference(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retina.v1.RegistryService/CaptureReference',
+            retina_dot_v1_dot_worker__pb2.CaptureReferenceRequest.SerializeToString,
+            retina_dot_v1_dot_worker__pb2.QualityReference.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetReference(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retina.v1.RegistryService/SetReference',
+            retina_dot_v1_dot_worker__pb2.QualityReference.SerializeToString,
+            retina_dot_v1_dot_worker__pb2.QualityReference.FromString,
             options,
             channel_credentials,
             insecure,

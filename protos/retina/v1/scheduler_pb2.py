@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from retina.v1 import worker_pb2 as retina_dot_v1_dot_worker__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19retina/v1/scheduler.proto\x12\tretina.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16retina/v1/worker.proto\"\x9c\x01\n\x06\x44\x65vice\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x38\n\x0c\x63\x61pacity_fps\x18\x02 \x03(\x0b\x32\".retina.v1.Device.CapacityFpsEntry\x12\x11\n\tmemory_mb\x18\x03 \x01(\x04\x1a\x32\n\x10\x43\x61pacityFpsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x8b\x01\n\x15RegisterWorkerRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\"\n\x07\x64\x65vices\x18\x03 \x03(\x0b\x32\x11.retina.v1.Device\x12\x17\n\x0f\x64\x65\x63ode_capacity\x18\x04 \x01(\x01\x12\x11\n\tmodel_key\x18\x05 \x01(\t\"[\n\x16RegisterWorkerResponse\x12\x19\n\x11heartbeat_seconds\x18\x01 \x01(\x01\x12\x15\n\rlease_seconds\x18\x02 \x01(\x01\x12\x0f\n\x07ignored\x18\x03 \x03(\t\"\xc1\x01\n\x10HeartbeatRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12(\n\x07\x63\x61meras\x18\x02 \x03(\x0b\x32\x17.retina.v1.CameraStatus\x12>\n\ndevice_fps\x18\x03 \x03(\x0b\x32*.retina.v1.HeartbeatRequest.DeviceFpsEntry\x1a\x30\n\x0e\x44\x65viceFpsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x13\n\x11HeartbeatResponse\"\x19\n\x17GetClusterStatusRequest\"o\n\x0c\x44\x65viceStatus\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x0c\n\x04load\x18\x02 \x01(\x01\x12\x14\n\x0c\x63\x61pacity_fps\x18\x03 \x01(\x01\x12\x14\n\x0c\x61nalysed_fps\x18\x04 \x01(\x01\x12\x12\n\ncamera_ids\x18\x05 \x03(\t\"\x9d\x01\n\nWorkerInfo\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\r\n\x05\x61live\x18\x03 \x01(\x08\x12\x32\n\x0elast_heartbeat\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x07\x64\x65vices\x18\x05 \x03(\x0b\x32\x17.retina.v1.DeviceStatus\"\x99\x01\n\nAssignment\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\x11\n\tdevice_id\x18\x03 \x01(\t\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06health\x18\x05 \x01(\x0b\x32\x17.retina.v1.CameraStatus\"\xf3\x01\n\rClusterStatus\x12&\n\x07workers\x18\x01 \x03(\x0b\x32\x15.retina.v1.WorkerInfo\x12*\n\x0b\x61ssignments\x18\x02 \x03(\x0b\x32\x15.retina.v1.Assignment\x12\x38\n\x08unplaced\x18\x03 \x03(\x0b\x32&.retina.v1.ClusterStatus.UnplacedEntry\x12\x10\n\x08max_load\x18\x04 \x01(\x01\x12\x11\n\tmean_load\x18\x05 \x01(\x01\x1a/\n\rUnplacedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\x83\x02\n\x10SchedulerService\x12U\n\x0eRegisterWorker\x12 .retina.v1.RegisterWorkerRequest\x1a!.retina.v1.RegisterWorkerResponse\x12\x46\n\tHeartbeat\x12\x1b.retina.v1.HeartbeatRequest\x1a\x1c.retina.v1.HeartbeatResponse\x12P\n\x10GetClusterStatus\x12\".retina.v1.GetClusterStatusRequest\x1a\x18.retina.v1.ClusterStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19retina/v1/scheduler.proto\x12\tretina.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16retina/v1/worker.proto\"\'\n\x12\x44rainWorkerRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"6\n\x13\x44rainWorkerResponse\x12\r\n\x05moved\x18\x01 \x03(\t\x12\x10\n\x08unplaced\x18\x02 \x03(\t\"\x9c\x01\n\x06\x44\x65vice\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x38\n\x0c\x63\x61pacity_fps\x18\x02 \x03(\x0b\x32\".retina.v1.Device.CapacityFpsEntry\x12\x11\n\tmemory_mb\x18\x03 \x01(\x04\x1a\x32\n\x10\x43\x61pacityFpsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x8b\x01\n\x15RegisterWorkerRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\"\n\x07\x64\x65vices\x18\x03 \x03(\x0b\x32\x11.retina.v1.Device\x12\x17\n\x0f\x64\x65\x63ode_capacity\x18\x04 \x01(\x01\x12\x11\n\tmodel_key\x18\x05 \x01(\t\"[\n\x16RegisterWorkerResponse\x12\x19\n\x11heartbeat_seconds\x18\x01 \x01(\x01\x12\x15\n\rlease_seconds\x18\x02 \x01(\x01\x12\x0f\n\x07ignored\x18\x03 \x03(\t\"\xc1\x01\n\x10HeartbeatRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12(\n\x07\x63\x61meras\x18\x02 \x03(\x0b\x32\x17.retina.v1.CameraStatus\x12>\n\ndevice_fps\x18\x03 \x03(\x0b\x32*.retina.v1.HeartbeatRequest.DeviceFpsEntry\x1a\x30\n\x0e\x44\x65viceFpsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x13\n\x11HeartbeatResponse\"\x19\n\x17GetClusterStatusRequest\"o\n\x0c\x44\x65viceStatus\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x0c\n\x04load\x18\x02 \x01(\x01\x12\x14\n\x0c\x63\x61pacity_fps\x18\x03 \x01(\x01\x12\x14\n\x0c\x61nalysed_fps\x18\x04 \x01(\x01\x12\x12\n\ncamera_ids\x18\x05 \x03(\t\"\x9d\x01\n\nWorkerInfo\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\r\n\x05\x61live\x18\x03 \x01(\x08\x12\x32\n\x0elast_heartbeat\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x07\x64\x65vices\x18\x05 \x03(\x0b\x32\x17.retina.v1.DeviceStatus\"\x99\x01\n\nAssignment\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\x11\n\tdevice_id\x18\x03 \x01(\t\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06health\x18\x05 \x01(\x0b\x32\x17.retina.v1.CameraStatus\"\xf3\x01\n\rClusterStatus\x12&\n\x07workers\x18\x01 \x03(\x0b\x32\x15.retina.v1.WorkerInfo\x12*\n\x0b\x61ssignments\x18\x02 \x03(\x0b\x32\x15.retina.v1.Assignment\x12\x38\n\x08unplaced\x18\x03 \x03(\x0b\x32&.retina.v1.ClusterStatus.UnplacedEntry\x12\x10\n\x08max_load\x18\x04 \x01(\x01\x12\x11\n\tmean_load\x18\x05 \x01(\x01\x1a/\n\rUnplacedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\xd1\x02\n\x10SchedulerService\x12U\n\x0eRegisterWorker\x12 .retina.v1.RegisterWorkerRequest\x1a!.retina.v1.RegisterWorkerResponse\x12\x46\n\tHeartbeat\x12\x1b.retina.v1.HeartbeatRequest\x1a\x1c.retina.v1.HeartbeatResponse\x12P\n\x10GetClusterStatus\x12\".retina.v1.GetClusterStatusRequest\x1a\x18.retina.v1.ClusterStatus\x12L\n\x0b\x44rainWorker\x12\x1d.retina.v1.DrainWorkerRequest\x1a\x1e.retina.v1.DrainWorkerResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,32 +39,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HEARTBEATREQUEST_DEVICEFPSENTRY']._serialized_options = b'8\001'
   _globals['_CLUSTERSTATUS_UNPLACEDENTRY']._loaded_options = None
   _globals['_CLUSTERSTATUS_UNPLACEDENTRY']._serialized_options = b'8\001'
-  _globals['_DEVICE']._serialized_start=98
-  _globals['_DEVICE']._serialized_end=254
-  _globals['_DEVICE_CAPACITYFPSENTRY']._serialized_start=204
-  _globals['_DEVICE_CAPACITYFPSENTRY']._serialized_end=254
-  _globals['_REGISTERWORKERREQUEST']._serialized_start=257
-  _globals['_REGISTERWORKERREQUEST']._serialized_end=396
-  _globals['_REGISTERWORKERRESPONSE']._serialized_start=398
-  _globals['_REGISTERWORKERRESPONSE']._serialized_end=489
-  _globals['_HEARTBEATREQUEST']._serialized_start=492
-  _globals['_HEARTBEATREQUEST']._serialized_end=685
-  _globals['_HEARTBEATREQUEST_DEVICEFPSENTRY']._serialized_start=637
-  _globals['_HEARTBEATREQUEST_DEVICEFPSENTRY']._serialized_end=685
-  _globals['_HEARTBEATRESPONSE']._serialized_start=687
-  _globals['_HEARTBEATRESPONSE']._serialized_end=706
-  _globals['_GETCLUSTERSTATUSREQUEST']._serialized_start=708
-  _globals['_GETCLUSTERSTATUSREQUEST']._serialized_end=733
-  _globals['_DEVICESTATUS']._serialized_start=735
-  _globals['_DEVICESTATUS']._serialized_end=846
-  _globals['_WORKERINFO']._serialized_start=849
-  _globals['_WORKERINFO']._serialized_end=1006
-  _globals['_ASSIGNMENT']._serialized_start=1009
-  _globals['_ASSIGNMENT']._serialized_end=1162
-  _globals['_CLUSTERSTATUS']._serialized_start=1165
-  _globals['_CLUSTERSTATUS']._serialized_end=1408
-  _globals['_CLUSTERSTATUS_UNPLACEDENTRY']._serialized_start=1361
-  _globals['_CLUSTERSTATUS_UNPLACEDENTRY']._serialized_end=1408
-  _globals['_SCHEDULERSERVICE']._serialized_start=1411
-  _globals['_SCHEDULERSERVICE']._serialized_end=1670
+  _globals['_DRAINWORKERREQUEST']._serialized_start=97
+  _globals['_DRAINWORKERREQUEST']._serialized_end=136
+  _globals['_DRAINWORKERRESPONSE']._serialized_start=138
+  _globals['_DRAINWORKERRESPONSE']._serialized_end=192
+  _globals['_DEVICE']._serialized_start=195
+  _globals['_DEVICE']._serialized_end=351
+  _globals['_DEVICE_CAPACITYFPSENTRY']._serialized_start=301
+  _globals['_DEVICE_CAPACITYFPSENTRY']._serialized_end=351
+  _globals['_REGISTERWORKERREQUEST']._serialized_start=354
+  _globals['_REGISTERWORKERREQUEST']._serialized_end=493
+  _globals['_REGISTERWORKERRESPONSE']._serialized_start=495
+  _globals['_REGISTERWORKERRESPONSE']._serialized_end=586
+  _globals['_HEARTBEATREQUEST']._serialized_start=589
+  _globals['_HEARTBEATREQUEST']._serialized_end=782
+  _globals['_HEARTBEATREQUEST_DEVICEFPSENTRY']._serialized_start=734
+  _globals['_HEARTBEATREQUEST_DEVICEFPSENTRY']._serialized_end=782
+  _globals['_HEARTBEATRESPONSE']._serialized_start=784
+  _globals['_HEARTBEATRESPONSE']._serialized_end=803
+  _globals['_GETCLUSTERSTATUSREQUEST']._serialized_start=805
+  _globals['_GETCLUSTERSTATUSREQUEST']._serialized_end=830
+  _globals['_DEVICESTATUS']._serialized_start=832
+  _globals['_DEVICESTATUS']._serialized_end=943
+  _globals['_WORKERINFO']._serialized_start=946
+  _globals['_WORKERINFO']._serialized_end=1103
+  _globals['_ASSIGNMENT']._serialized_start=1106
+  _globals['_ASSIGNMENT']._serialized_end=1259
+  _globals['_CLUSTERSTATUS']._serialized_start=1262
+  _globals['_CLUSTERSTATUS']._serialized_end=1505
+  _globals['_CLUSTERSTATUS_UNPLACEDENTRY']._serialized_start=1458
+  _globals['_CLUSTERSTATUS_UNPLACEDENTRY']._serialized_end=1505
+  _globals['_SCHEDULERSERVICE']._serialized_start=1508
+  _globals['_SCHEDULERSERVICE']._serialized_end=1845
 # @@protoc_insertion_point(module_scope)

@@ -10,6 +10,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class DrainWorkerRequest(_message.Message):
+    __slots__ = ("worker_id",)
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    def __init__(self, worker_id: _Optional[str] = ...) -> None: ...
+
+class DrainWorkerResponse(_message.Message):
+    __slots__ = ("moved", "unplaced")
+    MOVED_FIELD_NUMBER: _ClassVar[int]
+    UNPLACED_FIELD_NUMBER: _ClassVar[int]
+    moved: _containers.RepeatedScalarFieldContainer[str]
+    unplaced: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, moved: _Optional[_Iterable[str]] = ..., unplaced: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class Device(_message.Message):
     __slots__ = ("device_id", "capacity_fps", "memory_mb")
     class CapacityFpsEntry(_message.Message):

@@ -49,6 +49,11 @@ class SchedulerServiceStub:
                 request_serializer=retina_dot_v1_dot_scheduler__pb2.GetClusterStatusRequest.SerializeToString,
                 response_deserializer=retina_dot_v1_dot_scheduler__pb2.ClusterStatus.FromString,
                 _registered_method=True)
+        self.DrainWorker = channel.unary_unary(
+                '/retina.v1.SchedulerService/DrainWorker',
+                request_serializer=retina_dot_v1_dot_scheduler__pb2.DrainWorkerRequest.SerializeToString,
+                response_deserializer=retina_dot_v1_dot_scheduler__pb2.DrainWorkerResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServiceServicer:
@@ -77,6 +82,18 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DrainWorker(self, request, context):
+        """A worker that is shutting down cleanly (SIGTERM: scale-in, node drain, rolling update) leaves:
+        the scheduler places nothing more on it and moves its cameras to the other workers at once,
+        each with its open incidents handed over (ReleaseCamera with handover), then forgets the
+        worker. Answers when the worker holds no camera, or after at most 30 s (the rest are moved by
+        the following passes, their incidents read from the incident store). The worker keeps serving
+        gRPC until the answer. NOT_FOUND: the scheduler does not know the worker.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +111,11 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.GetClusterStatus,
                     request_deserializer=retina_dot_v1_dot_scheduler__pb2.GetClusterStatusRequest.FromString,
                     response_serializer=retina_dot_v1_dot_scheduler__pb2.ClusterStatus.SerializeToString,
+            ),
+            'DrainWorker': grpc.unary_unary_rpc_method_handler(
+                    servicer.DrainWorker,
+                    request_deserializer=retina_dot_v1_dot_scheduler__pb2.DrainWorkerRequest.FromString,
+                    response_serializer=retina_dot_v1_dot_scheduler__pb2.DrainWorkerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -177,6 +199,33 @@ class SchedulerService:
             '/retina.v1.SchedulerService/GetClusterStatus',
             retina_dot_v1_dot_scheduler__pb2.GetClusterStatusRequest.SerializeToString,
             retina_dot_v1_dot_scheduler__pb2.ClusterStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DrainWorker(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retina.v1.SchedulerService/DrainWorker',
+            retina_dot_v1_dot_scheduler__pb2.DrainWorkerRequest.SerializeToString,
+            retina_dot_v1_dot_scheduler__pb2.DrainWorkerResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,33 +26,41 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from retina.v1 import common_pb2 as retina_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16retina/v1/worker.proto\x12\tretina.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16retina/v1/common.proto\"6\n\x13\x43\x61ptureFrameRequest\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x0c\n\x04zone\x18\x02 \x01(\t\"m\n\rCapturedFrame\x12\x0c\n\x04jpeg\x18\x01 \x01(\x0c\x12/\n\x0b\x63\x61ptured_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05width\x18\x03 \x01(\r\x12\x0e\n\x06height\x18\x04 \x01(\r\"t\n\x13\x41ssignCameraRequest\x12!\n\x06\x63\x61mera\x18\x01 \x01(\x0b\x32\x11.retina.v1.Camera\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\'\n\x06resume\x18\x03 \x03(\x0b\x32\x17.retina.v1.OpenIncident\"?\n\x14\x41ssignCameraResponse\x12\'\n\x06status\x18\x01 \x01(\x0b\x32\x17.retina.v1.CameraStatus\";\n\x14ReleaseCameraRequest\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x10\n\x08handover\x18\x02 \x01(\x08\"Z\n\x15ReleaseCameraResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\x12/\n\x0eopen_incidents\x18\x02 \x03(\x0b\x32\x17.retina.v1.OpenIncident\"\x12\n\x10GetStatusRequest\"\x8e\x02\n\x0c\x43\x61meraStatus\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\t \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.retina.v1.CameraState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rlast_frame_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x66rames_decoded\x18\x06 \x01(\x04\x12\x17\n\x0f\x66rames_analysed\x18\x07 \x01(\x04\x12\x12\n\nreconnects\x18\x08 \x01(\x04\"r\n\x0cWorkerStatus\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12(\n\x07\x63\x61meras\x18\x03 \x03(\x0b\x32\x17.retina.v1.CameraStatus\x12\x16\n\x0eoutbox_pending\x18\x04 \x01(\x04*\xad\x01\n\x0b\x43\x61meraState\x12\x1c\n\x18\x43\x41MERA_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43\x41MERA_STATE_STARTING\x10\x01\x12\x17\n\x13\x43\x41MERA_STATE_ONLINE\x10\x02\x12\x18\n\x14\x43\x41MERA_STATE_OFFLINE\x10\x03\x12\x18\n\x14\x43\x41MERA_STATE_STALLED\x10\x04\x12\x18\n\x14\x43\x41MERA_STATE_STOPPED\x10\x05\x32\xc1\x02\n\rWorkerService\x12O\n\x0c\x41ssignCamera\x12\x1e.retina.v1.AssignCameraRequest\x1a\x1f.retina.v1.AssignCameraResponse\x12R\n\rReleaseCamera\x12\x1f.retina.v1.ReleaseCameraRequest\x1a .retina.v1.ReleaseCameraResponse\x12\x41\n\tGetStatus\x12\x1b.retina.v1.GetStatusRequest\x1a\x17.retina.v1.WorkerStatus\x12H\n\x0c\x43\x61ptureFrame\x12\x1e.retina.v1.CaptureFrameRequest\x1a\x18.retina.v1.CapturedFrameb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16retina/v1/worker.proto\x12\tretina.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16retina/v1/common.proto\",\n\x17\x43\x61ptureReferenceRequest\x12\x11\n\tcamera_id\x18\x01 \x01(\t\"\x88\x01\n\x10QualityReference\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\x0c\x12/\n\x0b\x63\x61ptured_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x11\n\tworker_id\x18\x05 \x01(\t\"\x85\x01\n\x0cQualityCheck\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\r\n\x05\x65nter\x18\x03 \x01(\x01\x12\r\n\x05leave\x18\x04 \x01(\x01\x12\x0f\n\x07problem\x18\x05 \x01(\x08\x12)\n\x05since\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc9\x01\n\rCameraQuality\x12\'\n\x06\x63hecks\x18\x01 \x03(\x0b\x32\x17.retina.v1.QualityCheck\x12\x10\n\x08problems\x18\x02 \x03(\t\x12\r\n\x05rules\x18\x03 \x01(\t\x12\x0c\n\x04note\x18\x04 \x01(\t\x12\x30\n\x0creference_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nsampled_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"6\n\x13\x43\x61ptureFrameRequest\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x0c\n\x04zone\x18\x02 \x01(\t\"m\n\rCapturedFrame\x12\x0c\n\x04jpeg\x18\x01 \x01(\x0c\x12/\n\x0b\x63\x61ptured_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05width\x18\x03 \x01(\r\x12\x0e\n\x06height\x18\x04 \x01(\r\"\xa4\x01\n\x13\x41ssignCameraRequest\x12!\n\x06\x63\x61mera\x18\x01 \x01(\x0b\x32\x11.retina.v1.Camera\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\'\n\x06resume\x18\x03 \x03(\x0b\x32\x17.retina.v1.OpenIncident\x12.\n\treference\x18\x04 \x01(\x0b\x32\x1b.retina.v1.QualityReference\"?\n\x14\x41ssignCameraResponse\x12\'\n\x06status\x18\x01 \x01(\x0b\x32\x17.retina.v1.CameraStatus\";\n\x14ReleaseCameraRequest\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x10\n\x08handover\x18\x02 \x01(\x08\"Z\n\x15ReleaseCameraResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\x12/\n\x0eopen_incidents\x18\x02 \x03(\x0b\x32\x17.retina.v1.OpenIncident\"\x12\n\x10GetStatusRequest\"\xb9\x02\n\x0c\x43\x61meraStatus\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\t \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.retina.v1.CameraState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rlast_frame_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x66rames_decoded\x18\x06 \x01(\x04\x12\x17\n\x0f\x66rames_analysed\x18\x07 \x01(\x04\x12\x12\n\nreconnects\x18\x08 \x01(\x04\x12)\n\x07quality\x18\n \x01(\x0b\x32\x18.retina.v1.CameraQuality\"r\n\x0cWorkerStatus\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12(\n\x07\x63\x61meras\x18\x03 \x03(\x0b\x32\x17.retina.v1.CameraStatus\x12\x16\n\x0eoutbox_pending\x18\x04 \x01(\x04*\xad\x01\n\x0b\x43\x61meraState\x12\x1c\n\x18\x43\x41MERA_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43\x41MERA_STATE_STARTING\x10\x01\x12\x17\n\x13\x43\x41MERA_STATE_ONLINE\x10\x02\x12\x18\n\x14\x43\x41MERA_STATE_OFFLINE\x10\x03\x12\x18\n\x14\x43\x41MERA_STATE_STALLED\x10\x04\x12\x18\n\x14\x43\x41MERA_STATE_STOPPED\x10\x05\x32\x96\x03\n\rWorkerService\x12O\n\x0c\x41ssignCamera\x12\x1e.retina.v1.AssignCameraRequest\x1a\x1f.retina.v1.AssignCameraResponse\x12R\n\rReleaseCamera\x12\x1f.retina.v1.ReleaseCameraRequest\x1a .retina.v1.ReleaseCameraResponse\x12\x41\n\tGetStatus\x12\x1b.retina.v1.GetStatusRequest\x1a\x17.retina.v1.WorkerStatus\x12H\n\x0c\x43\x61ptureFrame\x12\x1e.retina.v1.CaptureFrameRequest\x1a\x18.retina.v1.CapturedFrame\x12S\n\x10\x43\x61ptureReference\x12\".retina.v1.CaptureReferenceRequest\x1a\x1b.retina.v1.QualityReferenceb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'retina.v1.worker_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CAMERASTATE']._serialized_start=1007
-  _globals['_CAMERASTATE']._serialized_end=1180
-  _globals['_CAPTUREFRAMEREQUEST']._serialized_start=94
-  _globals['_CAPTUREFRAMEREQUEST']._serialized_end=148
-  _globals['_CAPTUREDFRAME']._serialized_start=150
-  _globals['_CAPTUREDFRAME']._serialized_end=259
-  _globals['_ASSIGNCAMERAREQUEST']._serialized_start=261
-  _globals['_ASSIGNCAMERAREQUEST']._serialized_end=377
-  _globals['_ASSIGNCAMERARESPONSE']._serialized_start=379
-  _globals['_ASSIGNCAMERARESPONSE']._serialized_end=442
-  _globals['_RELEASECAMERAREQUEST']._serialized_start=444
-  _globals['_RELEASECAMERAREQUEST']._serialized_end=503
-  _globals['_RELEASECAMERARESPONSE']._serialized_start=505
-  _globals['_RELEASECAMERARESPONSE']._serialized_end=595
-  _globals['_GETSTATUSREQUEST']._serialized_start=597
-  _globals['_GETSTATUSREQUEST']._serialized_end=615
-  _globals['_CAMERASTATUS']._serialized_start=618
-  _globals['_CAMERASTATUS']._serialized_end=888
-  _globals['_WORKERSTATUS']._serialized_start=890
-  _globals['_WORKERSTATUS']._serialized_end=1004
-  _globals['_WORKERSERVICE']._serialized_start=1183
-  _globals['_WORKERSERVICE']._serialized_end=1504
+  _globals['_CAMERASTATE']._serialized_start=1624
+  _globals['_CAMERASTATE']._serialized_end=1797
+  _globals['_CAPTUREREFERENCEREQUEST']._serialized_start=94
+  _globals['_CAPTUREREFERENCEREQUEST']._serialized_end=138
+  _globals['_QUALITYREFERENCE']._serialized_start=141
+  _globals['_QUALITYREFERENCE']._serialized_end=277
+  _globals['_QUALITYCHECK']._serialized_start=280
+  _globals['_QUALITYCHECK']._serialized_end=413
+  _globals['_CAMERAQUALITY']._serialized_start=416
+  _globals['_CAMERAQUALITY']._serialized_end=617
+  _globals['_CAPTUREFRAMEREQUEST']._serialized_start=619
+  _globals['_CAPTUREFRAMEREQUEST']._serialized_end=673
+  _globals['_CAPTUREDFRAME']._serialized_start=675
+  _globals['_CAPTUREDFRAME']._serialized_end=784
+  _globals['_ASSIGNCAMERAREQUEST']._serialized_start=787
+  _globals['_ASSIGNCAMERAREQUEST']._serialized_end=951
+  _globals['_ASSIGNCAMERARESPONSE']._serialized_start=953
+  _globals['_ASSIGNCAMERARESPONSE']._serialized_end=1016
+  _globals['_RELEASECAMERAREQUEST']._serialized_start=1018
+  _globals['_RELEASECAMERAREQUEST']._serialized_end=1077
+  _globals['_RELEASECAMERARESPONSE']._serialized_start=1079
+  _globals['_RELEASECAMERARESPONSE']._serialized_end=1169
+  _globals['_GETSTATUSREQUEST']._serialized_start=1171
+  _globals['_GETSTATUSREQUEST']._serialized_end=1189
+  _globals['_CAMERASTATUS']._serialized_start=1192
+  _globals['_CAMERASTATUS']._serialized_end=1505
+  _globals['_WORKERSTATUS']._serialized_start=1507
+  _globals['_WORKERSTATUS']._serialized_end=1621
+  _globals['_WORKERSERVICE']._serialized_start=1800
+  _globals['_WORKERSERVICE']._serialized_end=2206
 # @@protoc_insertion_point(module_scope)

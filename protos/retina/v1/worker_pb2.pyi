@@ -26,6 +26,58 @@ CAMERA_STATE_OFFLINE: CameraState
 CAMERA_STATE_STALLED: CameraState
 CAMERA_STATE_STOPPED: CameraState
 
+class CaptureReferenceRequest(_message.Message):
+    __slots__ = ("camera_id",)
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    camera_id: str
+    def __init__(self, camera_id: _Optional[str] = ...) -> None: ...
+
+class QualityReference(_message.Message):
+    __slots__ = ("camera_id", "image", "captured_at", "source", "worker_id")
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    CAPTURED_AT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    camera_id: str
+    image: bytes
+    captured_at: _timestamp_pb2.Timestamp
+    source: str
+    worker_id: str
+    def __init__(self, camera_id: _Optional[str] = ..., image: _Optional[bytes] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source: _Optional[str] = ..., worker_id: _Optional[str] = ...) -> None: ...
+
+class QualityCheck(_message.Message):
+    __slots__ = ("name", "score", "enter", "leave", "problem", "since")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    ENTER_FIELD_NUMBER: _ClassVar[int]
+    LEAVE_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    score: float
+    enter: float
+    leave: float
+    problem: bool
+    since: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., score: _Optional[float] = ..., enter: _Optional[float] = ..., leave: _Optional[float] = ..., problem: _Optional[bool] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CameraQuality(_message.Message):
+    __slots__ = ("checks", "problems", "rules", "note", "reference_at", "sampled_at")
+    CHECKS_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_AT_FIELD_NUMBER: _ClassVar[int]
+    SAMPLED_AT_FIELD_NUMBER: _ClassVar[int]
+    checks: _containers.RepeatedCompositeFieldContainer[QualityCheck]
+    problems: _containers.RepeatedScalarFieldContainer[str]
+    rules: str
+    note: str
+    reference_at: _timestamp_pb2.Timestamp
+    sampled_at: _timestamp_pb2.Timestamp
+    def __init__(self, checks: _Optional[_Iterable[_Union[QualityCheck, _Mapping]]] = ..., problems: _Optional[_Iterable[str]] = ..., rules: _Optional[str] = ..., note: _Optional[str] = ..., reference_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sampled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class CaptureFrameRequest(_message.Message):
     __slots__ = ("camera_id", "zone")
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
@@ -47,14 +99,16 @@ class CapturedFrame(_message.Message):
     def __init__(self, jpeg: _Optional[bytes] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class AssignCameraRequest(_message.Message):
-    __slots__ = ("camera", "device_id", "resume")
+    __slots__ = ("camera", "device_id", "resume", "reference")
     CAMERA_FIELD_NUMBER: _ClassVar[int]
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     RESUME_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
     camera: _common_pb2.Camera
     device_id: str
     resume: _containers.RepeatedCompositeFieldContainer[_common_pb2.OpenIncident]
-    def __init__(self, camera: _Optional[_Union[_common_pb2.Camera, _Mapping]] = ..., device_id: _Optional[str] = ..., resume: _Optional[_Iterable[_Union[_common_pb2.OpenIncident, _Mapping]]] = ...) -> None: ...
+    reference: QualityReference
+    def __init__(self, camera: _Optional[_Union[_common_pb2.Camera, _Mapping]] = ..., device_id: _Optional[str] = ..., resume: _Optional[_Iterable[_Union[_common_pb2.OpenIncident, _Mapping]]] = ..., reference: _Optional[_Union[QualityReference, _Mapping]] = ...) -> None: ...
 
 class AssignCameraResponse(_message.Message):
     __slots__ = ("status",)
@@ -83,7 +137,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class CameraStatus(_message.Message):
-    __slots__ = ("camera_id", "device_id", "state", "reason", "since", "last_frame_at", "frames_decoded", "frames_analysed", "reconnects")
+    __slots__ = ("camera_id", "device_id", "state", "reason", "since", "last_frame_at", "frames_decoded", "frames_analysed", "reconnects", "quality")
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +147,7 @@ class CameraStatus(_message.Message):
     FRAMES_DECODED_FIELD_NUMBER: _ClassVar[int]
     FRAMES_ANALYSED_FIELD_NUMBER: _ClassVar[int]
     RECONNECTS_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
     camera_id: str
     device_id: str
     state: CameraState
@@ -102,7 +157,8 @@ class CameraStatus(_message.Message):
     frames_decoded: int
     frames_analysed: int
     reconnects: int
-    def __init__(self, camera_id: _Optional[str] = ..., device_id: _Optional[str] = ..., state: _Optional[_Union[CameraState, str]] = ..., reason: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_frame_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., frames_decoded: _Optional[int] = ..., frames_analysed: _Optional[int] = ..., reconnects: _Optional[int] = ...) -> None: ...
+    quality: CameraQuality
+    def __init__(self, camera_id: _Optional[str] = ..., device_id: _Optional[str] = ..., state: _Optional[_Union[CameraState, str]] = ..., reason: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_frame_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., frames_decoded: _Optional[int] = ..., frames_analysed: _Optional[int] = ..., reconnects: _Optional[int] = ..., quality: _Optional[_Union[CameraQuality, _Mapping]] = ...) -> None: ...
 
 class WorkerStatus(_message.Message):
     __slots__ = ("worker_id", "model", "cameras", "outbox_pending")

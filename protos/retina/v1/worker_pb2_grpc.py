@@ -54,6 +54,11 @@ class WorkerServiceStub:
                 request_serializer=retina_dot_v1_dot_worker__pb2.CaptureFrameRequest.SerializeToString,
                 response_deserializer=retina_dot_v1_dot_worker__pb2.CapturedFrame.FromString,
                 _registered_method=True)
+        self.CaptureReference = channel.unary_unary(
+                '/retina.v1.WorkerService/CaptureReference',
+                request_serializer=retina_dot_v1_dot_worker__pb2.CaptureReferenceRequest.SerializeToString,
+                response_deserializer=retina_dot_v1_dot_worker__pb2.QualityReference.FromString,
+                _registered_method=True)
 
 
 class WorkerServiceServicer:
@@ -89,6 +94,16 @@ class WorkerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CaptureReference(self, request, context):
+        """Take the camera's current view (the median of its latest quality samples) as its reference
+        view: a moved camera's rules resume, and the view is what later scene changes are measured
+        against. The caller stores the answer (the scheduler, in the registry). NOT_FOUND for a camera
+        this worker does not analyse; FAILED_PRECONDITION before its first sample or with the monitor off.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +126,11 @@ def add_WorkerServiceServicer_to_server(servicer, server):
                     servicer.CaptureFrame,
                     request_deserializer=retina_dot_v1_dot_worker__pb2.CaptureFrameRequest.FromString,
                     response_serializer=retina_dot_v1_dot_worker__pb2.CapturedFrame.SerializeToString,
+            ),
+            'CaptureReference': grpc.unary_unary_rpc_method_handler(
+                    servicer.CaptureReference,
+                    request_deserializer=retina_dot_v1_dot_worker__pb2.CaptureReferenceRequest.FromString,
+                    response_serializer=retina_dot_v1_dot_worker__pb2.QualityReference.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -221,6 +241,33 @@ class WorkerService:
             '/retina.v1.WorkerService/CaptureFrame',
             retina_dot_v1_dot_worker__pb2.CaptureFrameRequest.SerializeToString,
             retina_dot_v1_dot_worker__pb2.CapturedFrame.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CaptureReference(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retina.v1.WorkerService/CaptureReference',
+            retina_dot_v1_dot_worker__pb2.CaptureReferenceRequest.SerializeToString,
+            retina_dot_v1_dot_worker__pb2.QualityReference.FromString,
             options,
             channel_credentials,
             insecure,

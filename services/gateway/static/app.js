@@ -10,12 +10,16 @@ import { LANGUAGES, currentLanguage, setLanguage, t } from "./i18n.js";
 const ROUTES = {
   queue: { module: "./pages/queue.js", roles: ["dispatcher"], nav: "nav.queue" },
   incidents: { module: "./pages/incident.js", roles: ["dispatcher"] },
+  cases: { module: "./pages/cases.js", roles: ["dispatcher", "supervisor"], nav: "nav.cases" },
+  assessment: { module: "./pages/assessment.js", roles: ["supervisor", "admin"], nav: "nav.assessment" },
   search: { module: "./pages/search.js", roles: ["police"], nav: "nav.search" },
   cameras: { module: "./pages/cameras.js", roles: ["ops", "admin", "dispatcher", "police"], nav: "nav.cameras" },
   cluster: { module: "./pages/cluster.js", roles: ["ops", "admin"], nav: "nav.cluster" },
   admin: { module: "./pages/admin.js", roles: ["admin"], nav: "nav.admin" },
 };
-const HOME_BY_ROLE = [["dispatcher", "queue"], ["police", "search"], ["ops", "cameras"], ["admin", "admin"]];
+const HOME_BY_ROLE = [
+  ["dispatcher", "queue"], ["supervisor", "cases"], ["police", "search"], ["ops", "cameras"], ["admin", "admin"],
+];
 
 let session = null; // {name, department, roles, via}
 let cleanup = null;

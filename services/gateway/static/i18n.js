@@ -50,7 +50,7 @@ export function formatSeconds(seconds) {
 addMessages({
   "zh-CN": {
     "brand.subtitle": "数字视网膜",
-    "nav.queue": "事件队列", "nav.search": "以图搜图", "nav.cameras": "摄像机", "nav.cluster": "集群",
+    "nav.queue": "事件队列", "nav.cases": "案卷", "nav.assessment": "综合评价", "nav.search": "以图搜图", "nav.cameras": "摄像机", "nav.cluster": "集群",
     "nav.admin": "管理", "nav.logout": "退出",
     "login.title": "登录", "login.name": "用户名", "login.password": "密码", "login.submit": "登录",
     "login.sso": "使用统一身份认证登录", "login.failed": "登录失败：{why}",
@@ -61,7 +61,7 @@ addMessages({
   },
   en: {
     "brand.subtitle": "digital retina",
-    "nav.queue": "Incidents", "nav.search": "Search by image", "nav.cameras": "Cameras", "nav.cluster": "Cluster",
+    "nav.queue": "Incidents", "nav.cases": "Cases", "nav.assessment": "Assessment", "nav.search": "Search by image", "nav.cameras": "Cameras", "nav.cluster": "Cluster",
     "nav.admin": "Admin", "nav.logout": "Log out",
     "login.title": "Log in", "login.name": "User name", "login.password": "Password", "login.submit": "Log in",
     "login.sso": "Log in with single sign-on", "login.failed": "Login failed: {why}",

@@ -6,7 +6,7 @@ import { clear, el, statusLine } from "../dom.js";
 import { addMessages, formatTime, t } from "../i18n.js";
 import { renderFalseAlarms } from "./cameras.js";
 
-const ROLES = ["dispatcher", "police", "ops", "admin"];
+const ROLES = ["dispatcher", "supervisor", "police", "ops", "admin"];
 const TABS = ["users", "tokens", "audit", "false-alarms"];
 const AUDIT_PAGE = 50;
 const AUDIT_ACTIONS = ["login", "search", "media.view", "dispatch.", "camera.", "user.", "token.", "audit.read"];
@@ -30,7 +30,7 @@ addMessages({
     "admin.actor": "操作者", "admin.action": "操作", "admin.target": "对象", "admin.outcome": "结果",
     "admin.details": "详情", "admin.since": "从", "admin.until": "到", "admin.prev": "上一页", "admin.next": "下一页",
     "admin.page": "第 {from}–{to} 条", "admin.noEntries": "没有符合条件的记录",
-    "role.dispatcher": "调度员", "role.police": "公安", "role.ops": "运维", "role.admin": "管理员",
+    "role.dispatcher": "调度员", "role.supervisor": "指挥长（审批）", "role.police": "公安", "role.ops": "运维", "role.admin": "管理员",
   },
   en: {
     "admin.title": "Administration", "admin.tab.users": "Users", "admin.tab.tokens": "API tokens",
@@ -51,7 +51,7 @@ addMessages({
     "admin.actor": "Actor", "admin.action": "Action", "admin.target": "Target", "admin.outcome": "Outcome",
     "admin.details": "Details", "admin.since": "From", "admin.until": "To", "admin.prev": "Previous", "admin.next": "Next",
     "admin.page": "Entries {from}–{to}", "admin.noEntries": "No entries match",
-    "role.dispatcher": "dispatcher", "role.police": "police", "role.ops": "ops", "role.admin": "admin",
+    "role.dispatcher": "dispatcher", "role.supervisor": "supervisor", "role.police": "police", "role.ops": "ops", "role.admin": "admin",
   },
 });
 

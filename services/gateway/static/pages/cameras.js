@@ -12,7 +12,7 @@ addMessages({
   "zh-CN": {
     "cameras.title": "摄像机", "cameras.new": "新增摄像机", "cameras.filter": "按编号或名称筛选",
     "cameras.id": "编号", "cameras.name": "名称", "cameras.url": "视频流地址", "cameras.sharedWith": "共享给",
-    "cameras.sharedHint": "部门编号，逗号分隔；* 表示所有部门", "cameras.scene": "场景", "cameras.place": "位置",
+    "cameras.sharedHint": "部门编号，逗号分隔；* 表示所有部门", "cameras.scene": "场景", "cameras.grid": "单元网格编码", "cameras.address": "地址", "cameras.place": "位置",
     "cameras.health": "健康状态", "cameras.lastFrame": "最后一帧", "cameras.enabled": "启用", "cameras.yes": "是",
     "cameras.no": "否", "cameras.edit": "编辑", "cameras.view": "查看", "cameras.delete": "删除",
     "cameras.confirmDelete": "确定删除摄像机 {id}？它的未结束事件将被结束。", "cameras.deleted": "已删除 {id}",
@@ -39,11 +39,15 @@ addMessages({
     "cameras.statsUnavailable": "误报统计暂不可用：{why}", "cameras.noStats": "所选时间内没有事件",
     "health.online": "在线", "health.offline": "离线", "health.starting": "启动中", "health.stalled": "卡顿",
     "health.stopped": "已停止", "health.unknown": "未知",
+    "quality.no_signal": "无信号", "quality.decode_errors": "解码错误", "quality.frozen": "画面冻结",
+    "quality.blur": "画面模糊", "quality.dark": "过暗", "quality.overexposed": "过曝", "quality.colour_cast": "偏色",
+    "quality.noise": "噪声干扰", "quality.occluded": "镜头遮挡", "quality.scene_change": "场景变化",
+    "quality.suspended": "已移位：规则暂停", "quality.paused": "规则暂停",
   },
   en: {
     "cameras.title": "Cameras", "cameras.new": "New camera", "cameras.filter": "Filter by id or name",
     "cameras.id": "Id", "cameras.name": "Name", "cameras.url": "Stream URL", "cameras.sharedWith": "Shared with",
-    "cameras.sharedHint": "Department ids, comma-separated; * for every department", "cameras.scene": "Scene",
+    "cameras.sharedHint": "Department ids, comma-separated; * for every department", "cameras.scene": "Scene", "cameras.grid": "Unit grid code", "cameras.address": "Address",
     "cameras.place": "Place", "cameras.health": "Health", "cameras.lastFrame": "Last frame", "cameras.enabled": "Enabled",
     "cameras.yes": "yes", "cameras.no": "no", "cameras.edit": "Edit", "cameras.view": "View", "cameras.delete": "Delete",
     "cameras.confirmDelete": "Delete camera {id}? Its open incidents end.", "cameras.deleted": "Deleted {id}",
@@ -73,6 +77,10 @@ addMessages({
     "cameras.statsUnavailable": "False-alarm figures unavailable: {why}", "cameras.noStats": "No incidents in that time",
     "health.online": "online", "health.offline": "offline", "health.starting": "starting", "health.stalled": "stalled",
     "health.stopped": "stopped", "health.unknown": "unknown",
+    "quality.no_signal": "no signal", "quality.decode_errors": "decode errors", "quality.frozen": "frozen",
+    "quality.blur": "blurred", "quality.dark": "too dark", "quality.overexposed": "over-exposed",
+    "quality.colour_cast": "colour cast", "quality.noise": "noise", "quality.occluded": "lens covered",
+    "quality.scene_change": "scene changed", "quality.suspended": "moved: rules suspended", "quality.paused": "rules paused",
   },
 });
 
@@ -97,6 +105,16 @@ export function healthState(status) {
 export function healthBadge(status, reason) {
   const state = healthState(status);
   return el("span", { class: `badge health-${state}`, title: reason || undefined }, t(`health.${state}`));
+}
+
+/** Video-quality problems as badges (the rules' hold first: "moved: rules suspended"); none when clean. */
+export function qualityBadges(quality) {
+  if (!quality) return [];
+  const held = quality.rules ? [el("span", { class: "badge quality-held", title: quality.note || undefined },
+    t(`quality.${quality.rules}`))] : [];
+  const told = quality.rules === "suspended" ? "scene_change" : null;
+  return held.concat((quality.problems || []).filter((p) => p !== told).map((p) =>
+    el("span", { class: "badge quality", title: p }, t(`quality.${p}`))));
 }
 
 function isoOf(input) {
@@ -183,7 +201,7 @@ async function renderList(root, { session, context }) {
       el("td", {}, (camera.shared_with || []).join(", ") || "—"),
       el("td", {}, camera.scene_type || "—"),
       el("td", {}, loc && Number.isFinite(loc.lat) ? `${loc.lat.toFixed(5)}, ${loc.lon.toFixed(5)}` : "—"),
-      el("td", {}, healthBadge(health?.status, health?.reason),
+      el("td", {}, healthBadge(health?.status, health?.reason), ...qualityBadges(health?.quality),
         health?.reason ? el("div", { class: "muted small" }, health.reason) : null),
       el("td", {}, formatTime(health?.last_frame_at, camera.timezone)),
       el("td", {}, el("span", { class: `badge ${enabled ? "enabled" : "disabled"}` }, enabled ? t("cameras.yes") : t("cameras.no"))),
@@ -623,6 +641,9 @@ async function renderDetail(root, id, { session, context }) {
     t("cameras.sharedHint"));
   const [sceneInput, sceneField] = textField(t("cameras.scene"), { value: camera.scene_type || "", maxlength: 128,
     placeholder: "road, market, square…" });
+  const [gridInput, gridField] = textField(t("cameras.grid"), { value: camera.grid_code || "", maxlength: 32,
+    pattern: "[0-9A-Za-z\\-]{1,32}", placeholder: "420102001001" });
+  const [addressInput, addressField] = textField(t("cameras.address"), { value: camera.address || "", maxlength: 256 });
   const [tzInput, tzField] = textField(t("cameras.timezone"), { value: camera.timezone || "", placeholder: "Asia/Shanghai" },
     isNew ? t("cameras.defaultHint") : null);
   const [latInput, latField] = textField(t("cameras.lat"), { type: "number", step: "any", min: -90, max: 90,
@@ -761,6 +782,7 @@ async function renderDetail(root, id, { session, context }) {
     const body = {
       id: idInput.value.trim(), name: nameInput.value.trim(), url: urlInput.value.trim(),
       department: deptInput.value.trim(), scene_type: sceneInput.value.trim(), loop: loopBox.checked,
+      grid_code: gridInput.value.trim(), address: addressInput.value.trim(),
       shared_with: sharedInput.value.split(",").map((s) => s.trim()).filter(Boolean),
     };
     if (tzInput.value.trim()) body.timezone = tzInput.value.trim();
@@ -770,6 +792,7 @@ async function renderDetail(root, id, { session, context }) {
       body.location = { lat: Number(latInput.value), lon: Number(lonInput.value) };
     }
     body.algorithms = rules.map((rule) => ruleBody(rule));
+    if (camera.quality) body.quality = camera.quality; // its video-quality thresholds (YAML/API only) stay
     return body;
   }
 
@@ -837,7 +860,7 @@ async function renderDetail(root, id, { session, context }) {
   const health = record?.health;
   const form = el("form", { class: "camera-form", onsubmit: save },
     el("fieldset", { class: "card", disabled: !editable },
-      el("div", { class: "form-grid" }, idField, nameField, urlField, deptField, sharedField, sceneField, tzField,
+      el("div", { class: "form-grid" }, idField, nameField, urlField, deptField, sharedField, sceneField, gridField, addressField, tzField,
         latField, lonField, fpsField,
         el("label", { class: "check" }, enabledBox, t("cameras.enabled")),
         el("label", { class: "check" }, loopBox, t("cameras.loop")))),
@@ -864,7 +887,7 @@ async function renderDetail(root, id, { session, context }) {
     el("div", { class: "row" },
       el("h1", { class: "grow" }, isNew ? t("cameras.new") : `${camera.name || camera.id} (${camera.id})`),
       el("a", { class: "button", href: "#/cameras" }, t("cameras.back"))),
-    record ? el("p", {}, healthBadge(health?.status, health?.reason), " ",
+    record ? el("p", {}, healthBadge(health?.status, health?.reason), " ", ...qualityBadges(health?.quality), " ",
       el("span", { class: "muted" }, `${t("cameras.lastFrame")}: ${formatTime(health?.last_frame_at, camera.timezone)}`),
       health?.reason ? el("span", { class: "muted" }, ` · ${health.reason}`) : null) : "", // native append: not null
     editable ? "" : el("p", { class: "status" }, t("cameras.readOnly")),

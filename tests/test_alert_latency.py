@@ -1,0 +1,67 @@
+"""The alert latency a Prometheus rule watches (p99 over 1 s): a worker's incident outbox, published
+to a real JetStream, observes from the frame behind each new or updated incident to the ack."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import nats
+
+from retina.services.core import bus
+from retina.services.core.outbox import Outbox
+from retina.services.worker import metrics
+from retina.services.worker.publisher import OutboxPublisher
+from tests.conftest import NatsServer
+
+
+def event(msg_id: str, kind: str, seen_ago: float) -> tuple[str, str, str, bytes]:
+    seen = datetime.fromtimestamp(time.time() - seen_ago, UTC).isoformat()
+    payload = json.dumps({"id": msg_id, "event": kind, "last_seen_at": seen}).encode()
+    return msg_id, kind, f"retina.incidents.cam-1.illegal_parking.{kind}", payload
+
+
+def samples(kind: str) -> tuple[float, float]:
+    """(count, sum) of the alert latency histogram for ``kind`` so far."""
+    histogram = {
+        s.name: s.value
+        for m in metrics.ALERT_LATENCY.collect()
+        for s in m.samples
+        if s.labels.get("event") == kind
+    }
+    return histogram.get("retina_alert_latency_seconds_count", 0.0), histogram.get(
+        "retina_alert_latency_seconds_sum", 0.0
+    )
+
+
+def test_acknowledged_incident_events_record_their_alert_latency(tmp_path: Path, nats_server: NatsServer):
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    for item in (event("a:0", "new", 0.4), event("a:1", "update", 2.0), event("a:2", "end", 90.0)):
+        assert outbox.append(*item)
+    outbox.append("a:clip", "media", "", b"", media_name="cam-1/a/clip.mp4", media=b"clip")
+    before = {kind: samples(kind) for kind in ("new", "update", "end")}
+
+    async def publish() -> None:
+        nc = await nats.connect(nats_server.url)
+        js = nc.jetstream()
+        publisher = OutboxPublisher(outbox, "incidents")
+        publisher.connected(nc, js, await bus.ensure_all(js))
+        stop = asyncio.Event()
+        running = asyncio.create_task(publisher.run(stop))
+        deadline = time.monotonic() + 20
+        while len(outbox) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        stop.set()
+        await running
+        await nc.close()
+
+    asyncio.run(publish())
+    assert len(outbox) == 0, "every message acknowledged"
+    (new_count, new_sum), (update_count, update_sum) = samples("new"), samples("update")
+    assert new_count - before["new"][0] == 1 and 0.4 <= new_sum - before["new"][1] < 5
+    assert update_count - before["update"][0] == 1 and 2.0 <= update_sum - before["update"][1] < 7
+    assert samples("end") == before["end"], "end events are not alerts"
+    outbox.close()
