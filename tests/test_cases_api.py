@@ -35,6 +35,7 @@ from retina.services.core.cases import CasesConfig, TimeLimit
 from retina.services.core.incident import BBox, IncidentMessage, Location, SnapshotRef
 from retina.services.gateway.accounts import AccountStore
 from tests.conftest import MODEL, wait_for
+from tests.gateway_users import add_users
 
 pytestmark = pytest.mark.slow
 
@@ -180,11 +181,7 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[City]:
     cluster.gateway_flags = ["--verify-seconds", "0"]
     try:
         cluster.start(load(str(config)).config.cameras)
-        store = AccountStore(cluster.gateway_data_dir / "gateway.sqlite")
-        for name, (department, roles) in USERS.items():
-            store.add_user(name, department, roles, PASSWORD)
-        tokens = {name: store.create_token(name, 1)[0] for name in USERS}
-        store.close()
+        tokens = add_users(cluster, USERS, PASSWORD)
         messages = [
             incident("um-kerb", "kerb-1", snapshot=True),
             incident("um-kerb", "kerb-2", minutes=5),

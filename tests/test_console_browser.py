@@ -24,6 +24,7 @@ from retina.services.cli.cluster import ClusterPorts, LocalCluster
 from retina.services.cli.common import load
 from retina.services.gateway.accounts import AccountStore
 from tests.conftest import MODEL, REPO, footage, wait_for
+from tests.gateway_users import add_users
 from tests.test_gateway_loop import WHOLE_FRAME, decoded, parking
 
 try:
@@ -203,11 +204,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     }
     try:
         cluster.start(load(str(config)).config.cameras)
-        store = AccountStore(cluster.gateway_data_dir / "gateway.sqlite")
-        for name, (department, roles) in USERS.items():
-            store.add_user(name, department, roles, PASSWORD)
-        tokens = {name: store.create_token(name, 1)[0] for name in USERS}
-        store.close()
+        tokens = add_users(cluster, USERS, PASSWORD)
         # The camera is registered switched off: the live-queue test switches it on while watching.
         headers = {"Authorization": f"Bearer {tokens['olga']}"}
         with httpx.Client(base_url=cluster.gateway_url, headers=headers, timeout=30) as ops:

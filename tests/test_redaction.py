@@ -30,6 +30,7 @@ from retina.services.core.settings import GatewaySettings
 from retina.services.gateway.accounts import AccountStore
 from retina.services.gateway.redaction import Redactor, blur_region, bundled_face_cascade
 from tests.conftest import MODEL, SHARED, wait_for
+from tests.gateway_users import add_users
 
 pytestmark = pytest.mark.slow
 
@@ -163,11 +164,7 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[City]:
     cluster.gateway_flags = ["--verify-seconds", "0"]
     try:
         cluster.start(load(str(config)).config.cameras)
-        store = AccountStore(cluster.gateway_data_dir / "gateway.sqlite")
-        for name, (department, roles) in USERS.items():
-            store.add_user(name, department, roles, PASSWORD)
-        tokens = {name: store.create_token(name, 1)[0] for name in USERS}
-        store.close()
+        tokens = add_users(cluster, USERS, PASSWORD)
         evidence = {
             "plate-1": (incident("plate-1", clip=True), PHOTO.read_bytes()),
             "faces-1": (incident("faces-1"), FACES.read_bytes()),
