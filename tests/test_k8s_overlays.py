@@ -218,10 +218,21 @@ def test_disruption_budgets_and_autoscalers(overlay):
     assert budgets["retina-gateway"]["minAvailable"] == 1
     # the scheduler is kept up during node maintenance, except on a single node (nowhere else to go)
     assert ("retina-scheduler" in budgets) == (overlay == "production")
-    (gateway,) = objects(overlay, "HorizontalPodAutoscaler")
-    assert gateway["spec"]["scaleTargetRef"]["name"] == "retina-gateway"
-    assert gateway["spec"]["metrics"][0]["resource"]["name"] == "cpu"
-    assert "replicas" not in named(overlay, "Deployment", "retina-gateway")["spec"]  # the HPA owns it
+    autoscalers = {
+        doc["metadata"]["name"]: doc["spec"] for doc in objects(overlay, "HorizontalPodAutoscaler")
+    }
+    assert set(autoscalers) == {"retina-gateway", "retina-search"}
+    for name, kind in (("retina-gateway", "Deployment"), ("retina-search", "StatefulSet")):
+        spec = autoscalers[name]
+        assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": kind, "name": name}
+        assert spec["metrics"][0]["resource"]["name"] == "cpu"
+        assert "replicas" not in named(overlay, kind, name)["spec"]  # the HPA owns it
+    # search replicas each keep their own index: a volume per pod, none shared
+    search = named(overlay, "StatefulSet", "retina-search")
+    assert [t["metadata"]["name"] for t in search["spec"]["volumeClaimTemplates"]] == ["data"]
+    assert not any(
+        d["metadata"]["name"] == "retina-search" for d in objects(overlay, "PersistentVolumeClaim")
+    )
 
 
 # -- observability --------------------------------------------------------------------------------

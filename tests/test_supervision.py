@@ -244,3 +244,9 @@ def test_a_child_that_was_serving_is_restarted_however_often_it_is_killed(tmp_pa
             time.sleep(0.02)
         assert supervisor.process("worker") is not killed, "restarted"
     supervisor.forget("worker").kill()
+
+
+def test_free_ports_handed_out_together_are_distinct():
+    """Tests pick several ports before any is bound: they must never get one twice."""
+    picked = [free_port() for _ in range(500)]
+    assert len(set(picked)) == len(picked)

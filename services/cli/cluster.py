@@ -195,6 +195,7 @@ class LocalCluster:
             "--grpc-port", str(self.ports.search_grpc),
             "--metrics-port", str(self.ports.search_metrics),
             "--incidents-address", self.incidents_address,
+            "--replica-id", "",  # one instance: the shared consumer search-index, as before
             *self._auth_args("search"),
         ]  # fmt: skip
 

@@ -45,6 +45,14 @@ def serve(
     listen: Annotated[str, typer.Option(help="address for gRPC and metrics")] = default(
         SearchSettings, "listen"
     ),
+    replica_id: Annotated[
+        str | None,
+        typer.Option(
+            help="this replica's own FEATURES consumer, search-index-<id> (default: the host name;"
+            " '': the shared search-index, as retina up)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> int:
     """run the search service (FEATURES stream → FAISS index, gRPC)"""
     from retina.services.search.service import run_search_service

@@ -161,11 +161,14 @@ async def durable_subscription(
     stop: asyncio.Event,
     *,
     replay: bool = False,
+    inactive_threshold: float | None = None,
 ) -> JetStreamContext.PullSubscription | None:
     """Bind a durable pull consumer, retrying until JetStream is ready; None if stopped first.
 
     A missing stream or consumer is (re)created and counted. ``replay`` deletes the consumer first,
     so the whole stream is delivered again (a consumer whose store was lost rebuilds it this way).
+    ``inactive_threshold`` (seconds): JetStream deletes a consumer this long without a reader (one
+    created so; an existing consumer keeps its configuration).
     """
     while not stop.is_set():
         try:
@@ -185,7 +188,10 @@ async def durable_subscription(
                 durable=durable,
                 stream=stream,
                 config=ConsumerConfig(
-                    ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=30
+                    ack_policy=AckPolicy.EXPLICIT,
+                    deliver_policy=DeliverPolicy.ALL,
+                    ack_wait=30,
+                    inactive_threshold=inactive_threshold,
                 ),
             )
         except Exception as exc:
@@ -237,6 +243,7 @@ async def consume(
     *,
     replay: bool = False,
     batch: int = 32,
+    inactive_threshold: float | None = None,
 ) -> None:
     """Bind the durable consumer (see :func:`durable_subscription`), fetch messages and hand each
     to ``handle`` (which acks, naks or terms it) until ``stop``.
@@ -245,7 +252,10 @@ async def consume(
     """
 
     async def subscribe(replay: bool) -> JetStreamContext.PullSubscription | None:
-        return await durable_subscription(js, stream, subjects, durable, ensure_stream, stop, replay=replay)
+        return await durable_subscription(
+            js, stream, subjects, durable, ensure_stream, stop,
+            replay=replay, inactive_threshold=inactive_threshold,
+        )  # fmt: skip
 
     subscription = await subscribe(replay)
     log.info("consuming", extra={"stream": stream, "consumer": durable, "replay": replay})

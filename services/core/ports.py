@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import random
 import socket
+from collections import deque
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -33,8 +34,12 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
+_HANDED_OUT: deque[int] = deque(maxlen=1024)  # ports this process chose lately, maybe not bound yet
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now.
+    """A TCP port on 127.0.0.1 that nothing listens on right now, and not one this process handed
+    out lately (two calls before either port is bound never get the same one).
 
     Picked below the kernel's ephemeral range, so an outgoing connection opened before the service
     binds it (a worker dialling NATS, say) cannot take it first.
@@ -42,7 +47,8 @@ def free_port() -> int:
     low, _ = _ephemeral_range()
     for _ in range(200):
         port = random.randint(min(20000, low - 1000), low - 1)
-        if not port_in_use(port):
+        if port not in _HANDED_OUT and not port_in_use(port):
+            _HANDED_OUT.append(port)
             return port
     with socket.socket() as s:  # a crowded machine: let the kernel choose
         s.bind(("127.0.0.1", 0))

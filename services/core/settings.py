@@ -346,6 +346,12 @@ class SearchSettings(ServiceSettings):
     grpc_port: int = _port(PORTS.search_grpc, "gRPC")
     metrics_port: int = _port(PORTS.search_metrics, "Prometheus metrics")
     incidents_address: str | None = Field(default=LOCAL_INCIDENTS, description="for searches by incident id")
+    replica_id: str | None = Field(
+        default=None,
+        description="this replica's own FEATURES consumer (search-index-<id>; each replica indexes every"
+        " record); default: the host name (a StatefulSet pod's name); '': the one shared consumer"
+        " search-index (retina up)",
+    )
 
 
 class GatewaySettings(ServiceSettings):

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import socket
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import grpc
+from grpc_health.v1 import health_pb2
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
 
@@ -43,7 +46,11 @@ from retina.v1 import common_pb2, incidents_pb2, incidents_pb2_grpc, search_pb2,
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-CONSUMER = "search-index"
+CONSUMER = "search-index"  # the one shared consumer (retina up); a replica's: search-index-<replica id>
+# A replica's own consumer outlives a restart or an upgrade, and goes (JetStream deletes it) once its
+# replica has been gone this long; a replica back after that replays the stream (duplicates are skipped).
+REPLICA_CONSUMER_INACTIVE_SECONDS = 24 * 3600.0
+CATCH_UP_POLL_SECONDS = 1.0  # how often a new replica checks whether it has replayed the stream
 SAVE_INTERVAL_SECONDS = 30.0
 RETENTION_INTERVAL_SECONDS = 600.0
 LOST_TRACK_SECONDS = 10.0  # an incident's vehicle may have been tracked a little before or after it
@@ -305,17 +312,56 @@ async def _apply_record(engine: SearchEngine, servicer: SearchServicer, msg) -> 
     INDEXED_VECTORS.set(engine.index.ntotal)
 
 
+def consumer_name(replica_id: str | None) -> str:
+    """The durable FEATURES consumer of a replica: its own, ``search-index-<replica id>`` (default id:
+    the host name), so every replica indexes every record; ``''``: the shared ``search-index``. A
+    character a consumer name may not hold (a dot of a host's domain name, say) becomes ``-``."""
+    if replica_id is None:
+        replica_id = socket.gethostname()
+    if not replica_id:
+        return CONSUMER
+    return f"{CONSUMER}-{re.sub(r'[^A-Za-z0-9_-]', '-', replica_id)}"
+
+
 async def _consume(
-    engine: SearchEngine, servicer: SearchServicer, nats_url: str, stop: asyncio.Event
+    engine: SearchEngine,
+    servicer: SearchServicer,
+    nats_url: str,
+    consumer: str,
+    stop: asyncio.Event,
+    when_caught_up: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
+    """Apply the FEATURES stream to the index until ``stop``; ``when_caught_up`` is awaited once the
+    consumer has nothing left to deliver (a new replica becomes ready then, not before)."""
     nc = await bus.connect(nats_url, "retina-search", stop)
     js = nc.jetstream()
     replay = engine.store.counts()[0] == 0  # an empty store (new or lost) re-reads the whole stream
+    inactive = None if consumer == CONSUMER else REPLICA_CONSUMER_INACTIVE_SECONDS
+    watcher = (
+        asyncio.create_task(_watch_catch_up(js, consumer, when_caught_up, stop)) if when_caught_up else None
+    )
     await bus.consume(
-        js, bus.FEATURE_STREAM, bus.FEATURE_SUBJECTS, CONSUMER, bus.ensure_feature_stream,
-        lambda msg: _apply_record(engine, servicer, msg), stop, replay=replay,
+        js, bus.FEATURE_STREAM, bus.FEATURE_SUBJECTS, consumer, bus.ensure_feature_stream,
+        lambda msg: _apply_record(engine, servicer, msg), stop, replay=replay, inactive_threshold=inactive,
     )  # fmt: skip
+    if watcher is not None:
+        watcher.cancel()
     await nc.close()
+
+
+async def _watch_catch_up(
+    js, consumer: str, when_caught_up: Callable[[], Awaitable[None]], stop: asyncio.Event
+) -> None:
+    """Await ``when_caught_up`` once ``consumer`` has no record pending or unacknowledged."""
+    while not stop.is_set():
+        try:
+            info = await js.consumer_info(bus.FEATURE_STREAM, consumer)
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                await when_caught_up()
+                return
+        except Exception as exc:  # not bound yet, or NATS restarting: look again shortly
+            log.debug("catch-up check failed", extra={"error": str(exc)})
+        await pause(stop, CATCH_UP_POLL_SECONDS)
 
 
 async def _every(interval: float, action, stop: asyncio.Event) -> None:
@@ -340,6 +386,7 @@ def run_search_service(settings: SearchSettings, config: RetinaConfig) -> None:
     """
     data_dir, listen, incidents_address = settings.data_dir, settings.listen, settings.incidents_address
     grpc_port, metrics_port = settings.grpc_port, settings.metrics_port
+    consumer = consumer_name(settings.replica_id)
     auth = service_auth.configure(settings)
 
     async def main(stop: asyncio.Event) -> None:
@@ -356,7 +403,7 @@ def run_search_service(settings: SearchSettings, config: RetinaConfig) -> None:
         )
         serve_metrics(metrics_port, listen)
         servicer = SearchServicer(engine, incidents_address)
-        server, _, port = await start_grpc_server(
+        server, health, port = await start_grpc_server(
             listen, grpc_port,
             lambda s: add_guarded(s, search_pb2_grpc.add_SearchServiceServicer_to_server, servicer),
             SERVICE_NAME,
@@ -364,8 +411,21 @@ def run_search_service(settings: SearchSettings, config: RetinaConfig) -> None:
         )  # fmt: skip
         log.info(
             "search serving",
-            extra={"grpc_port": port, "embedder": engine.embedder.key},
+            extra={"grpc_port": port, "embedder": engine.embedder.key, "consumer": consumer},
         )
+
+        when_caught_up = None
+        if consumer != CONSUMER:
+            # A replica added by the autoscaler replays the whole stream into its own index first:
+            # it reports NOT_SERVING (its readiness probe fails) until it has, so no officer gets
+            # half the results from it.
+            for name in ("", SERVICE_NAME):
+                await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+            async def when_caught_up() -> None:
+                for name in ("", SERVICE_NAME):
+                    await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+                log.info("caught up with the feature stream; serving", extra={"consumer": consumer})
 
         def drop_expired() -> None:
             dropped = engine.drop_expired()
@@ -374,7 +434,9 @@ def run_search_service(settings: SearchSettings, config: RetinaConfig) -> None:
                 log.info("retention dropped index shards", extra={"shards": dropped})
 
         tasks = [
-            asyncio.create_task(_consume(engine, servicer, settings.nats_url, stop)),
+            asyncio.create_task(
+                _consume(engine, servicer, settings.nats_url, consumer, stop, when_caught_up)
+            ),
             asyncio.create_task(_every(SAVE_INTERVAL_SECONDS, engine.index.save, stop)),
             asyncio.create_task(_every(RETENTION_INTERVAL_SECONDS, drop_expired, stop)),
         ]
