@@ -20,6 +20,11 @@ Usage (about 5 minutes on 2 cores; crops are cached in --cache):
         [--osnet ../shared/models/osnet_x0_25_msmt17_reid.onnx] [--smoke]
 
 ``--smoke`` analyses the first 6 s of two clips, without the cache: it checks the benchmark works.
+
+``--export-crops DIR`` also writes every split track as a re-identification set in the Market-1501
+naming that ``retina search eval`` reads: ``DIR/<family>/<identity>_c1_<n>.jpg`` for the query
+crops of a track's first half and ``_c2_`` for up to 3 crops of its second half. "Cameras" 1 and 2
+are then two moments of one camera, seconds apart — easier than two real cameras.
 """
 
 from __future__ import annotations
@@ -94,6 +99,23 @@ def split(track: Track) -> tuple[list[np.ndarray], np.ndarray]:
     return queries, gallery
 
 
+def export_crops(tracks: dict[tuple[str, str, int], Track], out: Path) -> dict[str, int]:
+    """Write each track's split as Market-1501 crops under ``out/<family>``; identities per family."""
+    counts: dict[str, int] = defaultdict(int)
+    for (family, _clip, _track_id), track in sorted(tracks.items()):
+        counts[family] += 1
+        identity = counts[family]
+        queries, _ = split(track)
+        later = track[len(track) // 2 :]
+        gallery = [c for _, c in later][:: max(1, len(later) // QUERIES_PER_TRACK)][:QUERIES_PER_TRACK]
+        folder = out / family
+        folder.mkdir(parents=True, exist_ok=True)
+        for camera, crops in (("c1", queries), ("c2", gallery)):
+            for n, crop in enumerate(crops):
+                cv2.imwrite(str(folder / f"{identity:04d}_{camera}_{n}.jpg"), crop)
+    return dict(counts)
+
+
 def recall(queries: np.ndarray, query_owner: list[int], gallery: np.ndarray, ks=(1, 10)) -> dict[int, float]:
     scores = queries @ gallery.T
     ranks = (-scores).argsort(axis=1)
@@ -117,6 +139,7 @@ def main() -> None:
     parser.add_argument("--osnet", type=Path, help="OSNet person re-identification ONNX")
     parser.add_argument("--cache", type=Path, default=Path("var/retrieval_tracks.pkl"))
     parser.add_argument("--smoke", action="store_true", help="6 s of two clips, no cache")
+    parser.add_argument("--export-crops", type=Path, help="also write the split tracks as Market-1501 crops")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     videos = sorted(args.videos.glob("*.mp4"))
@@ -135,6 +158,10 @@ def main() -> None:
         if args.cache is not None:
             args.cache.parent.mkdir(parents=True, exist_ok=True)
             args.cache.write_bytes(pickle.dumps(tracks))
+
+    if args.export_crops is not None:
+        for family, identities in export_crops(tracks, args.export_crops).items():
+            print(f"exported {identities} {family} identities to {args.export_crops / family}")
 
     backbone = BackboneColourEmbedder(str(args.backbone))
     colour = ColourEmbedder()
