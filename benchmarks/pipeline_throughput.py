@@ -47,10 +47,17 @@ from retina.services.core.config import parse_config
 from retina.services.core.outbox import Outbox
 from retina.services.worker import pipeline
 from retina.services.worker.detector import Detector
+from retina.services.worker.ingest import CameraHealth
 from retina.services.worker.pipeline import Analyzer
 from retina.services.worker.sinks import OutboxSink
 
 BURST_CAMERA = "cam-0"
+WHOLE = [[0, 0], [1, 0], [1, 1], [0, 1]]
+KERB = [[0.0, 0.5], [0.3, 0.5], [0.3, 1.0], [0.0, 1.0]]  # intersection.mp4's lower-left kerb
+LAST_HEALTH: dict[str, CameraHealth] = {}  # every camera's health at the end of the last run
+# The last retina or baseline run's CPU seconds (every thread of this process): on a machine other
+# work shares, video-seconds per CPU-second × cores is what an idle machine would reach at most.
+LAST_CPU_SECONDS = [0.0]
 
 
 @contextlib.contextmanager
@@ -100,8 +107,19 @@ def incident_bursts(size: int, every_seconds: float) -> Iterator[list[int]]:
         pipeline.CameraPipeline.analyse = analyse
 
 
+def camera(index: int, video: Path, fps: float, kerb: bool = False) -> dict:
+    """One benchmark camera: illegal_parking over the whole picture, or (``kerb``) over the
+    intersection's lower-left kerb with the motion gate watching that zone only."""
+    entry = {"id": f"cam-{index}", "url": str(video), "analysis_fps": fps, "loop": True}
+    zone = {"name": "kerb", "polygon": KERB} if kerb else {"name": "all", "polygon": WHOLE}
+    entry["algorithms"] = [{"name": "illegal_parking", "zones": [zone]}]
+    if kerb:
+        entry["motion"] = {"region": "zones"}
+    return entry
+
+
 def retina_throughput(
-    video: Path,
+    video: Path | list[dict],
     model: Path,
     cameras: int,
     fps: float,
@@ -110,30 +128,21 @@ def retina_throughput(
     max_wait_ms: float = 20,
     device: str = "cpu",
     on_events=None,
+    gate: bool = False,
 ) -> tuple[float, float]:
     """(video-seconds analysed per wall-second, frames analysed per wall-second) of one worker
-    running ``cameras`` copies of the clip.
+    running ``cameras`` copies of the clip (or the camera entries ``video`` lists).
 
     ``max_batch=1`` is one inference call per frame; larger batches frames of several cameras into
-    one call (waiting at most ``max_wait_ms`` for them), as a worker's device lane does.
+    one call (waiting at most ``max_wait_ms`` for them), as a worker's device lane does. ``gate``:
+    the motion gate is on (its defaults, with each camera's own ``motion``).
     """
+    entries = video if isinstance(video, list) else [camera(i, video, fps) for i in range(cameras)]
     config = parse_config(
         {
             "detector": {"model": str(model), "device": device, "half": device.startswith("cuda")},
-            "cameras": [
-                {
-                    "id": f"cam-{i}",
-                    "url": str(video),
-                    "analysis_fps": fps,
-                    "algorithms": [
-                        {
-                            "name": "illegal_parking",
-                            "zones": [{"name": "all", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}],
-                        }
-                    ],
-                }
-                for i in range(cameras)
-            ],
+            "motion": {"enabled": gate},
+            "cameras": entries,
         }
     ).config
     detector = Detector(config.detector)
@@ -148,13 +157,14 @@ def retina_throughput(
         retry_files=False,
         max_batch=max_batch,
         max_wait_seconds=max_wait_ms / 1000,
+        motion=config.motion,
     )
     stop = threading.Event()
     loop = threading.Thread(target=analyzer.run, args=(stop,))
     loop.start()
-    started = time.perf_counter()
-    for camera in config.cameras:
-        analyzer.assign(camera)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for entry in config.cameras:
+        analyzer.assign(entry)
     target = seconds * fps
     while True:
         health = analyzer.health()
@@ -162,11 +172,14 @@ def retina_throughput(
             break
         time.sleep(0.05)
     wall = time.perf_counter() - started
+    LAST_CPU_SECONDS[0] = time.process_time() - cpu_started
     analysed = sum(h.frames_analysed for h in health.values())
-    for camera in config.cameras:
-        analyzer.release(camera.id)
+    for entry in config.cameras:
+        analyzer.release(entry.id)
     stop.set()
     loop.join()
+    LAST_HEALTH.clear()
+    LAST_HEALTH.update(health)
     return analysed / fps / wall, analysed / wall
 
 
@@ -224,20 +237,135 @@ def baseline_throughput(video: Path, model: Path, seconds: float) -> float:
     frames = 0
     for _ in yolo.track(str(video), stream=True, conf=0.1, verbose=False, tracker="bytetrack.yaml"):
         if started is None:  # exclude model load and warm-up from the timing
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             continue
         frames += 1
         if frames >= frames_needed:
             break
     wall = time.perf_counter() - started
+    LAST_CPU_SECONDS[0] = time.process_time() - cpu_started
     return frames / video_fps / wall
+
+
+def parse_mix(spec: str, videos: Path) -> list[tuple[Path, int]]:
+    """``intersection.mp4:4,sidewalk_shopfront.mp4:20`` → [(videos/intersection.mp4, 4), ...]."""
+    mix = []
+    for part in spec.split(","):
+        name, _, count = part.partition(":")
+        mix.append((videos / name, int(count or 1)))
+    return mix
+
+
+@dataclass
+class MixRun:
+    cameras_realtime: float
+    cameras_per_cores: float  # video-seconds per CPU-second × the machine's cores
+    skipped: dict[str, float]  # clip → share of its cameras' analysed frames the detector skipped
+
+
+def mix_throughput(
+    mix: list[tuple[Path, int]], model: Path, fps: float, seconds: float, gate: bool
+) -> MixRun:
+    """One worker (batches of up to 8) on the mix: every clip's cameras looping over it."""
+    entries, clip_of = [], {}
+    for video, count in mix:
+        for _ in range(count):
+            index = len(entries)
+            entries.append(camera(index, video, fps, kerb=video.name == "intersection.mp4"))
+            clip_of[f"cam-{index}"] = video.name
+    realtime, _ = retina_throughput(entries, model, len(entries), fps, seconds, gate=gate)
+    video_seconds = sum(h.frames_analysed for h in LAST_HEALTH.values()) / fps
+    per_cores = video_seconds / LAST_CPU_SECONDS[0] * (os.cpu_count() or 1)
+    skipped: dict[str, list[int]] = {}
+    for camera_id, health in LAST_HEALTH.items():
+        totals = skipped.setdefault(clip_of[camera_id], [0, 0])
+        totals[0] += health.frames_skipped
+        totals[1] += health.frames_analysed
+    skipped["all"] = [sum(t[0] for t in skipped.values()), sum(t[1] for t in skipped.values())]
+    return MixRun(realtime, per_cores, {clip: s / max(1, n) for clip, (s, n) in skipped.items()})
+
+
+def naive_mix(mix: list[tuple[Path, int]], model: Path, seconds: float) -> tuple[float, float]:
+    """Cameras of the mix one naive ``model.track`` loop keeps up with (by wall time; by CPU time ×
+    cores): each clip's cost per video-second, weighted by its share of the cameras."""
+    wall = cpu = 0.0
+    for video, count in mix:
+        wall += count / baseline_throughput(video, model, seconds)
+        cpu += count * LAST_CPU_SECONDS[0] / seconds
+    cameras = sum(count for _, count in mix)
+    return cameras / wall, cameras / cpu * (os.cpu_count() or 1)
+
+
+def detector_ms(model: Path, video: Path, calls: int) -> tuple[float, str]:
+    """Median milliseconds of one detector call on a frame of ``video``, and the input it ran at
+    (Ultralytics letterboxes a .pt model's frame to the nearest stride multiple, a fixed-shape
+    ONNX model's to its square)."""
+    import av
+
+    with av.open(str(video)) as container:
+        image = next(container.decode(video=0)).to_ndarray(format="bgr24")
+    detector = Detector(parse_config({"detector": {"model": str(model)}}).config.detector)
+    detector.detect([image])
+    predictor, shapes = detector.model.predictor, []
+    preprocess = predictor.preprocess
+
+    def recording(images):
+        tensor = preprocess(images)
+        shapes.append(tuple(tensor.shape[2:]))
+        return tensor
+
+    predictor.preprocess = recording
+    timings = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        detector.detect([image])
+        timings.append(time.perf_counter() - started)
+    height, width = shapes[-1]
+    return sorted(timings)[calls // 2] * 1000, f"{image.shape[1]}x{image.shape[0]} -> {width}x{height}"
+
+
+def report_mix(args: argparse.Namespace) -> None:
+    """The camera-mix table: naive loop, retina without and with the motion gate, per model."""
+    mix = parse_mix(args.mix, args.videos)
+    total = sum(count for _, count in mix)
+    print(f"mix: {total} cameras @ {args.analysis_fps:g} fps, {args.seconds:g} video-s each, looping: ")
+    print("  " + ", ".join(f"{count} x {video.name}" for video, count in mix))
+    print("  illegal_parking on the whole picture; intersection cameras: the kerb zone, gate region 'zones'")
+    print(f"{'detector (one call, one frame)':40} {'frame -> input':22} {'ms':>8}")
+    for model in [args.model, *args.also_model, *args.latency_model]:
+        for video in sorted(
+            {video for video, _ in mix if video.name in ("intersection.mp4", "road_bus_stop.mp4")}
+        ):
+            ms, size = detector_ms(model, video, 3 if args.smoke else 15)
+            print(f"{model.name:40} {size:22} {ms:8.1f}")
+    print(
+        f"{'model':28} {'pipeline':32} {'cameras in real time':>20} {'by CPU time x cores':>20}"
+        f" {'detector skipped':>16}"
+    )
+    for model in [args.model, *args.also_model]:
+        naive, naive_cpu = naive_mix(mix, model, args.baseline_seconds)
+        off = mix_throughput(mix, model, args.analysis_fps, args.seconds, gate=False)
+        on = mix_throughput(mix, model, args.analysis_fps, args.seconds, gate=True)
+        rows = [
+            ("naive model.track, every frame", naive, naive_cpu, "-"),
+            ("retina, motion gate off", off.cameras_realtime, off.cameras_per_cores, "0%"),
+            ("retina, motion gate on", on.cameras_realtime, on.cameras_per_cores, f"{on.skipped['all']:.0%}"),
+        ]
+        for label, wall, cpu, skipped in rows:
+            print(f"{model.name:28} {label:32} {wall:20.2f} {cpu:20.2f} {skipped:>16}")
+        ratios = (on.cameras_realtime / naive, on.cameras_per_cores / naive_cpu)
+        print(f"ratio gate on / naive ({model.name}): {ratios[0]:.1f}x; by CPU time {ratios[1]:.1f}x")
+        ratios = (on.cameras_realtime / off.cameras_realtime, on.cameras_per_cores / off.cameras_per_cores)
+        print(f"ratio gate on / gate off ({model.name}): {ratios[0]:.2f}x; by CPU time {ratios[1]:.2f}x")
+        shares = ", ".join(f"{clip} {share:.0%}" for clip, share in on.skipped.items() if clip != "all")
+        print(f"frames the gate skipped by clip ({model.name}): {shares}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--video", type=Path, required=True)
+    parser.add_argument("--video", type=Path, help="the clip of the burst tables (required without --mix)")
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--cameras", type=int, default=4)
     parser.add_argument("--analysis-fps", type=float, default=2.0)
@@ -247,13 +375,28 @@ def main() -> None:
     parser.add_argument("--burst-every", type=float, default=1.0, help="video-seconds between bursts")
     parser.add_argument("--repeat", type=int, default=3, help="burst runs per path (median)")
     parser.add_argument("--smoke", action="store_true", help="a tiny run: 2 cameras, 2 video-seconds")
+    parser.add_argument(
+        "--mix",
+        help="instead of the burst tables: a camera mix from --videos, e.g."
+        " sidewalk_shopfront.mp4:20,intersection.mp4:4 (naive loop, gate off, gate on)",
+    )
+    parser.add_argument("--videos", type=Path, default=Path("../shared/videos"), help="folder of --mix clips")
+    parser.add_argument("--also-model", type=Path, action="append", default=[], help="more --mix models")
+    parser.add_argument(
+        "--latency-model", type=Path, action="append", default=[], help="--mix: models timed per call only"
+    )
+    parser.add_argument("--baseline-seconds", type=float, default=6.0, help="--mix: naive video-s per clip")
     args = parser.parse_args()
+    if args.video is None and not args.mix:
+        parser.error("--video is required (or --mix)")
     if args.smoke:
-        args.cameras, args.seconds, args.repeat = 2, 2.0, 1
+        args.cameras, args.seconds, args.repeat, args.baseline_seconds = 2, 2.0, 1, 1.0
     logging.basicConfig(level=logging.ERROR)
-
     processor = platform.processor() or "cpu"
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {processor}; device {args.device}")
+    if args.mix:
+        report_mix(args)
+        return
     print(f"video: {args.video.name}; model: {args.model.name}")
     baseline = baseline_throughput(args.video, args.model, args.seconds / 2)
     common = (args.video, args.model, args.cameras, args.analysis_fps, args.seconds)

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,10 +106,11 @@ class Credentials:
         """A client allowed every RPC (see :class:`EntitledChannel`)."""
         return EntitledChannel(self, address, options)
 
-    def nats_config(self) -> Path:
-        """The nats-server users of these roles (cheap bcrypt: tests start many servers)."""
+    def nats_config(self, webhooks: Sequence[str] = ()) -> Path:
+        """The nats-server users of these roles (cheap bcrypt: tests start many servers); the
+        gateway may use the consumers of ``webhooks``."""
         path = self.folder / "nats.conf"
-        path.write_text(service_auth.nats_config(self.folder, rounds=4))
+        path.write_text(service_auth.nats_config(self.folder, rounds=4, webhooks=webhooks))
         return path
 
 

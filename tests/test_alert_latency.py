@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
+import pytest
 
 from retina.services.core import bus
 from retina.services.core.outbox import Outbox
@@ -65,3 +66,26 @@ def test_acknowledged_incident_events_record_their_alert_latency(tmp_path: Path,
     assert update_count - before["update"][0] == 1 and 2.0 <= update_sum - before["update"][1] < 7
     assert samples("end") == before["end"], "end events are not alerts"
     outbox.close()
+
+
+def test_a_live_stream_is_never_stamped_after_its_frames_arrived(monkeypatch):
+    """An RTSP stream's first frame comes late (buffered while the stream is probed) and the next
+    ones in a burst: stamped from the first, they would lie in the future and hide the latency."""
+    from retina.services.worker import ingest
+
+    now = [1000.0]
+    monkeypatch.setattr(ingest.time, "time", lambda: now[0])
+    clock = ingest._StreamClock(live=True, realtime=True)
+    assert clock.to_epoch(10.0) == 1000.0  # captured at 999.3, delivered 0.7 s late
+    stamps = [clock.to_epoch(10.0 + k * 0.04) for k in range(1, 18)]  # the backlog, all at once
+    assert all(t <= now[0] for t in stamps) and stamps == sorted(stamps)
+    now[0] = 1000.3  # pts 11.0, taken at 1000.3, arrives at once: the backlog caught up
+    assert clock.to_epoch(11.0) == pytest.approx(1000.3)
+    now[0] = 1000.8
+    assert clock.to_epoch(11.5) == pytest.approx(1000.8)
+    now[0] = 1001.5  # pts 12.0 late by 0.2 s on the network: keeps its capture time, not its arrival
+    assert clock.to_epoch(12.0) == pytest.approx(1001.3)
+    files = ingest._StreamClock(live=False, realtime=True)
+    files.to_epoch(0.0)
+    now[0] = 900.0  # a file keeps its own timeline (it is paced by the clock instead)
+    assert files.to_epoch(1.0) == pytest.approx(1002.5)

@@ -44,6 +44,7 @@ from retina.services.core.incident import (
     event_fields,
     handed_over,
 )
+from retina.services.core.plate_text import PlateEvidence, PlateFacts
 from retina.services.core.serving import start_grpc_server
 from retina.services.core.validation import add_guarded
 from retina.services.incidents.service import IncidentServicer, incident_to_proto
@@ -85,6 +86,7 @@ def full_event(**changes) -> IncidentEvent:
         details={"vehicle_class": "car"},
         snapshot=Snapshot(np.full((48, 64, 3), 90, np.uint8), (6, 10, 19, 19), [(0, 0), (1, 0), (1, 1)], T0),
         track_key=KEY, camera_quality=["blur"],
+        plate=PlateEvidence(PlateFacts(text="浙B2V9L7", colour="blue", confidence=0.9, reads=2), 0, b"jpeg"),
     )  # fmt: skip
     values.update(changes)
     return IncidentEvent(**values)
@@ -107,7 +109,10 @@ def test_every_event_field_reaches_the_message():
     assert all(getattr(event, name) != default for name, default in defaults(IncidentEvent).items())
     values = event_fields(event)
     assert set(values) <= set(IncidentMessage.model_fields)  # pydantic would drop an unknown one silently
-    named = {"id" if f.name == "incident_id" else f.name for f in dataclasses.fields(event)} - {"snapshot"}
+    named = {"id" if f.name == "incident_id" else f.name for f in dataclasses.fields(event)} - {
+        "snapshot",
+        "plate",
+    }
     assert set(values) == named
     message, jpeg = build_message(event, CAMERA, "retina-media")
     assert (message.id, message.event, message.revision) == ("inc-1", "end", 3)
@@ -131,6 +136,8 @@ def test_every_event_field_reaches_the_message():
     assert message.location == Location(lat=1, lon=2)
     assert message.visible_to == ["urban", "police"]  # who may see it, as the camera said then
     assert message.camera_quality == ["blur"]  # the picture the worker judged the event on
+    assert (message.plate.text, message.plate.reads) == ("浙B2V9L7", 2)  # and the plate its track read
+    assert message.plate.crop.path == "cam-1/inc-1/plate-0.jpg"
 
 
 def test_visible_to_is_recorded_and_older_messages_mean_the_owner_only():
@@ -304,6 +311,8 @@ def pipeline(objects_at) -> CameraPipeline:
     rule = DwellStub()
     stage.camera, stage.algorithms, stage.last_timestamp, stage._track_keys = camera, [rule], None, {}
     stage.held, stage._held_incidents = "", []  # no video-quality hold
+    stage.plates, stage._plates = None, {}  # no plate reading
+    stage.quality = None  # no quality monitor
     stage.tracker = SimpleNamespace(update=objects_at)
     stage.features = TrackFeatures(camera, FeaturesConfig(), "colour@1", lost_seconds=2.0)
     return stage

@@ -26,7 +26,8 @@ from retina.services.core.config import RetinaConfig, SearchConfig, load_config
 from retina.services.core.features import ColourEmbedder, FeatureRecord, encode_embedding, track_key, utc
 from retina.services.core.ports import free_port
 from retina.services.core.processes import start_python, stop_process
-from retina.services.search.engine import EmptyIndexError, RejectedRecordError, SearchEngine
+from retina.services.search import index as index_module
+from retina.services.search.engine import EmptyIndexError, RejectedRecordError, SearchEngine, _passes
 from retina.services.search.store import Filters
 from retina.v1 import (
     incidents_pb2,
@@ -117,8 +118,9 @@ def test_index_is_rebuilt_when_its_files_are_missing_or_corrupt(tmp_path: Path):
     assert engine.index.ntotal == 2 * len(COLOURS_BGR)
 
 
-def test_big_shards_turn_approximate_and_still_find_the_track(tmp_path: Path):
-    engine = engine_at(tmp_path, exact_max_vectors=1000)
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_big_shards_turn_approximate_and_still_find_the_track(tmp_path: Path, kind: str):
+    engine = engine_at(tmp_path, exact_max_vectors=1000, approximate_index=kind)
     rng = np.random.default_rng(1)
     start = time.time()
     vectors = rng.normal(size=(1200, ColourEmbedder().dim)).astype(np.float32)
@@ -126,7 +128,7 @@ def test_big_shards_turn_approximate_and_still_find_the_track(tmp_path: Path):
     for i, vector in enumerate(vectors):
         engine.index.add(engine.store.shard_of(start), i + 1, vector)
     engine.index.wait_for_conversions(60)  # built in the background while the exact index serves
-    assert engine.index.stats() == [(engine.store.shard_of(start), "hnsw", 1200)]
+    assert engine.index.stats() == [(engine.store.shard_of(start), kind, 1200)]
     for row in (17, 900, 1199):  # added before the switch, at the switch, after it
         (vector_id, score), *_ = engine.index.search(vectors[[row]], 3)
         assert vector_id == row + 1 and score == pytest.approx(1.0, abs=1e-4)
@@ -154,6 +156,85 @@ def test_filters_and_sharing_scope(tmp_path: Path):
     assert cameras("urban", end=now - 600) == ["cam-a"]
     assert cameras("urban", colours=frozenset({"green"})) == []
     assert cameras("urban", families=frozenset({"person"})) == []
+
+
+def exact_answer(engine: SearchEngine, query: np.ndarray, k: int, department: str, filters: Filters) -> list:
+    """The reference: every track in the store checked against the filters, scored by its best vector."""
+    keys = [key for (key,) in engine.store._db.execute("SELECT key FROM tracks")]
+    scored = []
+    for key in keys:
+        track = engine.store.track(key)
+        if track is not None and _passes(track, department, filters):
+            scored.append((float((engine.store.track_vectors(key) @ query.T).max()), key))
+    return [key for _, key in sorted(scored, reverse=True)[:k]]
+
+
+def test_filtered_search_through_the_index_matches_exact_search(tmp_path: Path, monkeypatch):
+    engine = engine_at(tmp_path, exact_max_vectors=1000, ivf_nprobe=64)
+    rng = np.random.default_rng(3)
+    jpeg = base64.b64encode(cv2.imencode(".jpg", patch(COLOURS_BGR["red"], 0))[1].tobytes()).decode()
+    now = time.time() // 86400 * 86400 + 3600
+    vectors = rng.normal(size=(1500, ColourEmbedder().dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    for i, vector in enumerate(vectors):
+        camera, seen = f"cam-{i % 7}", now + i
+        engine.apply(
+            FeatureRecord(
+                id=track_key(camera, seen, i), revision=0, crop_revision=0, camera_id=camera,
+                department=("urban", "police")[i % 2], shared_with=["traffic"] if i % 5 == 0 else [],
+                track_id=i, family=("vehicle", "person", "non_motor")[i % 3], class_name="x",
+                first_seen=utc(seen), last_seen=utc(seen + 30), embedder="colour@1",
+                embedding_base64=encode_embedding(vector), crop_jpeg_base64=jpeg,
+                colours=[("red", "blue", "green")[i % 3]],
+            )
+        )  # fmt: skip
+    engine.index.wait_for_conversions(60)
+    assert engine.index.stats()[0][1] == "ivf"
+    # A track seen again later (a times-only record) and with a new colour: the index follows.
+    late = engine.store.track(track_key("cam-0", now + 7, 7))
+    engine.apply(
+        FeatureRecord(
+            id=late.key, revision=1, crop_revision=1, camera_id="cam-0", department="police", track_id=7,
+            family="vehicle", class_name="x", first_seen=utc(now + 7), last_seen=utc(now + 5000),
+            embedder="colour@1", embedding_base64=encode_embedding(vectors[7]), crop_jpeg_base64=jpeg,
+            colours=["yellow"],
+        )
+    )  # fmt: skip
+    cases = [
+        ("police", Filters()),
+        ("urban", Filters(camera_ids=frozenset({"cam-3"}))),
+        ("police", Filters(camera_ids=frozenset({"cam-1", "cam-2"}), families=frozenset({"vehicle"}))),
+        ("traffic", Filters()),
+        ("police", Filters(start=now + 4000)),  # only the track seen again
+        ("urban", Filters(start=now + 200, end=now + 400, colours=frozenset({"red", "green"}))),
+        ("police", Filters(colours=frozenset({"yellow"}))),
+    ]
+    queries = vectors[[7, 100, 901]] + rng.normal(0, 0.05, (3, vectors.shape[1])).astype(np.float32)
+    # Filtered rows scored exactly on one thread / split over the scoring threads / by IVF told which.
+    for gather_max, exact_filtered in ((4096, 50_000), (0, 50_000), (0, 0)):
+        monkeypatch.setattr(index_module, "GATHER_MAX_ROWS", gather_max)
+        engine.config.search.exact_filtered_max_vectors = exact_filtered
+        for query in queries:
+            for department, filters in cases:
+                want = exact_answer(engine, query[None], 10, department, filters)
+                got = [h.track.key for h in engine.search(query[None], 10, department, filters)]
+                assert want, (department, filters)
+                if exact_filtered or filters == Filters():  # scored exactly: the very same answer
+                    assert got == want, (department, filters)
+                else:  # approximate, but never a track outside the filters
+                    assert set(got) <= set(exact_answer(engine, query[None], 10_000, department, filters))
+                    assert len(set(got) & set(want)) >= 0.8 * len(want), (department, filters)
+    assert [h.track.key for h in engine.search(queries[:1], 1, "police", cases[4][1])] == [late.key]
+
+    # After a restart the attributes come back from the store: the same answers.
+    engine.index.save()
+    engine.store.close()
+    engine = engine_at(tmp_path, exact_max_vectors=1000, ivf_nprobe=64)
+    assert engine.load().rebuilt == {}
+    for department, filters in cases:
+        want = exact_answer(engine, queries[1][None], 10, department, filters)
+        got = [h.track.key for h in engine.search(queries[1][None], 10, department, filters)]
+        assert got == want, (department, filters)
 
 
 # -- the whole path ---------------------------------------------------------------------------------

@@ -71,6 +71,7 @@ EXPECTED_ACCESS = {
     "SearchService/Search": ADMINS,
     "SearchService/GetIndexStats": ADMINS,
     "SearchService/GetCrop": ADMINS,
+    "SearchService/SearchPlates": ADMINS,
 }
 
 

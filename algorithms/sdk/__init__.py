@@ -5,7 +5,7 @@ Read them in this order:
 - :mod:`~retina.algorithms.sdk.algorithm` — the contract: :class:`AlgorithmManifest` and the
   :class:`Algorithm` base class (``process``, ``finish``, ``zone_of``, ``relevant``, handover).
 - :mod:`~retina.algorithms.sdk.frames` — what a rule consumes (:class:`AnalysedFrame`,
-  :class:`TrackedObject`, :class:`CameraContext`) and emits (:class:`IncidentEvent`,
+  :class:`TrackedObject`, :class:`ReferenceView`, :class:`CameraContext`) and emits (:class:`IncidentEvent`,
   :class:`Snapshot`).
 - :mod:`~retina.algorithms.sdk.config` — parameter models (:class:`ConfigModel`), :class:`Zone`,
   :class:`ActiveHours`, :class:`AlgorithmSpec`, and how configuration errors read.
@@ -43,6 +43,7 @@ from retina.algorithms.sdk.frames import (
     EventKind,
     HandedOverIncident,
     IncidentEvent,
+    ReferenceView,
     Snapshot,
     TrackedObject,
     family_of,
@@ -87,6 +88,7 @@ __all__ = [
     "IncidentEvent",
     "IncidentLifecycle",
     "Observation",
+    "ReferenceView",
     "Snapshot",
     "StillnessTracker",
     "TrackedObject",

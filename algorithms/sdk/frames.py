@@ -2,7 +2,8 @@
 
 A plug-in author finds here the input — :class:`AnalysedFrame` (one sampled frame of a camera
 after the shared detection and tracking pass, holding one :class:`TrackedObject` per tracked
-detection) and :class:`CameraContext` (the camera's id and timezone) — and the output:
+detection, and the camera's :class:`ReferenceView` where it has one) and :class:`CameraContext`
+(the camera's id and timezone) — and the output:
 :class:`IncidentEvent` (one ``new``/``update``/``end`` event of an incident) with its evidence
 :class:`Snapshot`.
 :class:`HandedOverIncident` is an incident that continues from the camera's previous worker: its
@@ -51,6 +52,19 @@ class TrackedObject:
     bbox: tuple[float, float, float, float]
 
 
+@dataclass(frozen=True)
+class ReferenceView:
+    """The camera's reference view from the camera registry (一机一档): what it looks at when clean.
+
+    ``confirmed``: ops took it of the clean scene (``retina cameras reference``); otherwise the
+    quality monitor took the camera's first clean picture, which may already show litter.
+    """
+
+    image: np.ndarray  # grey, uint8, its own size (scale it to the frame's)
+    captured_at: float  # epoch seconds
+    confirmed: bool
+
+
 @dataclass
 class AnalysedFrame:
     """One sampled frame of a camera after the shared detection and tracking pass."""
@@ -59,6 +73,7 @@ class AnalysedFrame:
     timestamp: float  # seconds since the epoch, derived from stream timestamps
     image: np.ndarray  # BGR
     objects: list[TrackedObject]
+    reference: ReferenceView | None = None  # the camera's reference view, where it has one
 
     @property
     def width(self) -> int:
@@ -116,6 +131,9 @@ class IncidentEvent:
     # Set by the worker, not the rule: the camera's video-quality problems when the event was made
     # ("blur", "dark", ...; see retina.services.core.quality); empty for a clean picture.
     camera_quality: list[str] = field(default_factory=list)
+    # Set by the worker, not the rule: the licence plate read on the object's track, with its crop
+    # (a retina.services.core.plate_text.PlateEvidence); None where plates are off or none was read.
+    plate: Any = None
 
 
 @dataclass(frozen=True)

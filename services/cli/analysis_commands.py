@@ -51,16 +51,37 @@ def validate(config: Annotated[str, typer.Option()]) -> int:
 
 @app.command("eval", rich_help_panel=PANEL)
 def eval_(
-    scenes: Annotated[str, typer.Argument(help="scene file (YAML), e.g. examples/scenes.yaml")],
+    file: Annotated[
+        str,
+        typer.Argument(
+            help="scene file (composed scenes, e.g. examples/scenes.yaml) or truth file for real clips "
+            "(it has 'clips', e.g. examples/real_clips.yaml)"
+        ),
+    ],
     work_dir: Annotated[str, typer.Option(help="where composed scene videos are written")] = "var/eval",
-    model: Annotated[str | None, typer.Option(help="detector weights (overrides the scene file)")] = None,
+    videos: Annotated[
+        str | None, typer.Option(help="folder of the real clips (overrides the truth file's 'videos')")
+    ] = None,
+    clip: Annotated[
+        list[str] | None, typer.Option(help="only this clip of a truth file (repeatable)")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="detector weights (overrides the file)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
 ) -> int:
-    """score algorithms on labelled, composed scenes (precision, recall, F1)"""
+    """score algorithms on labelled scenes or real clips (precision, recall, F1, start error)"""
     from retina.services.cli.output import progress
+    from retina.services.cli.real_eval import evaluate_real, format_real_report, is_truth_file, read_yaml
     from retina.services.cli.scenes import evaluate, format_report
 
+    overrides = {"model": model} if model else None
+    if is_truth_file(read_yaml(Path(file))):
+        with progress("analysing the real clips"):
+            report = evaluate_real(Path(file), Path(videos) if videos else None, overrides, clip)
+        print(json.dumps(report, indent=2) if as_json else format_real_report(report))
+        return 0
+    if clip or videos:
+        raise ConfigError([f"--clip, --videos: only for a truth file of real clips; {file} has no 'clips'"])
     with progress("composing and analysing the scenes"):
-        report = evaluate(Path(scenes), Path(work_dir), {"model": model} if model else None)
+        report = evaluate(Path(file), Path(work_dir), overrides)
     print(json.dumps(report, indent=2) if as_json else format_report(report))
     return 0

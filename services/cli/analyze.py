@@ -60,6 +60,8 @@ def analyze(
         max_batch=1,
         evidence=evidence,
         quality=config.quality,  # problems are logged and carried in each incident's camera_quality
+        plates=config.plates,  # plates read on vehicle tracks, carried in incidents
+        motion=config.motion,
     )
     stop = threading.Event()
     loop = threading.Thread(target=analyzer.run, args=(stop,), name="analysis")

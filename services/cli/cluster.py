@@ -22,7 +22,7 @@ from pathlib import Path
 from retina.services.cli.clients import import_cameras, is_serving
 from retina.services.cli.supervisor import Supervisor
 from retina.services.core import service_auth
-from retina.services.core.config import CameraConfig
+from retina.services.core.config import CameraConfig, load_config
 from retina.services.core.ports import ClusterPorts
 from retina.services.core.processes import port_open, start_nats_server, start_python, stop_process
 
@@ -79,9 +79,11 @@ class LocalCluster:
         return service_auth.read_token(self.token_file(role))
 
     def create_credentials(self) -> None:
-        """The role tokens (kept once made) and the NATS configuration of a user per role."""
+        """The role tokens (kept once made) and the NATS configuration of a user per role (the
+        gateway's including the consumers of the configured webhooks)."""
         service_auth.create_credentials(self.secrets)
-        self.nats_config.write_text(service_auth.nats_config(self.secrets))
+        webhooks = [webhook.name for webhook in load_config(self.config_path).config.webhooks]
+        self.nats_config.write_text(service_auth.nats_config(self.secrets, webhooks=webhooks))
 
     @property
     def nats_config(self) -> Path:
@@ -229,7 +231,7 @@ class LocalCluster:
     def gateway_args(self) -> list[str]:
         return [
             "gateway", "serve",
-            "--config", str(self.config_path),  # its plates section: the plate detector for redaction
+            "--config", str(self.config_path),  # plates (the detector for redaction), webhooks
             "--data-dir", str(self.gateway_data_dir),
             "--nats-url", self.nats_url,
             "--http-port", str(self.ports.gateway_http),

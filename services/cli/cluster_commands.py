@@ -62,9 +62,11 @@ def up(
     from retina.services.cli.supervisor import ChildCannotStart
     from retina.services.core.metrics import serve_metrics
     from retina.services.core.ports import PortError
+    from retina.services.gateway.webhooks import load_webhooks
 
     start_logging("retina-up")
     loaded = load(config, cameras_required=True)
+    load_webhooks(loaded.config.webhooks)  # a webhook's secret file is checked before anything starts
     if workers < 1:
         print("error: --workers: must be at least 1", file=sys.stderr)
         return 2

@@ -45,7 +45,7 @@ DEFAULT_DATA_DIR = default(GatewaySettings, "data_dir")
 def serve(
     context: typer.Context,
     config: Annotated[
-        str | None, typer.Option(help="cluster config (its nats.url, plates.detector_model); optional")
+        str | None, typer.Option(help="cluster config (nats.url, plate and detector models, webhooks)")
     ] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     database_url: DatabaseUrl = None,
@@ -98,8 +98,12 @@ def serve(
     plate_detector_model: Annotated[
         str | None, typer.Option(help="plate detector (.onnx) for redaction; none: plates not blurred")
     ] = None,
+    person_detector_model: Annotated[
+        str | None,
+        typer.Option(help="detector of the people whose heads are blurred (default: detector.model)"),
+    ] = None,
     face_detector_model: Annotated[
-        str | None, typer.Option(help="face detector for redaction: YuNet .onnx or Haar .xml")
+        str | None, typer.Option(help="YuNet face detector (.onnx): blur the faces it finds too")
     ] = None,
 ) -> int:
     """run the gateway: REST API under /api/v1, live events, automatic verification"""

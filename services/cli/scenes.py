@@ -193,8 +193,11 @@ def match(truth: list[TruthIncident], found: list[tuple[float, float]]) -> tuple
     return tp, len(unmatched), len(truth) - tp, errors
 
 
-def run_scene(config: RetinaConfig, camera: CameraConfig, video: Path) -> list[IncidentEvent]:
-    """Run one camera's pipeline over a composed scene; return every incident event."""
+def run_scene(
+    config: RetinaConfig, camera: CameraConfig, video: Path, *, quality: bool = False
+) -> list[IncidentEvent]:
+    """Run one camera's pipeline over a video; return every incident event. ``quality``: run the
+    video-quality checks as a worker does (real footage; composed scenes leave them off)."""
     from retina.services.worker.detector import Detector
     from retina.services.worker.pipeline import Analyzer
     from retina.services.worker.sinks import MemorySink
@@ -209,6 +212,8 @@ def run_scene(config: RetinaConfig, camera: CameraConfig, video: Path) -> list[I
         realtime=False,
         retry_files=False,
         file_start_epoch=EPOCH_ORIGIN,
+        motion=config.motion,
+        quality=config.quality if quality else None,
     )
     stop = threading.Event()
     loop = threading.Thread(target=analyzer.run, args=(stop,))

@@ -1,4 +1,4 @@
-"""``retina search serve|rebuild|query``: search by image (以图搜图)."""
+"""``retina search serve|rebuild|query|plate``: search by image (以图搜图) and by plate (车牌检索)."""
 
 from __future__ import annotations
 
@@ -139,6 +139,61 @@ def query(
             f"{rank:2}. score={match.score:.3f}  {match.camera_id:12} {match.family:9} "
             f"{match.first_seen.ToDatetime():%Y-%m-%d %H:%M:%S}Z..{match.last_seen.ToDatetime():%H:%M:%S}Z  "
             f"{','.join(match.colours):12} {match.track_id}{crop}"
+        )
+    return 0
+
+
+@app.command("plate")
+def plate(
+    plate: Annotated[
+        str, typer.Argument(help="a plate (浙B2V9L7) or pattern: * any run, ? one character (浙B*)")
+    ],
+    department: Annotated[str, typer.Option(help="who searches (results follow sharing scopes)")],
+    exact_only: Annotated[
+        bool, typer.Option("--exact-only", help="no confusable characters (0/D/Q/O, 8/B, 1/I, 5/S, 2/Z)")
+    ] = False,
+    k: Annotated[int, typer.Option("-k", help="results wanted (1-100)")] = 20,
+    camera: Annotated[list[str], typer.Option(help="only this camera (repeatable)")] = [],  # noqa: B006
+    since: Annotated[
+        str | None, typer.Option(help="ISO time, e.g. 2026-11-22T08:00:00 (UTC unless it has an offset)")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="ISO time (UTC unless it has an offset)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per match")] = False,
+    address: Annotated[str, typer.Option()] = SEARCH_ADDRESS,
+) -> int:
+    """find the vehicle tracks whose licence plate matches PLATE (车牌检索), exact matches first"""
+    import json
+
+    from retina.services.cli.clients import operator_token
+    from retina.services.search.client import QueryError, search_plates
+
+    flags = SimpleNamespace(
+        plate=plate, department=department, exact_only=exact_only, k=k, camera=camera, since=since,
+        until=until, address=address,
+    )  # fmt: skip
+    try:
+        reply = search_plates(flags, operator_token)
+    except QueryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    if not reply.matches and not as_json:
+        print("no plate matches (on the cameras this department may search)")
+    for rank, found in enumerate(reply.matches, 1):
+        match = found.match
+        first, last = match.first_seen.ToDatetime(), match.last_seen.ToDatetime()
+        if as_json:
+            row = {
+                "plate": found.plate, "exact": found.exact, "colour": found.colour,
+                "confidence": round(found.confidence, 4), "reads": found.reads, "track_id": match.track_id,
+                "camera_id": match.camera_id, "first_seen": f"{first:%Y-%m-%dT%H:%M:%S}Z",
+                "last_seen": f"{last:%Y-%m-%dT%H:%M:%S}Z",
+            }  # fmt: skip
+            print(json.dumps(row, ensure_ascii=False))
+            continue
+        how = "exact  " if found.exact else "similar"
+        print(
+            f"{rank:2}. {found.plate:10} {how} {found.colour:6} {found.confidence:.2f}  {match.camera_id:12} "
+            f"{first:%Y-%m-%d %H:%M:%S}Z..{last:%H:%M:%S}Z  {match.track_id}"
         )
     return 0
 

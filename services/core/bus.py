@@ -162,14 +162,19 @@ async def durable_subscription(
     *,
     replay: bool = False,
     inactive_threshold: float | None = None,
+    config: ConsumerConfig | None = None,
 ) -> JetStreamContext.PullSubscription | None:
     """Bind a durable pull consumer, retrying until JetStream is ready; None if stopped first.
 
     A missing stream or consumer is (re)created and counted. ``replay`` deletes the consumer first,
     so the whole stream is delivered again (a consumer whose store was lost rebuilds it this way).
     ``inactive_threshold`` (seconds): JetStream deletes a consumer this long without a reader (one
-    created so; an existing consumer keeps its configuration).
+    created so; an existing consumer keeps its configuration). ``config``: the consumer's own
+    configuration instead of the default (explicit acks, from the first message, 30 s to ack); an
+    existing consumer is updated to it, so a changed filter or limit applies on the next start.
     """
+    if config is not None:
+        config = config.evolve(name=durable, durable_name=durable)
     while not stop.is_set():
         try:
             await _recreate_stream_if_missing(js, stream, ensure_stream)
@@ -181,13 +186,16 @@ async def durable_subscription(
                 try:
                     await js.consumer_info(stream, durable)
                     _exists(f"consumer {stream}/{durable}")
+                    if config is not None:
+                        await js.add_consumer(stream, config)  # the same name: an update
                 except nats.js.errors.NotFoundError:
                     _recreated(f"consumer {stream}/{durable}")
             return await js.pull_subscribe(
                 subjects,
                 durable=durable,
                 stream=stream,
-                config=ConsumerConfig(
+                config=config
+                or ConsumerConfig(
                     ack_policy=AckPolicy.EXPLICIT,
                     deliver_policy=DeliverPolicy.ALL,
                     ack_wait=30,
@@ -244,6 +252,7 @@ async def consume(
     replay: bool = False,
     batch: int = 32,
     inactive_threshold: float | None = None,
+    config: ConsumerConfig | None = None,
 ) -> None:
     """Bind the durable consumer (see :func:`durable_subscription`), fetch messages and hand each
     to ``handle`` (which acks, naks or terms it) until ``stop``.
@@ -254,7 +263,7 @@ async def consume(
     async def subscribe(replay: bool) -> JetStreamContext.PullSubscription | None:
         return await durable_subscription(
             js, stream, subjects, durable, ensure_stream, stop,
-            replay=replay, inactive_threshold=inactive_threshold,
+            replay=replay, inactive_threshold=inactive_threshold, config=config,
         )  # fmt: skip
 
     subscription = await subscribe(replay)

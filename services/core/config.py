@@ -40,11 +40,13 @@ from retina.algorithms.sdk import (
 )
 from retina.services.core.cases import GRID_CODE_PATTERN, GRID_CODE_RULE, CasesConfig
 from retina.services.core.errors import ConfigError as ConfigError  # re-exported: raised by loaders
+from retina.services.core.motion_config import MotionConfig, MotionOverride, check_motion, effective_motion
 from retina.services.core.plates_config import PlatesConfig
 from retina.services.core.ports import LOCAL_NATS_URL
 from retina.services.core.quality import QualityConfig, QualityOverride, effective_quality
 from retina.services.core.validation import TOKEN_PATTERN as TOKEN_PATTERN  # re-exported: the id rule
 from retina.services.core.validation import TOKEN_RULE, is_token, quote
+from retina.services.core.webhooks_config import Webhooks
 
 
 class StrictModel(ConfigModel):
@@ -87,6 +89,18 @@ class DetectorConfig(StrictModel):
             raise ConfigError(["detector.model: not set (give a weights path here or in RETINA_MODEL)"])
         return model
 
+    @staticmethod
+    def weights_problem(model: str) -> str | None:
+        """Why ``model`` cannot load: a path (or an .onnx/.engine name) that is no file, or a name
+        Ultralytics would download while YOLO_OFFLINE is set; None when it can."""
+        if Path(model).is_file():
+            return None
+        if os.sep in model or Path(model).suffix in (".onnx", ".engine"):
+            return f"no such file {model!r}"
+        if os.environ.get("YOLO_OFFLINE"):
+            return f"{model!r} is not a file and YOLO_OFFLINE is set"
+        return None
+
 
 class TrackerConfig(StrictModel):
     """ByteTrack settings. Scores are the detector's; lost time is in seconds, not frames."""
@@ -105,6 +119,12 @@ class IngestConfig(StrictModel):
     stall_seconds: float = Field(default=10.0, gt=0, description="No frame for this long: reconnect")
     backoff_initial_seconds: float = Field(default=1.0, gt=0)
     backoff_max_seconds: float = Field(default=30.0, gt=0)
+    skip_nonref_frames: bool = Field(
+        default=True,
+        description="Streams with B-frames: leave non-reference frames undecoded when the camera's"
+        " analysis_fps is at most a quarter of the stream's (decode time roughly halves; the frames"
+        " left still cover the sampling)",
+    )
 
 
 class EvidenceConfig(StrictModel):
@@ -199,7 +219,9 @@ class SearchConfig(StrictModel):
     exact_max_vectors: int = Field(
         default=200_000, ge=1000, description="A shard beyond this size switches to an approximate index"
     )
-    approximate_index: Literal["hnsw", "ivf"] = Field(default="hnsw", description="Index for big shards")
+    approximate_index: Literal["hnsw", "ivf"] = Field(
+        default="ivf", description="Index for big shards: ivf (8-bit codes, re-ranked exactly) or hnsw"
+    )
     hnsw_m: int = Field(
         default=16, ge=4, le=128, description="HNSW links per vector: recall vs memory, build"
     )
@@ -207,7 +229,16 @@ class SearchConfig(StrictModel):
         default=64, ge=8, description="HNSW build breadth: recall vs build time"
     )
     hnsw_ef_search: int = Field(default=256, ge=8, description="HNSW search breadth: recall vs latency")
-    ivf_nprobe: int = Field(default=32, ge=1, description="IVF lists visited: recall vs latency")
+    ivf_lists: int | None = Field(
+        default=None, ge=16, le=65536, description="IVF lists; None: 4 × √(shard vectors), ≥ 39 vectors each"
+    )
+    ivf_nprobe: int = Field(default=768, ge=1, description="IVF lists visited: recall vs latency")
+    rerank_factor: int = Field(
+        default=4, ge=1, le=64, description="IVF candidates re-scored exactly, × k: recall vs latency"
+    )
+    exact_filtered_max_vectors: int = Field(
+        default=50_000, ge=0, description="Filtered sets up to this size are scored exactly, not via IVF/HNSW"
+    )
     max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0, le=200 * 1024 * 1024)
     max_image_side: int = Field(default=8000, gt=0)
 
@@ -305,6 +336,9 @@ class CameraConfig(StrictModel):
     quality: QualityOverride | None = Field(
         default=None, description="Video-quality thresholds of this camera over the 'quality' section"
     )
+    motion: MotionOverride | None = Field(
+        default=None, description="Motion-gate settings of this camera over the 'motion' section"
+    )
 
     @field_validator("id", "department")
     @classmethod
@@ -392,6 +426,8 @@ class RetinaConfig(StrictModel):
     cases: CasesConfig = Field(default_factory=CasesConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     plates: PlatesConfig = Field(default_factory=PlatesConfig)
+    motion: MotionConfig = Field(default_factory=MotionConfig)
+    webhooks: Webhooks = Field(default_factory=list)
 
 
 @dataclass
@@ -461,6 +497,10 @@ def parse_config(data: Any, source: str = "config") -> LoadedConfig:
         except ConfigError as exc:
             camera_errors += exc.errors
             continue
+        problem = check_motion(effective_motion(config.motion, camera.motion), config.tracker.lost_seconds)
+        if problem:
+            camera_errors.append(f"cameras[{index}].motion.floor_fps: {problem}")
+            continue
         seen.add(camera.id)
         config.cameras.append(camera)
     return LoadedConfig(config=config, camera_errors=camera_errors)
@@ -523,6 +563,9 @@ def _resolve_relative_paths(config: RetinaConfig, base: Path) -> None:
         value = getattr(config.plates, name)
         if value and _is_relative_file(value):
             setattr(config.plates, name, os.path.abspath(base / value))
+    for webhook in config.webhooks:
+        if _is_relative_file(webhook.secret_file):
+            webhook.secret_file = os.path.abspath(base / webhook.secret_file)
     for camera in config.cameras:
         if _is_relative_file(camera.url):
             camera.url = os.path.abspath(base / camera.url)

@@ -26,6 +26,7 @@ import numpy as np
 from pydantic import BaseModel, Field, FiniteFloat, field_validator, model_validator
 
 from retina.services.core.errors import ConfigError
+from retina.services.core.plate_text import PlateFacts
 from retina.services.core.validation import TOKEN_PATTERN
 
 if TYPE_CHECKING:  # type hints only: config imports this module (for available_embedders)
@@ -93,6 +94,10 @@ class FeatureRecord(BaseModel):
         default=None, max_length=MAX_EMBEDDING_BASE64, description="float32 little-endian, L2-normalised"
     )
     crop_jpeg_base64: str | None = Field(default=None, max_length=MAX_CROP_BASE64)
+    plate: PlateFacts | None = Field(
+        default=None,
+        description="The track's licence plate, voted over its reads (absent: none read, or older)",
+    )
 
     model_config = {"populate_by_name": True}
 

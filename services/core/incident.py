@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import re
 import typing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,12 +35,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from retina.algorithms.sdk import HandedOverIncident, IncidentEvent, Snapshot
 from retina.services.core.config import CameraConfig
 from retina.services.core.features import TRACK_KEY_PATTERN
+from retina.services.core.plate_text import PlateEvidence, PlateFacts
 from retina.services.core.validation import is_token
 
 SCHEMA_ID = "retina.incident/1"
 SCHEMA_PATH = Path(__file__).with_name("incident.schema.json")
 SUBJECT_PREFIX = "retina.incidents"
 THUMBNAIL_WIDTH = 192
+# The media path of a plate crop (see plate_key): nothing else may be fetched into the media folder.
+PLATE_KEY_PATTERN = r"^[A-Za-z0-9_-]{1,64}/[A-Za-z0-9_-]{1,128}/plate-\d{1,9}\.jpg$"
 ALL_DEPARTMENTS = "*"
 
 DISPATCH_SCHEMA_ID = "retina.dispatch/1"
@@ -103,6 +107,20 @@ class ClipRef(BaseModel):
     end: datetime
 
 
+class PlateCropRef(BaseModel):
+    """The plate's crop (JPEG, full resolution): ``path`` in the incident store's media folder,
+    ``object`` in the object store. Like the plate text, only roles that see originals see it."""
+
+    path: str = Field(pattern=PLATE_KEY_PATTERN, description="<camera_id>/<incident id>/plate-<n>.jpg")
+    object: str
+
+
+class IncidentPlate(PlateFacts):
+    """The licence plate of the incident's object, voted over the reads of its track."""
+
+    crop: PlateCropRef | None = Field(default=None, description="Evidence: the crop the plate was read on")
+
+
 def incident_msg_id(incident_id: str, event: str, revision: int) -> str:
     """The Nats-Msg-Id of an incident event: ``<id>:<event>:<revision>`` (JetStream de-duplicates)."""
     return f"{incident_id}:{event}:{revision}"
@@ -160,6 +178,11 @@ class IncidentMessage(BaseModel):
         " or in older messages): its case is routed by it",
     )
     address: str = Field(default="", description="The camera's street address when the event was built")
+    plate: IncidentPlate | None = Field(
+        default=None,
+        description="The object's licence plate where plates are read and it was readable (absent otherwise"
+        " and in older messages)",
+    )
 
     @field_validator("visible_to")
     @classmethod
@@ -223,6 +246,22 @@ def snapshot_key(camera_id: str, incident_id: str, revision: int) -> str:
     return f"{camera_id}/{incident_id}/{revision}.jpg"
 
 
+def plate_key(camera_id: str, incident_id: str, crop_revision: int) -> str:
+    """Object name / media path of an incident's plate crop at a crop revision."""
+    return f"{camera_id}/{incident_id}/plate-{crop_revision}.jpg"
+
+
+def incident_plate(
+    plate: PlateEvidence, camera_id: str, incident_id: str, media_bucket: str
+) -> IncidentPlate:
+    """The ``plate`` of a message from the worker's plate evidence (the crop named, not attached)."""
+    key = plate_key(camera_id, incident_id, plate.crop_revision) if plate.crop_revision >= 0 else None
+    if key is not None and not re.fullmatch(PLATE_KEY_PATTERN, key):  # a plug-in's odd incident id
+        key = None
+    crop = PlateCropRef(path=key, object=f"{media_bucket}/{key}") if key is not None else None
+    return IncidentPlate(**plate.facts.model_dump(), crop=crop)
+
+
 def clip_key(camera_id: str, incident_id: str) -> str:
     """Object name / media path of an incident's evidence clip."""
     return f"{camera_id}/{incident_id}/clip.mp4"
@@ -230,8 +269,13 @@ def clip_key(camera_id: str, incident_id: str) -> str:
 
 def event_fields(event: IncidentEvent) -> dict[str, Any]:
     """Every field of an algorithm's event as the message field of that name and type (``incident_id``
-    is the message's ``id``; the evidence ``snapshot`` is rendered by :func:`build_message`)."""
-    values = {f.name: getattr(event, f.name) for f in dataclasses.fields(event) if f.name != "snapshot"}
+    is the message's ``id``; the evidence ``snapshot`` and the ``plate`` are made by
+    :func:`build_message`)."""
+    values = {
+        f.name: getattr(event, f.name)
+        for f in dataclasses.fields(event)
+        if f.name not in ("snapshot", "plate")
+    }
     values["id"] = values.pop("incident_id")
     for name in ("started_at", "last_seen_at", "ended_at"):
         values[name] = _utc(values[name]) if values[name] is not None else None
@@ -270,6 +314,8 @@ def build_message(
         grid_code=camera.grid_code,
         address=camera.address,
     )
+    if event.plate is not None:
+        message.plate = incident_plate(event.plate, camera.id, event.incident_id, media_bucket)
     if clip_window is not None and event.event == "new":
         key = clip_key(camera.id, event.incident_id)
         message.clip = ClipRef(

@@ -39,5 +39,5 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("nats", "ultralytics", "libav"):
+    for noisy in ("nats", "ultralytics", "libav", "httpx"):  # httpx: a line per request
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -35,6 +35,37 @@ class PlatesConfig(ConfigModel):
         default=0.6, ge=0, lt=1, description="readings whose least sure character is below this are dropped"
     )
 
+    max_reads_per_track: int = Field(
+        default=4,
+        ge=1,
+        le=100,
+        description="worker: plate reads per vehicle track at most (each costs one detector + reader call)",
+    )
+    max_reads_per_frame: int = Field(
+        default=4,
+        ge=1,
+        le=100,
+        description="worker: plate reads per camera frame at most (others wait for a later frame)",
+    )
+    min_vehicle_width: int = Field(
+        default=80,
+        ge=1,
+        le=8192,
+        description="worker: vehicles narrower than this (full-resolution pixels) are not read",
+    )
+    reread_factor: float = Field(
+        default=1.15,
+        ge=1,
+        le=10,
+        description="worker: a track is read again when its crop is this much better than the last one read",
+    )
+    reread_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="worker: ... or this long after the last read, on a crop about as good as the best read",
+    )
+
     @property
     def enabled(self) -> bool:
         return bool(self.detector_model)

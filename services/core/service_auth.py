@@ -82,7 +82,7 @@ ACCESS: Mapping[str, frozenset[str]] = {
     **_methods("IncidentService", _ADMINS, "Dispatch", "GetDispatchStats"),
     **_methods("IncidentService", _ADMINS, "ListCases", "GetCase", "GetCaseHistory", "CaseStep"),
     **_methods("IncidentService", _ADMINS, "GetAssessment", "ReportCase"),
-    **_methods("SearchService", _ADMINS, "Search", "GetIndexStats", "GetCrop"),
+    **_methods("SearchService", _ADMINS, "Search", "GetIndexStats", "GetCrop", "SearchPlates"),
 }
 """Full gRPC method name → the roles allowed to call it. A method not listed is refused to all."""
 
@@ -423,12 +423,28 @@ def _media_reader(bucket_stream: str) -> list[str]:
     ]
 
 
-def nats_permissions() -> dict[str, dict[str, dict[str, list[str]]]]:
+def _webhook_consumers(stream: str, webhooks: Iterable[str]) -> list[str]:
+    """The gateway's webhook consumers on ``stream`` (``webhook-<name>``), by name: no other."""
+    from retina.services.core.webhooks_config import consumer_name
+
+    allowed = [f"$JS.API.STREAM.INFO.{stream}"] if webhooks else []
+    for consumer in map(consumer_name, webhooks):
+        allowed += [
+            f"$JS.API.CONSUMER.{action}.{stream}.{consumer}"
+            for action in ("INFO", "CREATE", "DURABLE.CREATE", "MSG.NEXT")
+        ]
+        allowed += [f"$JS.API.CONSUMER.CREATE.{stream}.{consumer}.>", f"$JS.ACK.{stream}.{consumer}.>"]
+    return allowed
+
+
+def nats_permissions(webhooks: Iterable[str] = ()) -> dict[str, dict[str, dict[str, list[str]]]]:
     """Role → the subjects it may publish to and subscribe to (``allow``; all else is refused) and
     those refused even so (``deny``). Only operator may delete streams or consumers (search only
-    the FEATURES consumers, to replay the stream); only workers publish incidents and features."""
+    the FEATURES consumers, to replay the stream); only workers publish incidents and features.
+    ``webhooks``: the names of the configured webhooks, whose CASES consumers the gateway uses."""
     from retina.services.core import bus
 
+    webhooks = list(webhooks)
     media = f"OBJ_{bus.MEDIA_BUCKET}"
     incidents, features, dispatch = bus.INCIDENT_STREAM, bus.FEATURE_STREAM, bus.DISPATCH_STREAM
     cases = bus.CASE_STREAM
@@ -461,7 +477,11 @@ def nats_permissions() -> dict[str, dict[str, dict[str, list[str]]]]:
             f"$JS.API.CONSUMER.DELETE.{features}.*",
             *_media_reader(media),
         ],
-        "gateway": [*_ephemeral_consumer(incidents), *_ephemeral_consumer(dispatch)],
+        "gateway": [
+            *_ephemeral_consumer(incidents),
+            *_ephemeral_consumer(dispatch),
+            *_webhook_consumers(cases, webhooks),
+        ],
         "operator": [">"],
     }
     subscribe = {
@@ -481,14 +501,14 @@ def nats_permissions() -> dict[str, dict[str, dict[str, list[str]]]]:
     }
 
 
-def nats_config(folder: Path, rounds: int = 11) -> str:
+def nats_config(folder: Path, rounds: int = 11, webhooks: Iterable[str] = ()) -> str:
     """A nats-server configuration block: one user per role with a NATS connection (name = role,
-    password = bcrypt hash of the role's token in ``folder``) and its :func:`nats_permissions`.
-    Anonymous connections are refused."""
+    password = bcrypt hash of the role's token in ``folder``) and its :func:`nats_permissions`
+    (``webhooks``: the configured webhooks' names). Anonymous connections are refused."""
     import bcrypt
 
     users = []
-    for role, permissions in nats_permissions().items():
+    for role, permissions in nats_permissions(webhooks).items():
         token = read_token(token_path(folder, role))
         hashed = bcrypt.hashpw(token.encode(), bcrypt.gensalt(rounds, prefix=b"2a")).decode()
         users.append(
@@ -503,17 +523,20 @@ def nats_config(folder: Path, rounds: int = 11) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m retina.services.core.service_auth FOLDER``: the credentials of a cluster outside
-    ``retina up`` (Kubernetes): the role tokens, the auth file and ``nats-auth.conf``."""
+    """``python -m retina.services.core.service_auth FOLDER [WEBHOOK ...]``: the credentials of a
+    cluster outside ``retina up`` (Kubernetes): the role tokens, the auth file and
+    ``nats-auth.conf`` (letting the gateway use the named webhooks' consumers)."""
     import sys
 
+    from retina.services.core.validation import is_token
+
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        print("usage: python -m retina.services.core.service_auth FOLDER", file=sys.stderr)
+    if not args or not all(map(is_token, args[1:])):
+        print("usage: python -m retina.services.core.service_auth FOLDER [WEBHOOK ...]", file=sys.stderr)
         return 2
     folder = Path(args[0])
     auth_file = create_credentials(folder)
-    (folder / "nats-auth.conf").write_text(nats_config(folder))
+    (folder / "nats-auth.conf").write_text(nats_config(folder, webhooks=args[1:]))
     print(f"tokens in {folder}/<role>.token, digests in {auth_file}, NATS users in {folder}/nats-auth.conf")
     return 0
 

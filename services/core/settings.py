@@ -4,7 +4,7 @@ Where a value comes from, lowest precedence first:
 
 1. the default below;
 2. the cluster configuration file given with ``--config`` (only the few keys a service takes from
-   it: ``nats.url``, ``scheduler.database_url``, ``plates.detector_model``);
+   it: ``nats.url``, ``scheduler.database_url``, ``plates.detector_model``, ``detector.model``);
 3. the environment: ``RETINA_<SERVICE>_<SETTING>``, e.g. ``RETINA_WORKER_GRPC_PORT``,
    ``RETINA_INCIDENTS_DATABASE_URL`` (``<SERVICE>`` is ``WORKER``, ``SCHEDULER``, ``INCIDENTS``,
    ``SEARCH`` or ``GATEWAY``; ``<SETTING>`` is the field name in capitals);
@@ -36,7 +36,7 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from retina.algorithms.sdk import error_message
-from retina.services.core.config import MODEL_ENV, ConfigError, RetinaConfig, load_config
+from retina.services.core.config import MODEL_ENV, ConfigError, DetectorConfig, RetinaConfig, load_config
 from retina.services.core.ports import DEFAULT_PORTS as PORTS
 from retina.services.core.ports import LOCAL_NATS_URL as LOCAL_NATS
 from retina.services.core.ports import local_address
@@ -46,7 +46,7 @@ NATS_SCHEMES = ("nats://", "tls://", "ws://", "wss://")
 
 # The RETINA_* variables every service reads besides its own ``RETINA_<SERVICE>_*`` ones.
 SHARED_ENV = {
-    MODEL_ENV: "detector weights when the configuration file names none (workers, search)",
+    MODEL_ENV: "detector weights when the configuration file names none (workers, search, gateway)",
     "RETINA_LOG_LEVEL": "log level (retina --log-level)",
 }
 
@@ -362,7 +362,9 @@ class GatewaySettings(ServiceSettings):
     FROM_FILE: ClassVar[dict[str, str]] = {
         "nats_url": "nats.url",
         "plate_detector_model": "plates.detector_model",
+        "person_detector_model": "detector.model",
     }
+    OTHER_ENV: ClassVar[tuple[str, ...]] = (MODEL_ENV,)
 
     data_dir: Path = Field(default=Path("var/gateway"), description="accounts and audit (SQLite)")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite in data_dir")
@@ -420,10 +422,15 @@ class GatewaySettings(ServiceSettings):
     plate_detector_model: Path | None = Field(
         default=None, description="y5fu plate detector (.onnx) finding the plates to blur; none: not blurred"
     )
+    person_detector_model: str | None = Field(
+        default=None,
+        description="the workers' detector (.onnx/.pt) finding the people whose heads are blurred; "
+        "default: detector.model of --config, else RETINA_MODEL; none: heads not blurred",
+    )
     face_detector_model: Path | None = Field(
         default=None,
-        description="face detector to blur faces: YuNet (.onnx) or a Haar cascade (.xml); default: "
-        "OpenCV's bundled frontal-face cascade where the installed OpenCV has one",
+        description="YuNet face detector (.onnx, run by OpenCV's FaceDetectorYN): faces it finds are "
+        "blurred too, besides the heads of the people the person detector finds",
     )
 
     @field_validator("plate_detector_model", "face_detector_model", mode="before")
@@ -434,6 +441,31 @@ class GatewaySettings(ServiceSettings):
             return None
         if isinstance(value, str | Path) and not Path(value).is_file():
             raise ValueError(f"{value}: no such file")
+        return value
+
+    @field_validator("person_detector_model")
+    @classmethod
+    def _person_detector(cls, value: str | None) -> str | None:
+        """The detector's weights must load as the workers' do (a path that is a file, or a name
+        Ultralytics may download), and run on the CPU."""
+        if value and (problem := DetectorConfig.weights_problem(value)):
+            raise ValueError(problem)
+        if value and Path(value).suffix == ".engine":
+            raise ValueError(f"{value}: a TensorRT engine needs a GPU; the gateway detects on the CPU")
+        return value or None
+
+    @field_validator("face_detector_model")
+    @classmethod
+    def _yunet(cls, value: Path | None) -> Path | None:
+        """A face model must be a YuNet ONNX that this OpenCV loads (checked at load)."""
+        if value is None:
+            return None
+        import cv2
+
+        try:
+            cv2.FaceDetectorYN.create(str(value), "", (320, 320))
+        except cv2.error:
+            raise ValueError(f"{value}: not a YuNet face model OpenCV {cv2.__version__} can load") from None
         return value
 
     @field_validator("map_tile_url")

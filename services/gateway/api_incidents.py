@@ -20,11 +20,13 @@ from pydantic import BaseModel, Field
 from retina.services.core.serving import to_timestamp
 from retina.services.gateway.auth import Principal, fetch_or_not_found, not_found, require
 from retina.services.gateway.jsonify import Time, to_json
-from retina.services.gateway.media import read_upload, stream_media
+from retina.services.gateway.media import read_upload, sees_originals, stream_media
+from retina.services.gateway.redaction import ORIGINAL_ROLES
 from retina.v1 import incidents_pb2
 
 router = APIRouter(tags=["incidents"])
 Dispatcher = Annotated[Principal, Depends(require("dispatcher"))]
+PlateViewer = Annotated[Principal, Depends(require("dispatcher", *ORIGINAL_ROLES))]  # see refuse_plates
 IncidentId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="the incident's id")]
 # A media file of one incident (snapshot, clip, field photo, verification frame): a bare file name.
 MEDIA_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
@@ -32,9 +34,9 @@ DISPATCH_STATUSES = ("new", "assigned", "handled", "verifying", "verified", "reo
 INTERNAL_FIELDS = ("message_json", "snapshot_path", "clip_path")
 
 
-def incident_json(incident: incidents_pb2.Incident) -> dict[str, Any]:
-    """An incident as the API returns it: the store's summary, the rule's details (e.g. a plate),
-    and links to its evidence (relative to the API)."""
+def incident_json(incident: incidents_pb2.Incident, plates: bool = False) -> dict[str, Any]:
+    """An incident as the API returns it: the store's summary, the rule's details, and links to its
+    evidence (relative to the API); with ``plates`` (the caller sees originals) its licence plate."""
     data = to_json(incident)
     for name in INTERNAL_FIELDS:
         data.pop(name, None)
@@ -44,6 +46,10 @@ def incident_json(incident: incidents_pb2.Incident) -> dict[str, Any]:
     base = f"/api/v1/incidents/{incident.id}"
     data["snapshot_url"] = f"{base}/snapshot" if incident.snapshot_path else None
     data["clip_url"] = f"{base}/clip" if incident.clip_path else None
+    plate = message.get("plate") if plates else None
+    if isinstance(plate, dict):
+        data["plate"] = {key: plate.get(key) for key in ("text", "colour", "confidence", "reads")}
+        data["plate_url"] = f"{base}/plate" if plate.get("crop") else None
     return data
 
 
@@ -95,7 +101,9 @@ async def list_incidents(
         if value is not None:
             getattr(query, name).CopyFrom(to_timestamp(value.timestamp()))
     answer = await request.app.state.backends.incidents.ListIncidents(query, timeout=10)
-    return {"incidents": [incident_json(i) for i in answer.incidents], "limit": limit, "offset": offset}
+    plates = sees_originals(request, caller)
+    incidents = [incident_json(i, plates) for i in answer.incidents]
+    return {"incidents": incidents, "limit": limit, "offset": offset}
 
 
 @router.get("/incidents/{incident_id}", summary="One incident with its whole history")
@@ -104,7 +112,8 @@ async def get_incident(request: Request, caller: Dispatcher, incident_id: Incide
     history = await request.app.state.backends.incidents.GetIncidentHistory(
         incidents_pb2.GetIncidentRequest(id=incident_id), timeout=10
     )
-    return {**incident_json(incident), "history": [history_json(incident, e) for e in history.entries]}
+    history_entries = [history_json(incident, e) for e in history.entries]
+    return {**incident_json(incident, sees_originals(request, caller)), "history": history_entries}
 
 
 @router.get(
@@ -134,6 +143,28 @@ async def clip(request: Request, caller: Dispatcher, incident_id: IncidentId) ->
 
 
 @router.get(
+    "/incidents/{incident_id}/plate",
+    summary="The crop the incident's licence plate was read on (JPEG; police and admin)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
+async def plate(request: Request, caller: PlateViewer, incident_id: IncidentId) -> StreamingResponse:
+    incident = await visible_incident(request, caller, incident_id)
+    refuse_plates(request, caller)
+    message = json.loads(incident.message_json) if incident.message_json else {}
+    crop = (message.get("plate") or {}).get("crop") or {}
+    if not crop.get("path"):
+        raise not_found("plate crop of incident", incident_id)
+    return await stream_media(request, caller, crop["path"], "plate", incident_id)
+
+
+def refuse_plates(request: Request, caller: Principal) -> None:
+    """403 unless the caller sees evidence unredacted: a plate crop is all plate, nothing to blur."""
+    if not sees_originals(request, caller):
+        raise HTTPException(403, "licence plates are shown to police and admin only")
+
+
+@router.get(
     "/incidents/{incident_id}/media/{name}",
     summary="A file of the incident's history: field photo or verification frame",
     response_class=StreamingResponse,
@@ -145,6 +176,8 @@ async def media(
     if not MEDIA_NAME.fullmatch(name) or ".." in name:
         raise not_found("file", name)
     incident = await visible_incident(request, caller, incident_id)
+    if name.startswith("plate-"):
+        refuse_plates(request, caller)
     return await stream_media(
         request, caller, f"{incident.camera_id}/{incident.id}/{name}", "media", incident_id
     )

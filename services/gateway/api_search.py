@@ -4,6 +4,9 @@ object, or an earlier result; only over cameras the caller's department may sear
 The department sent to the search service is the caller's own, from their account. Every search
 and every crop viewed is written to the audit trail (who, department, query kind, filters, hits); a
 search exported as a ZIP (``results.csv`` and the crops) is audited as ``search.export``.
+
+Search by plate (车牌检索, ``GET /search/plates``) is for the roles that see evidence unredacted
+(police, admin): plates are what redaction hides from everyone else. Audited as ``search.plate``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import grpc
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
@@ -27,10 +30,13 @@ from retina.services.gateway.api_incidents import visible_incident
 from retina.services.gateway.auth import Principal, fetch_or_not_found, require
 from retina.services.gateway.jsonify import Time, to_json
 from retina.services.gateway.media import read_upload
+from retina.services.gateway.redaction import ORIGINAL_ROLES
 from retina.v1 import common_pb2, search_pb2
 
 router = APIRouter(tags=["search"])
 Police = Annotated[Principal, Depends(require("police"))]
+# Plates are personal data: searched by the roles that see evidence unredacted (redaction.py).
+PlateSearcher = Annotated[Principal, Depends(require(*ORIGINAL_ROLES))]
 TRACK_ID = TRACK_KEY_PATTERN.pattern
 EXPORT_COLUMNS = (
     "rank", "track_id", "camera_id", "score", "family", "class_name", "colours", "first_seen", "last_seen",
@@ -228,6 +234,59 @@ async def export(request: Request, caller: Police, form: SearchQuery) -> Respons
         "Cache-Control": "private, no-store",
     }
     return Response(body, media_type="application/zip", headers=headers)
+
+
+@router.get("/search/plates", summary="Vehicle tracks whose licence plate matches, exact matches first")
+async def search_plates(
+    request: Request,
+    caller: PlateSearcher,
+    q: Annotated[str, Query(min_length=1, max_length=64, description="a plate (浙B2V9L7) or pattern (浙B*)")],
+    exact_only: Annotated[
+        bool, Query(description="no confusable characters (0/D/Q/O, 8/B, 1/I, 5/S, 2/Z)")
+    ] = False,
+    k: Annotated[int, Query(ge=1, le=100)] = 20,
+    camera_ids: Annotated[list[str] | None, Query(max_length=1000)] = None,
+    start: Time | None = None,
+    end: Time | None = None,
+) -> dict[str, Any]:
+    """For police and admin, within their department's scope; every search is audited, refused ones too."""
+    accounts = request.app.state.accounts
+    filters = {
+        "exact_only": exact_only,
+        "camera_ids": camera_ids or [],
+        "start": start.isoformat() if start else None,
+        "end": end.isoformat() if end else None,
+        "k": k,
+    }
+    query = search_pb2.PlateSearchRequest(plate=q, exact_only=exact_only, k=k, department=caller.department)
+    query.filters.camera_ids.extend(camera_ids or [])
+    for name, value in (("start", start), ("end", end)):
+        if value is not None:
+            getattr(query.filters, name).CopyFrom(to_timestamp(value.timestamp()))
+    try:
+        answer = await request.app.state.backends.search.SearchPlates(query, timeout=30)
+    except grpc.aio.AioRpcError as exc:
+        accounts.audit(
+            caller.name, caller.department, "search.plate", q, "refused", filters=filters,
+            error=str(exc.details())[:300],
+        )  # fmt: skip
+        raise
+    accounts.audit(
+        caller.name, caller.department, "search.plate", q, filters=filters, hits=len(answer.matches)
+    )
+    return {
+        "matches": [
+            {
+                **match_json(found.match),
+                "plate": found.plate,
+                "colour": found.colour,
+                "confidence": round(found.confidence, 4),
+                "reads": found.reads,
+                "exact": found.exact,
+            }
+            for found in answer.matches
+        ]
+    }
 
 
 @router.get(

@@ -27,6 +27,7 @@ from prometheus_client import Gauge
 
 from retina.services.core import bus
 from retina.services.gateway.auth import Principal, require
+from retina.services.gateway.media import sees_originals
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["events"])
@@ -94,6 +95,7 @@ class EventSource:
                 await js.subscribe(subjects, stream=stream, cb=deliver, ordered_consumer=True, config=config)
             )
         cursor = list(after)
+        plates = sees_originals(request, caller)  # a licence plate is for those who see originals
         CLIENTS.inc()
         try:
             yield f"retry: 2000\nid: {cursor[0]}:{cursor[1]}\n: connected as {caller.name}\n\n"
@@ -108,7 +110,7 @@ class EventSource:
                     continue
                 quiet_since = time.monotonic()
                 cursor[index] = msg.metadata.sequence.stream
-                event = visible_event(caller, msg.data)
+                event = visible_event(caller, msg.data, plates)
                 if event is not None:
                     name = STREAMS[index][2]
                     yield f"id: {cursor[0]}:{cursor[1]}\nevent: {name}\ndata: {json.dumps(event)}\n\n"
@@ -119,8 +121,9 @@ class EventSource:
                     await subscription.unsubscribe()
 
 
-def visible_event(caller: Principal, data: bytes) -> dict[str, Any] | None:
-    """The event as JSON if the caller's department may see it (None otherwise, or if malformed)."""
+def visible_event(caller: Principal, data: bytes, plates: bool = False) -> dict[str, Any] | None:
+    """The event as JSON if the caller's department may see it (None otherwise, or if malformed);
+    without ``plates``, an incident's licence plate left out."""
     try:
         event = json.loads(data)
     except ValueError:
@@ -128,6 +131,8 @@ def visible_event(caller: Principal, data: bytes) -> dict[str, Any] | None:
     if not isinstance(event, dict):
         return None
     visible_to = event.get("visible_to") or [event.get("department")]
+    if not plates:
+        event.pop("plate", None)
     return event if caller.may_see(visible_to) else None
 
 

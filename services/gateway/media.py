@@ -2,14 +2,16 @@
 
 Snapshots, clips, field photos and crops are served only here, after the caller's scope is
 checked; every file shown is written to the audit trail. With ``redact_evidence`` (the default),
-images are served with faces and plates blurred (:mod:`retina.services.gateway.redaction`) except
-to ``police`` and ``admin``, whose views of originals are audited with ``original: true``; clips
-are re-encoded with every frame redacted (once, cached).
+images are served with heads, faces and plates blurred (:mod:`retina.services.gateway.redaction`)
+except to ``police`` and ``admin``, whose views of originals are audited with ``original: true``;
+clips are re-encoded with every frame redacted (once, cached). A redacted view's audit entry says
+what was blurred (``redacted: {"heads": 8, "plates": 1}``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 
 import grpc
@@ -22,6 +24,11 @@ from retina.v1 import incidents_pb2
 
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 READ_CHUNK = 1024 * 1024
+
+
+def sees_originals(request: Request, caller: Principal) -> bool:
+    """Whether the caller sees evidence unredacted, and so licence plates (text and crops too)."""
+    return not request.app.state.settings.redact_evidence or caller.has(*ORIGINAL_ROLES)
 
 
 async def read_upload(
@@ -58,7 +65,7 @@ async def stream_media(
         raise
     if first is grpc.aio.EOF:
         raise not_found(kind, incident_id)
-    original = not request.app.state.settings.redact_evidence or caller.has(*ORIGINAL_ROLES)
+    original = sees_originals(request, caller)
     if not original:
         return await redacted_media(request, caller, call, first, path, kind, incident_id)
     request.app.state.accounts.audit(
@@ -78,11 +85,15 @@ async def stream_media(
     )
 
 
+_MAKING_REDACTOR = threading.Lock()
+
+
 def redactor(request: Request) -> Redactor:
-    """The gateway's redactor, made on first use (it loads the detectors)."""
+    """The gateway's redactor, made once, on first use (it loads the detectors: seconds)."""
     state = request.app.state
-    if getattr(state, "redactor", None) is None:
-        state.redactor = Redactor(state.settings)
+    with _MAKING_REDACTOR:
+        if getattr(state, "redactor", None) is None:
+            state.redactor = Redactor(state.settings)
     return state.redactor
 
 
@@ -95,8 +106,8 @@ async def redacted_media(
     kind: str,
     incident_id: str,
 ) -> Response:
-    """An image (JPEG) or clip (MP4, re-encoded) with faces and plates blurred, cached; 403 for any
-    other kind of file, which cannot be redacted."""
+    """An image (JPEG) or clip (MP4, re-encoded) with heads, faces and plates blurred, cached; 403 for
+    any other kind of file, which cannot be redacted."""
     content_type = first.content_type or "application/octet-stream"
     if not content_type.startswith(("image/", "video/")):
         call.cancel()
@@ -106,14 +117,15 @@ async def redacted_media(
     async for chunk in call:
         data += chunk.data
     image = content_type.startswith("image/")
-    redact = redactor(request).redact if image else redactor(request).redact_clip
+    blurrer = await asyncio.to_thread(redactor, request)  # the first call loads the detectors
+    redact = blurrer.redact if image else blurrer.redact_clip
     try:
         result = await asyncio.to_thread(redact, path, bytes(data))
     except ValueError as exc:
         raise HTTPException(422, f"{kind} of incident {incident_id} cannot be redacted: {exc}") from None
     request.app.state.accounts.audit(
         caller.name, caller.department, "media.view", incident_id,
-        kind=kind, file=path.rsplit("/", 1)[-1], original=False,
+        kind=kind, file=path.rsplit("/", 1)[-1], original=False, redacted=blurrer.summary(result),
     )  # fmt: skip
-    headers = {"Cache-Control": "private, no-store", **redactor(request).headers(result)}
+    headers = {"Cache-Control": "private, no-store", **blurrer.headers(result)}
     return Response(result.data, media_type="image/jpeg" if image else "video/mp4", headers=headers)

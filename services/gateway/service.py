@@ -1,8 +1,10 @@
-"""``retina gateway serve``: the HTTP front door (uvicorn), the verifier, live events; until SIGTERM.
+"""``retina gateway serve``: the HTTP front door (uvicorn), the verifier, live events, the case
+webhooks; until SIGTERM.
 
 On SIGTERM it stops taking requests, lets the ones in flight finish (up to 10 s: a dispatch step
-is one gRPC call, committed in the incident store or not at all), closes live-event streams, and
-exits.
+is one gRPC call, committed in the incident store or not at all), lets each webhook finish the POST
+in hand (up to 10 s; one cut short is handed back to NATS and sent again), closes live-event
+streams, and exits.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from retina.services.gateway.app import GatewayState, create_app
 from retina.services.gateway.backends import Backends
 from retina.services.gateway.events import EventSource
 from retina.services.gateway.verifier import run_verifier
+from retina.services.gateway.webhooks import load_webhooks, run_webhooks
 
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 10
@@ -56,6 +59,7 @@ def session_secret(data_dir: Path) -> str:
 def run_gateway(settings: GatewaySettings) -> None:
     """Entry point of ``retina gateway serve``."""
     service_auth.configure(settings)
+    webhooks = load_webhooks(settings.cluster.webhooks)  # a secret file missing stops the start
 
     async def main(stop: asyncio.Event) -> None:
         accounts = open_accounts(settings)
@@ -85,6 +89,7 @@ def run_gateway(settings: GatewaySettings) -> None:
             asyncio.create_task(events.start(settings.nats_url, stop)),
             asyncio.create_task(run_verifier(backends, stop)),
         ]
+        delivering = asyncio.create_task(run_webhooks(webhooks, settings.nats_url, stop))
         serving = asyncio.create_task(server.serve())
         log.info("gateway serving", extra={"http_port": settings.http_port, "listen": settings.listen})
         stopped = asyncio.create_task(stop.wait())
@@ -95,6 +100,8 @@ def run_gateway(settings: GatewaySettings) -> None:
         stop.set()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(serving, timeout=SHUTDOWN_GRACE_SECONDS + 5)
+        with contextlib.suppress(Exception):  # past the grace, the POST in hand is cut and handed back
+            await asyncio.wait_for(delivering, timeout=SHUTDOWN_GRACE_SECONDS)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

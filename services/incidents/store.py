@@ -76,6 +76,7 @@ from retina.services.core.incident import (
     VERIFY_OUTCOMES,
     DispatchMessage,
     IncidentMessage,
+    IncidentPlate,
     allowed_actions,
 )
 from retina.services.incidents.casebook import CaseBook, case_incidents
@@ -340,6 +341,9 @@ class IncidentStore:
         snapshot_path, pending = None, []
         if message.clip is not None:
             pending.append(message.clip.path)
+        crop = message.plate.crop if message.plate is not None else None
+        if crop is not None and not (self.media_dir / crop.path).is_file():  # each event names it again
+            pending.append(crop.path)
         if snapshot is not None and message.snapshot is not None:
             try:
                 snapshot_path = self._write_media(message.snapshot.path, snapshot)
@@ -376,9 +380,16 @@ class IncidentStore:
     @staticmethod
     def _upsert(connection: Connection, m: IncidentMessage, snapshot_path: str | None) -> bool:
         """Store the message as the incident's latest state; True when this made the incident."""
-        stored = connection.execute(select(incidents.c.revision).where(incidents.c.id == m.id)).first()
+        query = select(incidents.c.revision, incidents.c.message_json).where(incidents.c.id == m.id)
+        stored = connection.execute(query).first()
         if stored is not None and stored.revision > m.revision:
             return False  # an older event arriving late changes nothing but the event log
+        if m.plate is None and stored is not None and stored.message_json:
+            # A later event without the plate (the incident moved to a worker that has not read it)
+            # keeps the one read before.
+            plate = json.loads(stored.message_json).get("plate")
+            if isinstance(plate, dict):
+                m = m.model_copy(update={"plate": IncidentPlate.model_validate(plate)})
         values = message_values(m)
         values.update(
             state="ended" if m.event == "end" else "open", message_json=m.model_dump_json(by_alias=True)

@@ -39,6 +39,7 @@ FLAG_OF_FIELD = {
     "filters.colours": "--colour",
     "filters.start": "--since",
     "filters.end": "--until",
+    "plate": "PLATE",
 }
 
 
@@ -140,6 +141,34 @@ def search(args: argparse.Namespace, token: Callable[[], str | None]) -> search_
     with service_auth.channel(args.address, token()) as channel:
         try:
             return search_pb2_grpc.SearchServiceStub(channel).Search(request, timeout=TIMEOUT_SECONDS)
+        except grpc.RpcError as exc:
+            raise _call_error(exc, args.address) from None
+
+
+def search_plates(
+    args: argparse.Namespace, token: Callable[[], str | None]
+) -> search_pb2.PlateSearchResponse:
+    """``retina search plate``: the plate query of ``args`` (checked here first, as the service
+    would) sent to ``--address``; QueryError for anything that goes wrong."""
+    from retina.services.core.plate_text import PlateQueryError, plate_query
+
+    if not 1 <= args.k <= MAX_RESULTS:
+        raise QueryError(f"-k: give 1-{MAX_RESULTS} results (got {args.k})")
+    try:
+        plate_query(args.plate, "PLATE")
+    except PlateQueryError as exc:
+        raise QueryError(str(exc)) from None
+    request = search_pb2.PlateSearchRequest(
+        plate=args.plate, exact_only=args.exact_only, k=args.k, department=args.department
+    )
+    request.filters.camera_ids.extend(args.camera)
+    if args.since:
+        request.filters.start.CopyFrom(parse_time("--since", args.since))
+    if args.until:
+        request.filters.end.CopyFrom(parse_time("--until", args.until))
+    with service_auth.channel(args.address, token()) as channel:
+        try:
+            return search_pb2_grpc.SearchServiceStub(channel).SearchPlates(request, timeout=TIMEOUT_SECONDS)
         except grpc.RpcError as exc:
             raise _call_error(exc, args.address) from None
 

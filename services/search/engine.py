@@ -20,19 +20,20 @@ import numpy as np
 from retina.services.core.config import ConfigError, RetinaConfig
 from retina.services.core.features import FeatureRecord, make_family_embedders
 from retina.services.core.images import image_header
+from retina.services.core.plate_text import PlateQueryError, plate_query
 from retina.services.core.validation import InvalidArgument, quote
-from retina.services.search.index import LoadReport, ShardedIndex
+from retina.services.search.index import LoadReport, ShardedIndex, Where
 from retina.services.search.store import (
     AppliedRecord,
     FeatureStore,
     Filters,
+    PlateHit,
     StoredTrack,
     UnsafeCropPathError,
 )
 
 log = logging.getLogger(__name__)
 
-EXACT_SEARCH_LIMIT = 5_000  # filtered sets up to this size are scored exactly, without the index
 MAX_RESULTS = 100
 IMAGE_FORMATS = frozenset({"JPEG", "PNG", "BMP", "TIFF", "WEBP", "MPO"})  # MPO: phones' multi-frame JPEG
 ACCEPTED = "JPEG, PNG, BMP, TIFF or WebP"
@@ -140,7 +141,9 @@ class SearchEngine:
         except UnsafeCropPathError as exc:
             raise RejectedRecordError(f"record {record.msg_id}: {exc}") from None
         if applied.vector_id is not None:
-            self.index.add(applied.shard, applied.vector_id, applied.vector)
+            self.index.add(applied.shard, applied.vector_id, applied.vector, applied.meta)
+        if applied.meta is not None and applied.other_vector_ids:
+            self.index.update(applied.shard, applied.other_vector_ids, applied.meta)
         return applied
 
     def drop_expired(self, now: float | None = None) -> list[int]:
@@ -220,24 +223,27 @@ class SearchEngine:
         """The ``k`` tracks most like the queries, one hit per track, within the department's scope."""
         if self.index.ntotal == 0:
             raise EmptyIndexError("the index is empty: no track features have been received yet")
-        candidates = self.store.candidate_ids(department, filters, EXACT_SEARCH_LIMIT)
-        if candidates is not None:
-            ids, vectors = self.store.vectors(candidates)
-            if len(ids) == 0:
-                return []
-            scores = (vectors @ queries.T).max(axis=1)
-            order = np.argsort(-scores)
-            ranked = [(int(ids[i]), float(scores[i])) for i in order]
-            return self._group(ranked, k, exclude_track, None, None)  # filtered by the store already
-        # Too many candidates to list: search the index and filter its hits, widening until enough.
-        shards = self._shards_for(filters)
-        wanted = k * 20
+        # The index selects rows by scope and filters itself; the hits are checked against the store
+        # again. A track may have several vectors: widen until k distinct tracks (or all there is).
+        shards, where = self._shards_for(filters), Where(department, filters)
+        wanted = k * 4
         while True:
-            ranked = self.index.search(queries, wanted, shards)
+            ranked = self.index.search(queries, wanted, shards, where)
             hits = self._group(ranked, k, exclude_track, department, filters)
             if len(hits) >= k or len(ranked) < wanted:
                 return hits
             wanted *= 4
+
+    def search_plates(
+        self, plate: str, k: int, department: str, filters: Filters, exact_only: bool = False
+    ) -> list[PlateHit]:
+        """The ``k`` tracks within the department's scope whose plate matches ``plate`` (a plate or
+        a ``*``/``?`` pattern; the reader's confusions match unless ``exact_only``), exact first."""
+        try:
+            query = plate_query(plate)
+        except PlateQueryError as exc:
+            raise SearchInputError(str(exc)) from None
+        return self.store.plate_tracks(department, query, filters, k, exact_only)
 
     def _shards_for(self, filters: Filters) -> list[int] | None:
         if filters.end is None:
@@ -249,10 +255,10 @@ class SearchEngine:
         ranked: list[tuple[int, float]],
         k: int,
         exclude_track: str | None,
-        department: str | None,
-        filters: Filters | None,
+        department: str,
+        filters: Filters,
     ) -> list[SearchHit]:
-        """One hit per track, best first; scope and filters re-checked when given (index path)."""
+        """One hit per track, best first; scope and filters re-checked against the store."""
         hits: list[SearchHit] = []
         seen: set[str] = set()
         for start in range(0, len(ranked), 512):
@@ -262,7 +268,7 @@ class SearchEngine:
                 track = tracks.get(vector_id)
                 if track is None or track.key in seen or track.key == exclude_track:
                     continue
-                if department is not None and not _passes(track, department, filters):
+                if not _passes(track, department, filters):
                     continue
                 seen.add(track.key)
                 hits.append(SearchHit(track, score))

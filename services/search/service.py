@@ -1,4 +1,4 @@
-"""The search service: FEATURES stream → feature store + FAISS index; gRPC Search and GetCrop.
+"""The search service: FEATURES stream → feature store + FAISS index; gRPC Search, SearchPlates, GetCrop.
 
 A feature record is acknowledged only after it is committed to the store, so the index is always
 recoverable: at start each index shard is checked against the store and rebuilt if needed, and an
@@ -34,6 +34,7 @@ from retina.services.search.engine import (
     MAX_RESULTS,
     EmptyIndexError,
     NotFoundError,
+    PlateHit,
     RejectedRecordError,
     SearchEngine,
     SearchHit,
@@ -105,7 +106,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             details = "the search service failed on this request; its log has the details"
         else:
             outcome = "ok"
-        if method == "Search":
+        if method in ("Search", "SearchPlates"):
             QUERIES.labels(kind, outcome).inc()
         if outcome != "ok":
             await context.abort(code, details)
@@ -196,6 +197,33 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             has_crop=track.crop_path is not None,
             crop_seen_at=to_timestamp(track.crop_seen_at),
             bbox=bbox,
+        )
+
+    async def SearchPlates(self, request, context) -> search_pb2.PlateSearchResponse:
+        started = time.perf_counter()
+        response = await self._answer(context, "SearchPlates", "plate", self._search_plates(request))
+        QUERY_SECONDS.observe(time.perf_counter() - started)
+        return response
+
+    async def _search_plates(self, request: search_pb2.PlateSearchRequest) -> search_pb2.PlateSearchResponse:
+        department = _department(request.department)
+        if request.k > MAX_RESULTS:
+            raise SearchInputError(f"k: at most {MAX_RESULTS} (got {request.k})")
+        filters = _filters(request.filters)
+        hits = await asyncio.to_thread(
+            self.engine.search_plates, request.plate, request.k or 20, department, filters, request.exact_only
+        )
+        return search_pb2.PlateSearchResponse(matches=[self._plate_match(hit) for hit in hits])
+
+    def _plate_match(self, hit: PlateHit) -> search_pb2.PlateMatch:
+        plate = hit.plate
+        return search_pb2.PlateMatch(
+            match=self._match(SearchHit(hit.track, 1.0 if hit.exact else 0.5)),
+            plate=plate.text,
+            colour=plate.colour,
+            confidence=plate.confidence,
+            reads=plate.reads,
+            exact=hit.exact,
         )
 
     async def GetCrop(self, request, context) -> search_pb2.Crop:

@@ -1,9 +1,10 @@
 """The feature store of the search service: tracks, their vectors and crops (SQLite + a crop folder).
 
 Everything the FAISS index holds is also here, so the index can be rebuilt from this store at any
-time (and this store from the ``FEATURES`` stream). Metadata filters (cameras, time, family,
-colour, the requester's sharing scope as it was when each track was recorded) are answered from
-indexed tables, never by scanning vectors.
+time (and this store from the ``FEATURES`` stream). The attributes search filters look at (camera,
+time, family, colours, the sharing scope as it was when each track was recorded) are read from here
+into the index at start and kept there as records arrive (:class:`RowMeta`); results are checked
+against this store again before they are returned.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from retina.services.core.config import TOKEN_PATTERN
 from retina.services.core.features import TRACK_KEY_PATTERN, FeatureRecord
+from retina.services.core.plate_text import PlateFacts, PlateQuery
 from retina.services.core.validation import quote
 
 _SCHEMA = """
@@ -64,6 +66,16 @@ CREATE TABLE IF NOT EXISTS track_scope (
     track_key TEXT NOT NULL,
     PRIMARY KEY (department, track_key)
 );
+CREATE TABLE IF NOT EXISTS track_plates (
+    track_key TEXT PRIMARY KEY,
+    plate TEXT NOT NULL,
+    canonical TEXT NOT NULL,
+    colour TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    reads INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS track_plates_plate ON track_plates (plate);
+CREATE INDEX IF NOT EXISTS track_plates_canonical ON track_plates (canonical);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)
 """
 
@@ -99,13 +111,37 @@ class StoredTrack:
 
 
 @dataclass(frozen=True)
+class RowMeta:
+    """The attributes of a track that search filters look at, kept by the index beside each vector."""
+
+    camera_id: str
+    family: str
+    first_seen: float
+    last_seen: float
+    scope: tuple[str, ...]
+    colours: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PlateHit:
+    """A track whose plate matches a plate query; ``exact``: literally, not only through confusions."""
+
+    track: StoredTrack
+    plate: PlateFacts
+    exact: bool
+
+
+@dataclass(frozen=True)
 class AppliedRecord:
-    """What applying one record changed: a new vector to index, or nothing (times only, duplicate)."""
+    """What applying one record changed: a new vector to index, and the track's attributes after it
+    with its other vectors (to update in the index); nothing for a duplicate."""
 
     duplicate: bool
     vector_id: int | None = None
     shard: int | None = None
     vector: np.ndarray | None = None
+    meta: RowMeta | None = None
+    other_vector_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,6 +169,15 @@ def _track(row: tuple) -> StoredTrack:
         crop_path, crop_seen_at, tuple(json.loads(bbox)) if bbox else None, json.loads(colours),
         json.loads(scope), shard,
     )  # fmt: skip
+
+
+_META_COLUMNS = "camera_id, family, first_seen, last_seen, scope, colours"
+
+
+def _meta(row: tuple) -> RowMeta:
+    camera_id, family, first_seen, last_seen, scope, colours = row
+    scope, colours = tuple(json.loads(scope)), tuple(json.loads(colours))
+    return RowMeta(camera_id, family, first_seen, last_seen, scope, colours)
 
 
 class FeatureStore:
@@ -219,6 +264,13 @@ class FeatureStore:
                         (last_seen, int(record.ended), record.revision, record.class_name, record.family,
                          record.id),
                     )  # fmt: skip
+                if newer and record.plate is not None:
+                    plate = record.plate
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO track_plates"
+                        " (track_key, plate, canonical, colour, confidence, reads) VALUES (?,?,?,?,?,?)",
+                        (record.id, plate.text, plate.canonical, plate.colour, plate.confidence, plate.reads),
+                    )
                 vector_id = None
                 if crop_path is not None:
                     self._db.execute(
@@ -246,9 +298,15 @@ class FeatureStore:
                 raise
         if crop_path is not None and row is not None and row[3] and row[3] != crop_path:
             (self.crop_dir / row[3]).unlink(missing_ok=True)  # the better crop replaces the old file
-        if vector_id is None:
-            return AppliedRecord(duplicate=False)
-        return AppliedRecord(False, vector_id, shard, vector)
+        with self._lock:
+            meta = self._db.execute(
+                f"SELECT {_META_COLUMNS} FROM tracks WHERE key = ?", (record.id,)
+            ).fetchone()
+            others = tuple(
+                i for (i,) in self._db.execute("SELECT id FROM vectors WHERE track_key = ?", (record.id,))
+                if i != vector_id
+            )  # fmt: skip
+        return AppliedRecord(False, vector_id, shard, vector if vector_id else None, _meta(meta), others)
 
     def drop_shards_before(self, cutoff: float) -> list[int]:
         """Delete every shard that ended before ``cutoff`` (tracks, vectors, crops); return their ids."""
@@ -262,7 +320,7 @@ class FeatureStore:
                     "SELECT crop_path FROM tracks WHERE shard = ? AND crop_path IS NOT NULL", (shard,)
                 ).fetchall()
                 self._db.execute("BEGIN IMMEDIATE")
-                for table in ("track_colours", "track_scope"):
+                for table in ("track_colours", "track_scope", "track_plates"):
                     self._db.execute(
                         f"DELETE FROM {table} WHERE track_key IN (SELECT key FROM tracks WHERE shard = ?)",
                         (shard,),
@@ -280,18 +338,21 @@ class FeatureStore:
         with self._lock:
             return [s for (s,) in self._db.execute("SELECT DISTINCT shard FROM vectors ORDER BY shard")]
 
-    def vectors_of_shard(self, shard: int, after_id: int = 0, batch: int = 50_000) -> Iterator[tuple]:
-        """(ids, vectors) of a shard in id order, in batches, for (re)building its index."""
+    def rows_of_shard(self, shard: int, after_id: int = 0, batch: int = 50_000) -> Iterator[tuple]:
+        """(ids, vectors, attributes) of a shard's vectors in id order, in batches (index loading)."""
+        columns = ", ".join(f"t.{c.strip()}" for c in _META_COLUMNS.split(","))
         while True:
             with self._lock:
                 rows = self._db.execute(
-                    "SELECT id, embedding FROM vectors WHERE shard = ? AND id > ? ORDER BY id LIMIT ?",
+                    f"SELECT v.id, v.embedding, {columns} FROM vectors v JOIN tracks t ON t.key = v.track_key"
+                    " WHERE v.shard = ? AND v.id > ? ORDER BY v.id LIMIT ?",
                     (shard, after_id, batch),
                 ).fetchall()
             if not rows:
                 return
             ids = np.array([r[0] for r in rows], dtype=np.int64)
-            yield ids, np.stack([np.frombuffer(r[1], dtype="<f4") for r in rows])
+            vectors = np.stack([np.frombuffer(r[1], dtype="<f4") for r in rows])
+            yield ids, vectors, [_meta(r[2:]) for r in rows]
             after_id = int(ids[-1])
 
     def shard_summary(self, shard: int, upto_id: int) -> int:
@@ -307,47 +368,6 @@ class FeatureStore:
             tracks = self._db.execute("SELECT COUNT(*) FROM tracks").fetchone()[0]
             vectors = self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
         return tracks, vectors
-
-    def candidate_ids(self, department: str, filters: Filters, limit: int) -> np.ndarray | None:
-        """Vector ids the department may see that pass the filters, found through the indexes;
-        None when there are more than ``limit``."""
-        where = ["t.key IN (SELECT track_key FROM track_scope WHERE department IN (?, ?))"]
-        params: list = [department, EVERY_DEPARTMENT]
-        if filters.camera_ids:
-            where.append("t.camera_id IN (SELECT value FROM json_each(?))")
-            params.append(json.dumps(sorted(filters.camera_ids)))
-        if filters.start is not None:
-            where.append("t.last_seen >= ?")
-            params.append(filters.start)
-        if filters.end is not None:
-            where.append("t.first_seen <= ?")
-            params.append(filters.end)
-        if filters.families:
-            where.append("t.family IN (SELECT value FROM json_each(?))")
-            params.append(json.dumps(sorted(filters.families)))
-        if filters.colours:
-            where.append(
-                "t.key IN (SELECT track_key FROM track_colours"
-                " WHERE colour IN (SELECT value FROM json_each(?)))"
-            )
-            params.append(json.dumps(sorted(filters.colours)))
-        sql = f"SELECT v.id FROM tracks t JOIN vectors v ON v.track_key = t.key WHERE {' AND '.join(where)}"
-        with self._lock:
-            rows = self._db.execute(f"{sql} LIMIT ?", (*params, limit + 1)).fetchall()
-        if len(rows) > limit:
-            return None
-        return np.array([r[0] for r in rows], dtype=np.int64)
-
-    def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) for the given vector ids (exact search over a filtered set)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id, embedding FROM vectors WHERE id IN (SELECT value FROM json_each(?))",
-                (json.dumps([int(i) for i in ids]),),
-            ).fetchall()
-        if not rows:
-            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
-        return np.array([r[0] for r in rows], np.int64), np.stack([np.frombuffer(r[1], "<f4") for r in rows])
 
     def tracks_of_vectors(self, ids: list[int]) -> dict[int, StoredTrack]:
         """The track of each vector id."""
@@ -380,6 +400,43 @@ class FeatureStore:
                 (camera_id, tracker_id, end, start),
             ).fetchone()
         return _track(row) if row else None
+
+    def plate_tracks(
+        self, department: str, query: PlateQuery, filters: Filters, limit: int, exact_only: bool = False
+    ) -> list[PlateHit]:
+        """Tracks the department may see whose plate matches ``query`` (its ``tolerant`` pattern
+        over the canonical forms; with ``exact_only`` its ``exact`` one), exact matches first, then
+        the most confident, then the latest; cameras and time filtered as for image search."""
+        # Driven by the plate index (a pattern's literal prefix is a range of it), then each candidate's
+        # scope by its primary key: a department's whole scope is never scanned.
+        where = ["p.plate GLOB ?" if exact_only else "p.canonical GLOB ?"]
+        params: list = [query.exact if exact_only else query.tolerant]
+        where.append(
+            "EXISTS (SELECT 1 FROM track_scope s WHERE s.department IN (?, ?) AND s.track_key = p.track_key)"
+        )
+        params += [department, EVERY_DEPARTMENT]
+        if filters.camera_ids:
+            where.append("t.camera_id IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(sorted(filters.camera_ids)))
+        if filters.start is not None:
+            where.append("t.last_seen >= ?")
+            params.append(filters.start)
+        if filters.end is not None:
+            where.append("t.first_seen <= ?")
+            params.append(filters.end)
+        columns = ", ".join("t." + c.strip() for c in _TRACK_COLUMNS.split(","))
+        sql = (
+            f"SELECT p.plate GLOB ? AS exact, p.plate, p.colour, p.confidence, p.reads, {columns}"
+            f" FROM track_plates p CROSS JOIN tracks t ON t.key = p.track_key WHERE {' AND '.join(where)}"
+            " ORDER BY exact DESC, p.confidence DESC, t.last_seen DESC LIMIT ?"
+        )
+        with self._lock:
+            rows = self._db.execute(sql, (query.exact, *params, limit)).fetchall()
+        return [
+            PlateHit(_track(row[5:]), PlateFacts(text=row[1], colour=row[2], confidence=row[3], reads=row[4]),
+                     bool(row[0]))
+            for row in rows
+        ]  # fmt: skip
 
     def get_meta(self, key: str) -> str | None:
         with self._lock:

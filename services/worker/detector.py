@@ -6,7 +6,6 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -35,11 +34,8 @@ class Detector:
 
     def __init__(self, config: DetectorConfig):
         model_path = config.resolved_model()
-        looks_like_path = os.sep in model_path or Path(model_path).suffix in (".onnx", ".engine")
-        if looks_like_path and not Path(model_path).is_file():
-            raise ConfigError([f"detector.model: no such file {model_path!r}"])
-        if not Path(model_path).is_file() and os.environ.get("YOLO_OFFLINE"):
-            raise ConfigError([f"detector.model: {model_path!r} is not a file and YOLO_OFFLINE is set"])
+        if problem := DetectorConfig.weights_problem(model_path):
+            raise ConfigError([f"detector.model: {problem}"])
         # Ultralytics logs to stdout, which `retina analyze` keeps for incident JSON lines, and
         # never installs packages behind our back.
         os.environ.setdefault("YOLO_VERBOSE", "False")

@@ -35,6 +35,7 @@ from retina.services.core.features import (
     utc,
 )
 from retina.services.worker import metrics
+from retina.services.worker.plates import TrackPlates
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class _Track:
     published_at: float | None = None
     revision: int = -1
     crop_revision: int = -1
+    plate_revision: int = -1  # of the plate the last record carried
 
 
 class TrackFeatures:
@@ -73,8 +75,10 @@ class TrackFeatures:
         config: FeaturesConfig,
         embedder_key: str | Mapping[str, str],
         lost_seconds: float,
+        plates: TrackPlates | None = None,
     ):
         self.camera = camera
+        self.plates = plates  # the camera's plate reader: records carry each vehicle track's plate
         self.config = config
         # One key for every family, or one per family (FeatureExtractor.embedder_keys).
         self.embedder_key = embedder_key
@@ -131,10 +135,12 @@ class TrackFeatures:
         if track.published_at is None:
             return self._record(track, with_crop=True)
         since = now - track.published_at
+        plate = self.plates.plate(track.track_id, track.first_seen) if self.plates is not None else None
+        plate_changed = plate is not None and plate.revision != track.plate_revision
         better = track.best_quality >= self.config.improve_factor * track.published_quality
         if better and since >= self.config.min_republish_seconds:
             return self._record(track, with_crop=True)
-        if since >= self.config.refresh_seconds:
+        if since >= self.config.refresh_seconds or plate_changed:
             return self._record(track, with_crop=False)
         return None
 
@@ -165,6 +171,9 @@ class TrackFeatures:
             ended=ended,
             embedder=keys if isinstance(keys, str) else keys[family],
         )
+        plate = self.plates.plate(track.track_id, track.first_seen) if self.plates is not None else None
+        if plate is not None:
+            record.plate, track.plate_revision = plate.facts, plate.revision
         if not with_crop or track.best_crop is None:
             return FeatureJob(record)
         track.crop_revision += 1

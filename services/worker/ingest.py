@@ -59,6 +59,7 @@ class CameraHealth:
     frames_decoded: int = 0
     frames_sampled: int = 0
     frames_analysed: int = 0
+    frames_skipped: int = 0  # of those, analysed with re-used detections (nothing moved)
     reconnects: int = 0
 
 
@@ -66,6 +67,13 @@ StatusCallback = Callable[[str, CameraHealth], None]
 # Called on the decode thread when a camera's video quality changes (see QualityMonitor.observe).
 QualityCallback = Callable[[str, QualityReport], None]
 NO_QUALITY = QualityStatus()
+
+
+def skips_nonref_frames(ingest: IngestConfig, analysis_fps: float, stream: av.VideoStream) -> bool:
+    """Whether to leave a stream's non-reference frames undecoded: only with B-frames (nothing else
+    is non-reference in practice) and when a quarter of its frame rate still covers the sampling."""
+    rate = float(stream.average_rate or stream.guessed_rate or 0)
+    return ingest.skip_nonref_frames and stream.codec_context.has_b_frames > 0 and 4 * analysis_fps <= rate
 
 
 def is_live(url: str) -> bool:
@@ -154,6 +162,10 @@ class _StreamClock:
             self.base_pts = pts_seconds
         t = self.base_epoch + (pts_seconds - self.base_pts)
         if self.live and abs(t - now) > MAX_LIVE_DRIFT_SECONDS:
+            self.base_epoch, self.base_pts, t = now, pts_seconds, now
+        elif self.live and t > now:
+            # Never stamped after it arrived: the segment's first frame came late (buffered while the
+            # stream was probed), so the base moves back to the earliest arrival seen.
             self.base_epoch, self.base_pts, t = now, pts_seconds, now
         if t < self.last:  # timestamps never go backwards for the algorithms
             self.base_epoch, self.base_pts, t = self.last, pts_seconds, self.last
@@ -317,7 +329,9 @@ class CameraSource:
                 self._set_state(CameraState.OFFLINE, "source has no video stream")
                 return "failed"
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            stream.thread_type = "AUTO"  # FFmpeg's threads: 2.5x one thread a stream, 12 streams here
+            if skips_nonref_frames(self.ingest, self.camera.analysis_fps, stream):
+                stream.codec_context.skip_frame = "NONREF"
             interval = 1.0 / self.camera.analysis_fps
             next_due: float | None = None
             if self.clips is not None:

@@ -108,8 +108,10 @@ class DeviceLanes:
                 evidence=config.evidence,
                 features=features,
                 features_config=config.features,
+                plates=config.plates,
                 quality=config.quality,
                 on_quality=on_quality,
+                motion=config.motion,
             )
             self.lanes[device_id] = Lane(device_id, detector, analyzer)
         self._camera_lane: dict[str, str] = {}

@@ -62,3 +62,17 @@ QUALITY_SECONDS = Histogram(
     "Time to diagnose one sampled frame (every check)",
     buckets=(0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064),
 )
+# The motion gate (services/worker/motion.py): which sampled frames went to the detector, and why.
+FRAMES_DETECTED = Counter(
+    "retina_motion_frames_detected_total",
+    "Sampled frames the motion gate sent to the detector (reason: motion, floor, first)",
+    ["camera_id", "reason"],
+)
+FRAMES_SKIPPED = Counter(
+    "retina_motion_frames_skipped_total",
+    "Sampled frames analysed without the detector (nothing moved; last detections re-used)",
+    ["camera_id"],
+)
+MOTION_SCORE = Gauge(
+    "retina_motion_score", "Share of watched pixels changed since the detector's last frame", ["camera_id"]
+)

@@ -34,6 +34,11 @@ from retina.services.core.config import (
     IngestConfig,
     TrackerConfig,
 )
+from retina.services.core.errors import ConfigError
+from retina.services.core.motion_config import MotionConfig, effective_motion
+from retina.services.core.plate_text import PlateEvidence
+from retina.services.core.plates import PlateReader, PlatesUnavailable
+from retina.services.core.plates_config import PlatesConfig
 from retina.services.core.quality import QualityConfig, effective_quality, same_view
 from retina.services.worker import metrics
 from retina.services.worker.detector import CameraTracker, Detector
@@ -48,6 +53,8 @@ from retina.services.worker.ingest import (
     SampledFrame,
     StatusCallback,
 )
+from retina.services.worker.motion import MotionGate
+from retina.services.worker.plates import TrackPlates
 from retina.services.worker.quality import QualityMonitor, QualityReport, QualityStatus, Reference
 
 log = logging.getLogger(__name__)
@@ -66,16 +73,20 @@ class CameraPipeline:
         tracker_config: TrackerConfig,
         detector: Detector,
         features: TrackFeatures | None = None,
+        plates: TrackPlates | None = None,
     ):
         self.camera = camera
         self.tracker = CameraTracker(tracker_config, camera.analysis_fps, detector)
         self.features = features
+        self.plates = plates
+        self._plates: dict[str, tuple[PlateEvidence, int]] = {}  # open incident id → its plate, track id
         self._context = CameraContext(camera.id, camera.tz())
         self.algorithms: list[Algorithm] = [self._build(spec) for spec in camera.algorithms]
         self.last_timestamp: float | None = None
         self._track_keys: dict[str, str] = {}  # open incident id → feature track key of its object
         self.held: str = ""  # "suspended" or "paused" while the video quality holds the rules
         self._held_incidents: list[HandedOverIncident] = []  # open when the hold began; continue after
+        self.quality: QualityMonitor | None = None  # its reference view reaches the rules on each frame
 
     def _build(self, spec: AlgorithmSpec) -> Algorithm:
         return available_algorithms()[spec.name].from_spec(self._context, spec)
@@ -90,18 +101,24 @@ class CameraPipeline:
         ]
 
     def analyse(
-        self, frame: SampledFrame, detections, quality: QualityStatus = NO_QUALITY
+        self, frame: SampledFrame, detections, quality: QualityStatus = NO_QUALITY, fresh: bool = True
     ) -> tuple[list[IncidentEvent], list[FeatureJob]]:
         """Track and run the rules on one frame: incident events, and the track features now due.
 
         ``quality`` is the camera's video quality now: while it holds the rules (the camera moved,
         or its view is covered) they do not see the frame (:meth:`_hold`); every event carries the
-        problems the camera had (``camera_quality``).
+        problems the camera had (``camera_quality``). ``fresh`` False: the detections are an earlier
+        frame's, re-used by the motion gate; track features wait for a frame the detector saw.
         """
         objects = self.tracker.update(detections)
-        analysed = AnalysedFrame(self.camera.id, frame.timestamp, frame.image, objects)
+        reference = self.quality.reference if self.quality is not None else None
+        analysed = AnalysedFrame(
+            self.camera.id, frame.timestamp, frame.image, objects, reference.view if reference else None
+        )
         self.last_timestamp = frame.timestamp
-        jobs = self.features.observe(analysed) if self.features is not None else []  # tracks of this frame
+        if self.plates is not None and fresh:  # before the features: their records carry plates read now
+            self.plates.observe(analysed)
+        jobs = self.features.observe(analysed) if self.features is not None and fresh else []  # its tracks
         if quality.hold:
             self._hold(quality)
             return [], jobs
@@ -151,15 +168,33 @@ class CameraPipeline:
         return self.features.track_key(event.track_id, event.last_seen_at)
 
     def _with_track_keys(self, events: list[IncidentEvent]) -> list[IncidentEvent]:
-        """Attach each event's ``track_key`` (one already set, by a handed-over incident, is kept)."""
+        """Attach each event's ``track_key`` (one already set, by a handed-over incident, is kept)
+        and its object's plate."""
         for event in events:
             if event.track_key is None:
                 event.track_key = self._track_key(event)
+            event.plate = self._plate(event)
             if event.event == "end":
                 self._track_keys.pop(event.incident_id, None)
+                self._plates.pop(event.incident_id, None)
             elif event.track_key is not None:
                 self._track_keys[event.incident_id] = event.track_key
         return events
+
+    def _plate(self, event: IncidentEvent) -> PlateEvidence | None:
+        """The plate of the event's object as now voted, or the last one the incident carried; its
+        crop JPEG only on the first event of the incident with that crop. Only a track already seen
+        when the incident began can be its object (a handed-over incident's tracker id is another
+        worker's; the incident store keeps the plate its first worker read)."""
+        known = self._plates.get(event.incident_id)
+        track = self.plates.plate(event.track_id, event.started_at) if self.plates is not None else None
+        if track is None or track.facts is None or (known is not None and known[1] != event.track_id):
+            return dataclasses.replace(known[0], crop_jpeg=None) if known is not None else None
+        revision = track.crop_revision
+        new_crop = track.crop_jpeg is not None and (known is None or known[0].crop_revision != revision)
+        plate = PlateEvidence(track.facts, revision, track.crop_jpeg if new_crop else None)
+        self._plates[event.incident_id] = (plate, event.track_id)
+        return plate
 
     def resume(self, incidents: list[HandedOverIncident]) -> list[IncidentEvent]:
         """Continue the incidents the camera had open on its previous worker (see Algorithm.resume).
@@ -206,6 +241,7 @@ class _Camera:
     buffer: FrameBuffer
     pipeline: CameraPipeline
     finished: bool = False
+    gate: MotionGate | None = None  # None: every frame goes to the detector
 
 
 class Analyzer:
@@ -229,6 +265,8 @@ class Analyzer:
         features_config: FeaturesConfig | None = None,
         quality: QualityConfig | None = None,
         on_quality: QualityCallback | None = None,
+        motion: MotionConfig | None = None,
+        plates: PlatesConfig | None = None,
     ):
         self.detector = detector
         self.tracker_config = tracker_config
@@ -246,6 +284,16 @@ class Analyzer:
         self.features_config = features_config
         self.quality = quality  # the cluster's quality section; None: no quality monitor
         self.on_quality = on_quality
+        self.motion = motion  # the cluster's motion section; None: no motion gate
+        # The plate models, loaded once (PlatesUnavailable names the setting when they cannot be).
+        # Tracks' plates are read with both models; a detector alone serves redaction only.
+        self.plates_config = plates if plates is not None and plates.enabled and plates.reader_model else None
+        self.plate_reader = None
+        if self.plates_config is not None:
+            try:
+                self.plate_reader = PlateReader(self.plates_config)
+            except PlatesUnavailable as exc:
+                raise ConfigError([str(exc)]) from None
         self._cameras: dict[str, _Camera] = {}
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -293,12 +341,21 @@ class Analyzer:
             ):
                 monitor.reference = kept.reference  # same view, new settings: the reference stays
             resume = resume + self.release(camera.id, handover=True)  # same situations, new settings
+        track_plates = None
+        if self.plate_reader is not None and self.plates_config is not None:
+            lost = self.tracker_config.lost_seconds
+            track_plates = TrackPlates(camera.id, self.plate_reader, self.plates_config, lost)
         track_features = None
         if self.features is not None and self.features_config is not None:
             track_features = TrackFeatures(
-                camera, self.features_config, self.features.embedder_keys, self.tracker_config.lost_seconds
+                camera,
+                self.features_config,
+                self.features.embedder_keys,
+                self.tracker_config.lost_seconds,
+                track_plates,
             )
-        pipeline = CameraPipeline(camera, self.tracker_config, self.detector, track_features)
+        pipeline = CameraPipeline(camera, self.tracker_config, self.detector, track_features, track_plates)
+        pipeline.quality = monitor
         buffer = FrameBuffer(camera.id, capacity=2, drop_oldest=self.realtime, ready=self._ready)
         source = CameraSource(
             camera,
@@ -316,10 +373,28 @@ class Analyzer:
         )
         self._deliver(camera, pipeline.resume(resume), [])
         with self._lock:
-            self._cameras[camera.id] = _Camera(camera, source, buffer, pipeline)
+            self._cameras[camera.id] = _Camera(camera, source, buffer, pipeline, gate=self._gate(camera))
         source.start()
         log.info("camera assigned", extra={"camera_id": camera.id, "url": camera.url})
         return source.health
+
+    def _gate(self, camera: CameraConfig) -> MotionGate | None:
+        """A motion gate for ``camera`` (None when the gate is off for it)."""
+        if self.motion is None:
+            return None
+        config = effective_motion(self.motion, camera.motion)
+        return MotionGate(camera.id, config, camera.algorithms) if config.enabled else None
+
+    @staticmethod
+    def _needs_detection(entry: _Camera, frame: SampledFrame) -> bool:
+        """Whether the frame goes to the detector (always without a gate, or when the gate fails)."""
+        if entry.gate is None:
+            return True
+        try:
+            return entry.gate.needs_detection(frame.image, frame.timestamp)
+        except Exception:
+            log.exception("motion gate failed on a frame; detecting", extra={"camera_id": entry.config.id})
+            return True
 
     def _monitor(self, camera: CameraConfig, reference: Reference | None) -> QualityMonitor | None:
         """A quality monitor for ``camera`` (None when quality is off for it)."""
@@ -513,20 +588,26 @@ class Analyzer:
             self._analyse_locked(batch)
 
     def _analyse_locked(self, batch: list[tuple[_Camera, SampledFrame]]) -> None:
+        fresh = [self._needs_detection(entry, frame) for entry, frame in batch]  # False: nothing moved
+        images = [frame.image for (_, frame), new in zip(batch, fresh, strict=True) if new]
         try:
-            detections = self.detector.detect([frame.image for _, frame in batch])
+            found = iter(self.detector.detect(images) if images else [])
         except Exception:
             log.exception("detector failed on a batch; frames skipped", extra={"batch": len(batch)})
             return
-        for (entry, frame), dets in zip(batch, detections, strict=True):
+        for (entry, frame), new in zip(batch, fresh, strict=True):
+            dets = next(found) if new else entry.gate.detections
+            if new and entry.gate is not None:
+                entry.gate.detected(frame.timestamp, dets)
             if entry.finished:  # released while the detector ran
                 continue
             camera_id = entry.config.id
             entry.source.health.frames_analysed += 1
+            entry.source.health.frames_skipped += 0 if new else 1
             self.frames_analysed += 1
             metrics.FRAMES_ANALYSED.labels(camera_id).inc()
             try:
-                events, jobs = entry.pipeline.analyse(frame, dets, entry.source.quality_status())
+                events, jobs = entry.pipeline.analyse(frame, dets, entry.source.quality_status(), fresh=new)
             except Exception:
                 log.exception("analysis failed on a frame", extra={"camera_id": camera_id})
                 continue

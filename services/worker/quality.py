@@ -27,7 +27,9 @@ picture 320 and 160 px wide, a colour thumbnail 80 px wide, a native-resolution 
 
 A camera without a reference view takes one (the median of its last 5 samples) once the picture
 has had no problem for ``reference_settle_seconds``; ops take a new one with
-:meth:`QualityMonitor.capture_reference` (``retina cameras reference``).
+:meth:`QualityMonitor.capture_reference` (``retina cameras reference``). Rules see the reference view
+too (:attr:`Reference.view`, ``AnalysedFrame.reference``): ``exposed_trash`` finds litter that was
+there before the camera started against a confirmed one.
 
 The monitor decides whether the camera's rules run (:attr:`QualityMonitor.status`): a moved camera's
 rules are **suspended** (its zones no longer mean what ops drew) and, for the checks in
@@ -45,11 +47,13 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 
 import cv2
 import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from retina.algorithms.sdk import ReferenceView
 from retina.services.core.quality import (
     CHECKS,
     NO_SIGNAL,
@@ -257,6 +261,11 @@ class Reference:
     def from_png(cls, data: bytes, captured_at: float, source: str) -> Reference:
         """Decode a stored reference; ValueError naming the problem when it is not a small grey PNG."""
         return cls(decode_reference_image(data), captured_at, source)
+
+    @cached_property
+    def view(self) -> ReferenceView:
+        """The reference as rules see it (:attr:`AnalysedFrame.reference`)."""
+        return ReferenceView(self.image, self.captured_at, self.source == "confirmed")
 
 
 @dataclass

@@ -40,7 +40,7 @@ from prometheus_client import Counter, Gauge
 
 from retina.algorithms.sdk import IncidentEvent
 from retina.services.core.config import CameraConfig, EvidenceConfig
-from retina.services.core.incident import build_message, clip_key, incident_msg_id
+from retina.services.core.incident import IncidentMessage, build_message, clip_key, incident_msg_id
 from retina.services.core.outbox import Outbox
 from retina.services.worker import metrics
 from retina.services.worker.evidence import ClipRequest, clip_window
@@ -74,6 +74,14 @@ ClipRequester = Callable[[str, str, float, ClipCallback], None]
 def msg_id(event: IncidentEvent) -> str:
     """The event's Nats-Msg-Id, for logs about events never built into a message."""
     return incident_msg_id(event.incident_id, event.event, event.revision)
+
+
+def plate_crop(message: IncidentMessage, event: IncidentEvent) -> tuple[str, bytes] | None:
+    """(media path, JPEG) of the plate crop an event brings first; None when it brings none."""
+    plate = event.plate
+    if plate is None or plate.crop_jpeg is None or message.plate is None or message.plate.crop is None:
+        return None
+    return message.plate.crop.path, plate.crop_jpeg
 
 
 class IncidentSink(ABC):
@@ -299,6 +307,11 @@ class OutboxSink(QueuedSink):
             metrics.OUTBOX_REFUSED.labels("incidents").inc()
             incident_log.error("outbox full: incident event refused", extra=extra)
             return
+        crop = plate_crop(message, event)  # like a clip: uploaded, then fetched by the incident store
+        plate_id = f"{message.id}:plate:{event.plate.crop_revision}" if crop is not None else ""
+        if crop is not None and not self.outbox.append(plate_id, "media", "", b"", crop[0], crop[1]):
+            metrics.OUTBOX_REFUSED.labels("incidents").inc()
+            incident_log.error("outbox full: plate crop refused", extra=extra)
         metrics.INCIDENT_EVENTS.labels(camera.id, message.algorithm, message.event).inc()
         incident_log.info(
             f"incident {message.event}", extra={**extra, "dwell_seconds": message.dwell_seconds}
@@ -356,6 +369,9 @@ class JsonLinesSink(QueuedSink):
         message, jpeg = build_message(event, camera, self.media_bucket, self.clip_window(event))
         if jpeg is not None and self.media_dir is not None and message.snapshot is not None:
             self._save(message.snapshot.path, jpeg)
+        crop = plate_crop(message, event)
+        if crop is not None and self.media_dir is not None:
+            self._save(*crop)
         self.out.write(message.model_dump_json(by_alias=True) + "\n")
         self.out.flush()
 

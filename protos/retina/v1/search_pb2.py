@@ -26,31 +26,37 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from retina.v1 import common_pb2 as retina_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16retina/v1/search.proto\x12\tretina.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16retina/v1/common.proto\"6\n\x0eGetCropRequest\x12\x10\n\x08track_id\x18\x01 \x01(\t\x12\x12\n\ndepartment\x18\x02 \x01(\t\"A\n\x04\x43rop\x12\x0c\n\x04jpeg\x18\x01 \x01(\x0c\x12+\n\x07seen_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9a\x01\n\rSearchFilters\x12\x12\n\ncamera_ids\x18\x01 \x03(\t\x12)\n\x05start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x66\x61milies\x18\x04 \x03(\t\x12\x0f\n\x07\x63olours\x18\x05 \x03(\t\"\xbf\x01\n\rSearchRequest\x12\x0f\n\x05image\x18\x01 \x01(\x0cH\x00\x12\x15\n\x0bincident_id\x18\x02 \x01(\tH\x00\x12\x12\n\x08track_id\x18\x03 \x01(\tH\x00\x12\x1f\n\x06region\x18\x04 \x01(\x0b\x32\x0f.retina.v1.BBox\x12\t\n\x01k\x18\x05 \x01(\r\x12)\n\x07\x66ilters\x18\x06 \x01(\x0b\x32\x18.retina.v1.SearchFilters\x12\x12\n\ndepartment\x18\x07 \x01(\tB\x07\n\x05query\"\xc2\x02\n\x05Match\x12\x10\n\x08track_id\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12.\n\nfirst_seen\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x66\x61mily\x18\x06 \x01(\t\x12\x12\n\nclass_name\x18\x07 \x01(\t\x12\x0f\n\x07\x63olours\x18\x08 \x03(\t\x12\x10\n\x08has_crop\x18\x0c \x01(\x08\x12\x30\n\x0c\x63rop_seen_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x04\x62\x62ox\x18\x0b \x01(\x0b\x32\x0f.retina.v1.BBoxJ\x04\x08\t\x10\nR\x08\x63rop_url\"E\n\x0eSearchResponse\x12!\n\x07matches\x18\x01 \x03(\x0b\x32\x10.retina.v1.Match\x12\x10\n\x08\x65mbedder\x18\x02 \x01(\t\"\x16\n\x14GetIndexStatsRequest\"V\n\nShardStats\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07vectors\x18\x03 \x01(\x04\"\x7f\n\nIndexStats\x12\x0e\n\x06tracks\x18\x01 \x01(\x04\x12\x0f\n\x07vectors\x18\x02 \x01(\x04\x12%\n\x06shards\x18\x03 \x03(\x0b\x32\x15.retina.v1.ShardStats\x12\x10\n\x08\x65mbedder\x18\x04 \x01(\t\x12\x17\n\x0frecords_applied\x18\x05 \x01(\x04\x32\xce\x01\n\rSearchService\x12=\n\x06Search\x12\x18.retina.v1.SearchRequest\x1a\x19.retina.v1.SearchResponse\x12G\n\rGetIndexStats\x12\x1f.retina.v1.GetIndexStatsRequest\x1a\x15.retina.v1.IndexStats\x12\x35\n\x07GetCrop\x12\x19.retina.v1.GetCropRequest\x1a\x0f.retina.v1.Cropb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16retina/v1/search.proto\x12\tretina.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16retina/v1/common.proto\"\x81\x01\n\x12PlateSearchRequest\x12\r\n\x05plate\x18\x01 \x01(\t\x12\x12\n\nexact_only\x18\x02 \x01(\x08\x12)\n\x07\x66ilters\x18\x03 \x01(\x0b\x32\x18.retina.v1.SearchFilters\x12\t\n\x01k\x18\x04 \x01(\r\x12\x12\n\ndepartment\x18\x05 \x01(\t\"~\n\nPlateMatch\x12\x1f\n\x05match\x18\x01 \x01(\x0b\x32\x10.retina.v1.Match\x12\r\n\x05plate\x18\x02 \x01(\t\x12\x0e\n\x06\x63olour\x18\x03 \x01(\t\x12\x12\n\nconfidence\x18\x04 \x01(\x02\x12\r\n\x05reads\x18\x05 \x01(\r\x12\r\n\x05\x65xact\x18\x06 \x01(\x08\"=\n\x13PlateSearchResponse\x12&\n\x07matches\x18\x01 \x03(\x0b\x32\x15.retina.v1.PlateMatch\"6\n\x0eGetCropRequest\x12\x10\n\x08track_id\x18\x01 \x01(\t\x12\x12\n\ndepartment\x18\x02 \x01(\t\"A\n\x04\x43rop\x12\x0c\n\x04jpeg\x18\x01 \x01(\x0c\x12+\n\x07seen_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9a\x01\n\rSearchFilters\x12\x12\n\ncamera_ids\x18\x01 \x03(\t\x12)\n\x05start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x66\x61milies\x18\x04 \x03(\t\x12\x0f\n\x07\x63olours\x18\x05 \x03(\t\"\xbf\x01\n\rSearchRequest\x12\x0f\n\x05image\x18\x01 \x01(\x0cH\x00\x12\x15\n\x0bincident_id\x18\x02 \x01(\tH\x00\x12\x12\n\x08track_id\x18\x03 \x01(\tH\x00\x12\x1f\n\x06region\x18\x04 \x01(\x0b\x32\x0f.retina.v1.BBox\x12\t\n\x01k\x18\x05 \x01(\r\x12)\n\x07\x66ilters\x18\x06 \x01(\x0b\x32\x18.retina.v1.SearchFilters\x12\x12\n\ndepartment\x18\x07 \x01(\tB\x07\n\x05query\"\xc2\x02\n\x05Match\x12\x10\n\x08track_id\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12.\n\nfirst_seen\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x66\x61mily\x18\x06 \x01(\t\x12\x12\n\nclass_name\x18\x07 \x01(\t\x12\x0f\n\x07\x63olours\x18\x08 \x03(\t\x12\x10\n\x08has_crop\x18\x0c \x01(\x08\x12\x30\n\x0c\x63rop_seen_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x04\x62\x62ox\x18\x0b \x01(\x0b\x32\x0f.retina.v1.BBoxJ\x04\x08\t\x10\nR\x08\x63rop_url\"E\n\x0eSearchResponse\x12!\n\x07matches\x18\x01 \x03(\x0b\x32\x10.retina.v1.Match\x12\x10\n\x08\x65mbedder\x18\x02 \x01(\t\"\x16\n\x14GetIndexStatsRequest\"V\n\nShardStats\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07vectors\x18\x03 \x01(\x04\"\x7f\n\nIndexStats\x12\x0e\n\x06tracks\x18\x01 \x01(\x04\x12\x0f\n\x07vectors\x18\x02 \x01(\x04\x12%\n\x06shards\x18\x03 \x03(\x0b\x32\x15.retina.v1.ShardStats\x12\x10\n\x08\x65mbedder\x18\x04 \x01(\t\x12\x17\n\x0frecords_applied\x18\x05 \x01(\x04\x32\x9d\x02\n\rSearchService\x12=\n\x06Search\x12\x18.retina.v1.SearchRequest\x1a\x19.retina.v1.SearchResponse\x12G\n\rGetIndexStats\x12\x1f.retina.v1.GetIndexStatsRequest\x1a\x15.retina.v1.IndexStats\x12\x35\n\x07GetCrop\x12\x19.retina.v1.GetCropRequest\x1a\x0f.retina.v1.Crop\x12M\n\x0cSearchPlates\x12\x1d.retina.v1.PlateSearchRequest\x1a\x1e.retina.v1.PlateSearchResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'retina.v1.search_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETCROPREQUEST']._serialized_start=94
-  _globals['_GETCROPREQUEST']._serialized_end=148
-  _globals['_CROP']._serialized_start=150
-  _globals['_CROP']._serialized_end=215
-  _globals['_SEARCHFILTERS']._serialized_start=218
-  _globals['_SEARCHFILTERS']._serialized_end=372
-  _globals['_SEARCHREQUEST']._serialized_start=375
-  _globals['_SEARCHREQUEST']._serialized_end=566
-  _globals['_MATCH']._serialized_start=569
-  _globals['_MATCH']._serialized_end=891
-  _globals['_SEARCHRESPONSE']._serialized_start=893
-  _globals['_SEARCHRESPONSE']._serialized_end=962
-  _globals['_GETINDEXSTATSREQUEST']._serialized_start=964
-  _globals['_GETINDEXSTATSREQUEST']._serialized_end=986
-  _globals['_SHARDSTATS']._serialized_start=988
-  _globals['_SHARDSTATS']._serialized_end=1074
-  _globals['_INDEXSTATS']._serialized_start=1076
-  _globals['_INDEXSTATS']._serialized_end=1203
-  _globals['_SEARCHSERVICE']._serialized_start=1206
-  _globals['_SEARCHSERVICE']._serialized_end=1412
+  _globals['_PLATESEARCHREQUEST']._serialized_start=95
+  _globals['_PLATESEARCHREQUEST']._serialized_end=224
+  _globals['_PLATEMATCH']._serialized_start=226
+  _globals['_PLATEMATCH']._serialized_end=352
+  _globals['_PLATESEARCHRESPONSE']._serialized_start=354
+  _globals['_PLATESEARCHRESPONSE']._serialized_end=415
+  _globals['_GETCROPREQUEST']._serialized_start=417
+  _globals['_GETCROPREQUEST']._serialized_end=471
+  _globals['_CROP']._serialized_start=473
+  _globals['_CROP']._serialized_end=538
+  _globals['_SEARCHFILTERS']._serialized_start=541
+  _globals['_SEARCHFILTERS']._serialized_end=695
+  _globals['_SEARCHREQUEST']._serialized_start=698
+  _globals['_SEARCHREQUEST']._serialized_end=889
+  _globals['_MATCH']._serialized_start=892
+  _globals['_MATCH']._serialized_end=1214
+  _globals['_SEARCHRESPONSE']._serialized_start=1216
+  _globals['_SEARCHRESPONSE']._serialized_end=1285
+  _globals['_GETINDEXSTATSREQUEST']._serialized_start=1287
+  _globals['_GETINDEXSTATSREQUEST']._serialized_end=1309
+  _globals['_SHARDSTATS']._serialized_start=1311
+  _globals['_SHARDSTATS']._serialized_end=1397
+  _globals['_INDEXSTATS']._serialized_start=1399
+  _globals['_INDEXSTATS']._serialized_end=1526
+  _globals['_SEARCHSERVICE']._serialized_start=1529
+  _globals['_SEARCHSERVICE']._serialized_end=1814
 # @@protoc_insertion_point(module_scope)

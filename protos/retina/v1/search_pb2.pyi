@@ -10,6 +10,42 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class PlateSearchRequest(_message.Message):
+    __slots__ = ("plate", "exact_only", "filters", "k", "department")
+    PLATE_FIELD_NUMBER: _ClassVar[int]
+    EXACT_ONLY_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    DEPARTMENT_FIELD_NUMBER: _ClassVar[int]
+    plate: str
+    exact_only: bool
+    filters: SearchFilters
+    k: int
+    department: str
+    def __init__(self, plate: _Optional[str] = ..., exact_only: _Optional[bool] = ..., filters: _Optional[_Union[SearchFilters, _Mapping]] = ..., k: _Optional[int] = ..., department: _Optional[str] = ...) -> None: ...
+
+class PlateMatch(_message.Message):
+    __slots__ = ("match", "plate", "colour", "confidence", "reads", "exact")
+    MATCH_FIELD_NUMBER: _ClassVar[int]
+    PLATE_FIELD_NUMBER: _ClassVar[int]
+    COLOUR_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    READS_FIELD_NUMBER: _ClassVar[int]
+    EXACT_FIELD_NUMBER: _ClassVar[int]
+    match: Match
+    plate: str
+    colour: str
+    confidence: float
+    reads: int
+    exact: bool
+    def __init__(self, match: _Optional[_Union[Match, _Mapping]] = ..., plate: _Optional[str] = ..., colour: _Optional[str] = ..., confidence: _Optional[float] = ..., reads: _Optional[int] = ..., exact: _Optional[bool] = ...) -> None: ...
+
+class PlateSearchResponse(_message.Message):
+    __slots__ = ("matches",)
+    MATCHES_FIELD_NUMBER: _ClassVar[int]
+    matches: _containers.RepeatedCompositeFieldContainer[PlateMatch]
+    def __init__(self, matches: _Optional[_Iterable[_Union[PlateMatch, _Mapping]]] = ...) -> None: ...
+
 class GetCropRequest(_message.Message):
     __slots__ = ("track_id", "department")
     TRACK_ID_FIELD_NUMBER: _ClassVar[int]

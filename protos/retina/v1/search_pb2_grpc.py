@@ -49,6 +49,11 @@ class SearchServiceStub:
                 request_serializer=retina_dot_v1_dot_search__pb2.GetCropRequest.SerializeToString,
                 response_deserializer=retina_dot_v1_dot_search__pb2.Crop.FromString,
                 _registered_method=True)
+        self.SearchPlates = channel.unary_unary(
+                '/retina.v1.SearchService/SearchPlates',
+                request_serializer=retina_dot_v1_dot_search__pb2.PlateSearchRequest.SerializeToString,
+                response_deserializer=retina_dot_v1_dot_search__pb2.PlateSearchResponse.FromString,
+                _registered_method=True)
 
 
 class SearchServiceServicer:
@@ -78,6 +83,14 @@ class SearchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SearchPlates(self, request, context):
+        """Tracks whose licence plate matches (车牌检索), exact matches first, limited to the cameras the
+        requesting department may search. INVALID_ARGUMENT for a query that is no plate pattern.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SearchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +108,11 @@ def add_SearchServiceServicer_to_server(servicer, server):
                     servicer.GetCrop,
                     request_deserializer=retina_dot_v1_dot_search__pb2.GetCropRequest.FromString,
                     response_serializer=retina_dot_v1_dot_search__pb2.Crop.SerializeToString,
+            ),
+            'SearchPlates': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchPlates,
+                    request_deserializer=retina_dot_v1_dot_search__pb2.PlateSearchRequest.FromString,
+                    response_serializer=retina_dot_v1_dot_search__pb2.PlateSearchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +196,33 @@ class SearchService:
             '/retina.v1.SearchService/GetCrop',
             retina_dot_v1_dot_search__pb2.GetCropRequest.SerializeToString,
             retina_dot_v1_dot_search__pb2.Crop.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchPlates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retina.v1.SearchService/SearchPlates',
+            retina_dot_v1_dot_search__pb2.PlateSearchRequest.SerializeToString,
+            retina_dot_v1_dot_search__pb2.PlateSearchResponse.FromString,
             options,
             channel_credentials,
             insecure,

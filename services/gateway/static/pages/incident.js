@@ -24,6 +24,7 @@ addMessages({
     "incident.facts": "事件信息", "incident.place": "位置", "incident.started": "开始时间",
     "incident.last_seen": "最后出现", "incident.ended": "结束时间", "incident.dwell": "持续时间",
     "incident.dwell_ongoing": "{dwell}（仍在持续）", "incident.plate": "车牌", "incident.details": "其他信息",
+    "plate.blue": "蓝牌", "plate.green": "绿牌", "plate.yellow": "黄牌", "plate.white": "白牌", "plate.black": "黑牌",
     "incident.dispatch": "处置状态", "incident.assignee": "处置人/队伍", "incident.due": "截止时间",
     "incident.overdue": "{time}（已超时）", "incident.verify_due": "自动核查时间",
     "incident.closed": "关闭", "incident.close_note": "关闭备注", "incident.closed_by": "{reason} · {actor}", "incident.id": "编号",
@@ -67,6 +68,8 @@ addMessages({
     "incident.facts": "Incident", "incident.place": "Location", "incident.started": "Started",
     "incident.last_seen": "Last seen", "incident.ended": "Ended", "incident.dwell": "Dwell",
     "incident.dwell_ongoing": "{dwell} (ongoing)", "incident.plate": "Plate", "incident.details": "Other facts",
+    "plate.blue": "blue plate", "plate.green": "green plate", "plate.yellow": "yellow plate", "plate.white": "white plate",
+    "plate.black": "black plate",
     "incident.dispatch": "Dispatch status", "incident.assignee": "Assigned to", "incident.due": "Due",
     "incident.overdue": "{time} (overdue)", "incident.verify_due": "Automatic verification at",
     "incident.closed": "Closed", "incident.close_note": "Closing note", "incident.closed_by": "{reason} · {actor}", "incident.id": "Id",
@@ -310,7 +313,9 @@ export async function render(view, { params, context }) {
 
   function drawFacts() {
     const details = incident.details || {};
-    const plate = PLATE_KEYS.map((key) => details[key]).find((value) => value);
+    // The plate read on the object's track (only for the roles that see originals), else a rule's own.
+    const read = incident.plate ? `${incident.plate.text} · ${t(`plate.${incident.plate.colour}`)}` : "";
+    const plate = read || PLATE_KEYS.map((key) => details[key]).find((value) => value);
     const others = Object.entries(details).filter(([key]) => !PLATE_KEYS.includes(key));
     const status = incident.dispatch_status || "new";
     const open = incident.state === "open";
@@ -349,7 +354,7 @@ export async function render(view, { params, context }) {
 
   /** Snapshot and clip: redrawn only when either changes (a redraw restarts the video). */
   function drawMedia() {
-    const key = `${incident.snapshot_url}|${incident.clip_url}|${snapshotVersion}`;
+    const key = `${incident.snapshot_url}|${incident.clip_url}|${incident.plate_url}|${snapshotVersion}`;
     if (shown.media === key) return;
     shown.media = key;
     const snapshotSrc = incident.snapshot_url && (snapshotVersion ? `${incident.snapshot_url}?v=${snapshotVersion}` : incident.snapshot_url);
@@ -362,6 +367,8 @@ export async function render(view, { params, context }) {
       incident.clip_url
         ? el("video", { class: "evidence incident-clip", src: incident.clip_url, controls: true, preload: "metadata", playsinline: true })
         : el("p", { class: "muted" }, t("incident.no_clip")),
+      incident.plate_url ? el("h2", {}, t("incident.plate")) : "",
+      incident.plate_url ? el("img", { class: "evidence incident-plate", src: incident.plate_url, alt: t("incident.plate") }) : "",
     );
   }
 

@@ -1,5 +1,6 @@
 // 以图搜图 (police): a photo with a box dragged around the person or vehicle, an incident's object,
-// or an earlier result; filtered by cameras (list or map), time, kind and colour. Each result can
+// or an earlier result; filtered by cameras (list or map), time, kind and colour. 车牌检索: a plate or
+// a pattern (浙B*), the reader's confusable characters matching too, exact matches first. Each result can
 // seed a new search ("more like this") or show where that object was seen, in time order, on the map.
 
 import { api, explain } from "../api.js";
@@ -31,6 +32,9 @@ addMessages({
     "search.sightingsTitle": "目标出现记录（按时间）", "search.sightingsNone": "没有找到其他出现记录",
     "search.close": "关闭", "search.noCrop": "无截图", "search.firstSeen": "首次出现", "search.lastSeen": "最后出现",
     "search.needQuery": "请上传照片或填写事件编号", "search.badTime": "开始时间必须早于结束时间",
+    "search.byPlate": "按车牌", "search.plate": "车牌号", "search.plateHint": "* 代表任意多个字符，? 代表一个字符（如 浙B*）；易混字符（0/D/Q、8/B、1/I、5/S、2/Z）也会匹配，完全一致的排在前面。",
+    "search.exactOnly": "仅完全一致", "search.needPlate": "请填写车牌号", "search.plateHits": "{n} 条车牌记录",
+    "search.plateExact": "完全一致", "search.plateSimilar": "易混字符匹配",
     "family.person": "行人", "family.vehicle": "机动车", "family.non_motor": "非机动车",
     "colour.black": "黑", "colour.white": "白", "colour.grey": "灰", "colour.red": "红", "colour.orange": "橙",
     "colour.yellow": "黄", "colour.green": "绿", "colour.cyan": "青", "colour.blue": "蓝", "colour.purple": "紫",
@@ -50,6 +54,9 @@ addMessages({
     "search.sightingsTitle": "Where it was seen (in time order)", "search.sightingsNone": "No other sightings found",
     "search.close": "Close", "search.noCrop": "no crop", "search.firstSeen": "First seen", "search.lastSeen": "Last seen",
     "search.needQuery": "Upload a photo or give an incident id", "search.badTime": "The start must be before the end",
+    "search.byPlate": "By plate", "search.plate": "Plate", "search.plateHint": "* stands for any run of characters, ? for one (e.g. 浙B*); confusable characters (0/D/Q, 8/B, 1/I, 5/S, 2/Z) match too, exact matches first.",
+    "search.exactOnly": "Exact characters only", "search.needPlate": "Give a plate", "search.plateHits": "{n} plate matches",
+    "search.plateExact": "exact", "search.plateSimilar": "confusable characters",
     "family.person": "Person", "family.vehicle": "Vehicle", "family.non_motor": "Non-motor vehicle",
     "colour.black": "black", "colour.white": "white", "colour.grey": "grey", "colour.red": "red",
     "colour.orange": "orange", "colour.yellow": "yellow", "colour.green": "green", "colour.cyan": "cyan",
@@ -240,10 +247,13 @@ function cropImage(match) {
 }
 
 function resultCard(match, cameras, { onMore, onSightings }) {
+  const headline = match.plate
+    ? `${match.plate} · ${t(match.exact ? "search.plateExact" : "search.plateSimilar")}`
+    : t("search.score", { score: Number(match.score).toFixed(3) });
   return el("article", { class: "card result", dataset: { trackId: match.track_id } },
     cropImage(match),
     el("div", { class: "result-meta" },
-      el("strong", {}, t("search.score", { score: Number(match.score).toFixed(3) })),
+      el("strong", { class: match.plate ? "plate" : "" }, headline),
       el("div", {}, cameraLabel(cameras, match.camera_id)),
       el("div", { class: "muted" }, formatTime(match.crop_seen_at || match.first_seen, tzOf(cameras, match.camera_id))),
       el("div", { class: "muted small" }, describe(match))),
@@ -294,7 +304,7 @@ export async function render(view, { context }) {
   const results = el("div", { id: "search-results", class: "grid results" });
   const sightings = el("section", { class: "card sightings-panel", hidden: true });
 
-  let mode = "image"; // "image" | "incident" | "track"
+  let mode = "image"; // "image" | "incident" | "plate" | "track"
   let seedTrack = null; // the result a "more like this" search started from
 
   const photo = queryCanvas(() => (clearBox.disabled = !photo.hasBox()));
@@ -302,6 +312,8 @@ export async function render(view, { context }) {
     onchange: () => photo.load(fileInput.files[0]).catch((error) => status.show(explain(error), "error")) });
   const clearBox = el("button", { type: "button", disabled: true, onclick: () => photo.clearBox() }, t("search.clearBox"));
   const incidentInput = el("input", { name: "incident_id", pattern: "[A-Za-z0-9_\\-]{1,64}", maxlength: 64 });
+  const plateInput = el("input", { name: "plate", maxlength: 64, autocomplete: "off" });
+  const exactOnly = el("input", { type: "checkbox", name: "exact_only" });
   const start = el("input", { type: "datetime-local", name: "start", step: 1 });
   const end = el("input", { type: "datetime-local", name: "end", step: 1 });
   const k = el("input", { type: "number", name: "k", min: 1, max: 100, value: 20 });
@@ -310,23 +322,40 @@ export async function render(view, { context }) {
     (c) => el("span", { class: "swatch", style: { background: SWATCH[c] } }));
   const picker = cameraPicker(cameras, tileUrl);
   const trackNote = el("p", { class: "badge track-note", hidden: true });
+  const exportButton = el("button", { type: "button", onclick: () => exportZip() }, t("search.export"));
 
   const imagePane = el("div", { class: "query-pane" },
     el("label", {}, t("search.photo"), fileInput), photo.canvas,
     el("div", { class: "row" }, el("p", { class: "muted small grow" }, t("search.boxHint")), clearBox));
   const incidentPane = el("div", { class: "query-pane", hidden: true },
     el("label", {}, t("search.incidentId"), incidentInput));
+  const platePane = el("div", { class: "query-pane", hidden: true },
+    el("label", {}, t("search.plate"), plateInput),
+    el("label", { class: "check" }, exactOnly, t("search.exactOnly")),
+    el("p", { class: "muted small" }, t("search.plateHint")));
   const tabs = el("div", { class: "tabs", role: "tablist" });
   const setMode = (next) => {
     mode = next;
     imagePane.hidden = next !== "image";
     incidentPane.hidden = next !== "incident";
+    platePane.hidden = next !== "plate";
+    exportButton.hidden = next === "plate"; // the ZIP export is of image searches
     trackNote.hidden = next !== "track";
     tabs.querySelectorAll("button").forEach((b) => b.classList.toggle("active", b.dataset.mode === next));
   };
   tabs.append(
     el("button", { type: "button", dataset: { mode: "image" }, onclick: () => setMode("image") }, t("search.byImage")),
-    el("button", { type: "button", dataset: { mode: "incident" }, onclick: () => setMode("incident") }, t("search.byIncident")));
+    el("button", { type: "button", dataset: { mode: "incident" }, onclick: () => setMode("incident") }, t("search.byIncident")),
+    el("button", { type: "button", dataset: { mode: "plate" }, onclick: () => setMode("plate") }, t("search.byPlate")));
+
+  /** The query of a plate search (GET /search/plates): the plate and the camera and time filters. */
+  function plateQuery() {
+    if (!plateInput.value.trim()) throw new Error(t("search.needPlate"));
+    const from = isoOf(start), to = isoOf(end);
+    if (from && to && from >= to) throw new Error(t("search.badTime"));
+    return { q: plateInput.value.trim(), exact_only: exactOnly.checked ? "true" : "", k: k.value || "20",
+      start: from, end: to, camera_ids: picker.ids() };
+  }
 
   /** The form the API takes for the current query and filters (search and export alike). */
   function queryForm({ trackId = null, filters = true, count = k.value || "20" } = {}) {
@@ -355,7 +384,7 @@ export async function render(view, { context }) {
   async function runSearch() {
     let form;
     try {
-      form = queryForm();
+      form = mode === "plate" ? plateQuery() : queryForm();
     } catch (error) {
       status.show(error.message, "error");
       return;
@@ -363,7 +392,9 @@ export async function render(view, { context }) {
     status.show(t("search.searching"));
     sightings.hidden = true;
     try {
-      const answer = await api("POST", "/search", { body: form });
+      const answer = mode === "plate"
+        ? await api("GET", "/search/plates", { query: form })
+        : await api("POST", "/search", { body: form });
       status.show("");
       showResults(answer);
     } catch (error) {
@@ -374,7 +405,8 @@ export async function render(view, { context }) {
   function showResults(answer) {
     clear(results);
     const matches = answer.matches || [];
-    resultsStatus.show(matches.length ? t("search.hits", { n: matches.length, embedder: answer.embedder || "—" }) : t("search.noHits"));
+    const found = answer.embedder ? t("search.hits", { n: matches.length, embedder: answer.embedder }) : t("search.plateHits", { n: matches.length });
+    resultsStatus.show(matches.length ? found : t("search.noHits"));
     results.append(...matches.map((m) => resultCard(m, cameras, { onMore: moreLikeThis, onSightings: showSightings })));
   }
 
@@ -419,7 +451,7 @@ export async function render(view, { context }) {
   }
 
   const form = el("form", { id: "search-form", class: "card search-form", onsubmit: (e) => { e.preventDefault(); runSearch(); } },
-    tabs, imagePane, incidentPane, trackNote,
+    tabs, imagePane, incidentPane, platePane, trackNote,
     el("h2", {}, t("search.filters")),
     el("div", { class: "row" },
       el("label", {}, t("search.start"), start),
@@ -430,7 +462,7 @@ export async function render(view, { context }) {
     picker.node,
     el("div", { class: "row" },
       el("button", { type: "submit", class: "primary" }, t("search.submit")),
-      el("button", { type: "button", onclick: exportZip }, t("search.export"))),
+      exportButton),
     status);
 
   view.append(el("div", { class: "page-search" },
