@@ -77,13 +77,14 @@ def poll(condition: Callable[[], bool], timeout: float) -> float | None:
 class FaultBench:
     """A live ``retina up`` with files and RTSP cameras, and the means to hurt it and watch it heal."""
 
-    def __init__(self, work: Path, video: Path, model: Path, files: int, rtsp: int):
+    def __init__(self, work: Path, video: Path, model: Path, files: int, rtsp: int, workers: int = 2):
         self.work = work
         self.video, self.model = video, model
+        self.workers = workers
         free = ClusterPorts.free()
         self.ports = ClusterPorts(
             **{f.name: getattr(free, f.name) for f in free.single_fields()}
-        ).for_workers(2)
+        ).for_workers(workers)
         self.rtsp_port = free_port()
         self.rtsp_cameras = [f"rtsp-{i}" for i in range(rtsp)]
         self.file_cameras = [f"file-{i}" for i in range(files)]
@@ -93,27 +94,34 @@ class FaultBench:
         self.rtsp: subprocess.Popen | None = None
 
     # -- cluster ---------------------------------------------------------------------------------
-    def write_config(self) -> Path:
+    def camera(self, camera_id: str) -> dict:
+        """A camera's entry: the RTSP server's mount of that name for ``rtsp-`` ids, else the looping
+        file; illegal_parking over the whole frame with a 3 s dwell (the kerb car opens one at once)."""
         parking = [{"name": "illegal_parking", "zones": [{"name": "all", "polygon": WHOLE_FRAME}],
                     "params": {"dwell_seconds": 3, "update_interval_seconds": 2}}]  # fmt: skip
-        cameras = [
-            {"id": c, "url": str(self.video), "loop": True, "algorithms": parking} for c in self.file_cameras
-        ]
-        cameras += [
-            {"id": c, "url": f"rtsp://127.0.0.1:{self.rtsp_port}/{c}", "algorithms": parking}
-            for c in self.rtsp_cameras
-        ]
-        config = {
+        if camera_id.startswith("rtsp-"):
+            return {
+                "id": camera_id,
+                "url": f"rtsp://127.0.0.1:{self.rtsp_port}/{camera_id}",
+                "algorithms": parking,
+            }
+        return {"id": camera_id, "url": str(self.video), "loop": True, "algorithms": parking}
+
+    def config(self) -> dict:
+        """The ``retina up`` configuration of :attr:`all_cameras`."""
+        return {
             "detector": {"model": str(self.model)},
             "ingest": {"stall_seconds": 4, "open_timeout_seconds": 4, "backoff_initial_seconds": 0.5,
                        "backoff_max_seconds": 2},
             "scheduler": {"heartbeat_seconds": 1, "lease_seconds": 4},
             "worker": {"capacity_fps": 40},
             "nats": {"url": f"nats://127.0.0.1:{self.ports.nats}"},
-            "cameras": cameras,
+            "cameras": [self.camera(c) for c in self.all_cameras],
         }  # fmt: skip
+
+    def write_config(self) -> Path:
         path = self.work / "cameras.yaml"
-        path.write_text(yaml.safe_dump(config))
+        path.write_text(yaml.safe_dump(self.config()))
         return path
 
     def start(self) -> None:
@@ -126,7 +134,7 @@ class FaultBench:
         ]
         self.up = subprocess.Popen(
             [sys.executable, "-m", "retina.services.cli", "up", "--config", str(config), "--data-dir",
-             str(self.work / "var"), "--workers", "2", *flags],
+             str(self.work / "var"), "--workers", str(self.workers), *flags],
             stdout=subprocess.PIPE, stderr=(self.work / "up.log").open("wb"), text=True,
             start_new_session=True,
         )  # fmt: skip
@@ -167,7 +175,7 @@ class FaultBench:
     def frames(self) -> dict[str, int]:
         """Frames analysed per camera, from the live workers themselves."""
         out: dict[str, int] = {}
-        for index in range(2):
+        for index in range(self.workers):
             with service_auth.channel(
                 f"127.0.0.1:{self.ports.worker(index)[0]}", self.operator_token
             ) as channel:

@@ -153,3 +153,26 @@ def test_plate_search():
     rows = re.findall(rf"^\| `(.+?)` \| .+ \| .+ \| (\d+) \| {RATIO} \|$", out, re.MULTILINE)
     assert [row[0] for row in rows] == ["浙B2V9L7", "浙B2V9L?", "浙B*", "*9L7"], out
     assert int(rows[0][1]) == 2, out  # 浙B2V9L7 and its misread 浙82V9L7
+
+
+def test_alert_latency():
+    video, small = VIDEOS / "intersection.mp4", SHARED / "models" / "yolo11n_coco_int8_320.onnx"
+    needs_shared(video, small)
+    out = run_benchmark("alert_latency", "--video", str(video), "--model", str(small))
+    figures = r" \| ".join([r"(-?\d+)"] * 6)  # stream and store p50/p99/max ms
+    for phase in (
+        "baseline: 1 camera",
+        r"load: 2 cameras \(1 RTSP\)",
+        r"burst: 2 cameras, \d+ opening within 1 s",
+    ):
+        row = re.search(rf"^\| {phase} \| (\d+) \| {figures} \| (\d+) \|$", out, re.MULTILINE)
+        assert row, out
+        count, *ms, not_stored = (int(g) for g in row.groups())
+        assert count > 0 and not_stored == 0, out
+        stream, store = ms[:3], ms[3:]
+        assert 0 <= stream[0] <= stream[1] <= stream[2] and 0 <= store[0] <= store[1] <= store[2], out
+        assert store[0] >= stream[0], out  # the store reads the stream: never ahead of it
+    for phase in ("load", "burst"):
+        assert re.search(rf"^{phase} p99 / 1 s target: stream {RATIO}, store {RATIO}$", out, re.MULTILINE), (
+            out
+        )
