@@ -113,10 +113,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         return response
 
     async def _search(self, request: search_pb2.SearchRequest) -> search_pb2.SearchResponse:
-        department = _department(request.department)
-        if request.k > MAX_RESULTS:
-            raise SearchInputError(f"k: at most {MAX_RESULTS} (got {request.k})")
-        filters = _filters(request.filters)
+        department, filters = _scope(request)
         kind = request.WhichOneof("query")
         exclude = None
         if kind == "image":
@@ -206,10 +203,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         return response
 
     async def _search_plates(self, request: search_pb2.PlateSearchRequest) -> search_pb2.PlateSearchResponse:
-        department = _department(request.department)
-        if request.k > MAX_RESULTS:
-            raise SearchInputError(f"k: at most {MAX_RESULTS} (got {request.k})")
-        filters = _filters(request.filters)
+        department, filters = _scope(request)
         hits = await asyncio.to_thread(
             self.engine.search_plates, request.plate, request.k or 20, department, filters, request.exact_only
         )
@@ -249,6 +243,14 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             embedder=self.engine.embedder.key,
             records_applied=self.records_applied,
         )
+
+
+def _scope(request: search_pb2.SearchRequest | search_pb2.PlateSearchRequest) -> tuple[str, Filters]:
+    """The requesting department and the filters of a search request, checked (``k`` too)."""
+    department = _department(request.department)
+    if request.k > MAX_RESULTS:
+        raise SearchInputError(f"k: at most {MAX_RESULTS} (got {request.k})")
+    return department, _filters(request.filters)
 
 
 def _department(value: str) -> str:
