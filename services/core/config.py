@@ -69,6 +69,16 @@ class DetectorConfig(StrictModel):
     confidence: float = Field(default=0.1, gt=0, lt=1, description="Detections below this are dropped")
     device: str = Field(default="cpu", description="'cpu', 'cuda', 'cuda:0', ...")
     half: bool = Field(default=False, description="FP16 inference (GPU only)")
+    export: Literal["none", "tensorrt"] = Field(
+        default="none",
+        description="'tensorrt': on a CUDA device a .pt model is exported once to a TensorRT engine (FP16"
+        " when half) and cached in engine_cache_dir; 'none': the model runs as given",
+    )
+    engine_cache_dir: str = Field(
+        default="var/engines",
+        min_length=1,
+        description="Exported engines, keyed by model hash, GPU name, input size, precision and versions",
+    )
     family_nms_iou: float = Field(
         default=0.7,
         gt=0,
@@ -124,6 +134,11 @@ class IngestConfig(StrictModel):
         description="Streams with B-frames: leave non-reference frames undecoded when the camera's"
         " analysis_fps is at most a quarter of the stream's (decode time roughly halves; the frames"
         " left still cover the sampling)",
+    )
+    hwaccel: Literal["none", "cuda"] = Field(
+        default="none",
+        description="'cuda': decode on the GPU (NVDEC) where FFmpeg and the node offer it, else software"
+        " decode with one warning",
     )
 
 
@@ -258,6 +273,11 @@ class WorkerConfig(StrictModel):
         default=None, gt=0, description="Megapixel-frames/s this node decodes; None: 300 per CPU core"
     )
     calibration_seconds: float = Field(default=2.0, gt=0, le=60, description="Detector timing at start")
+    calibrate_batch: bool = Field(
+        default=False,
+        description="At start, time batches of 1, 2, 4, ... up to max_batch on each device and batch up to"
+        " the largest whose per-frame time still improves by 10%; False: max_batch everywhere",
+    )
     capacity_fps: float | None = Field(
         default=None, gt=0, description="Report this capacity per device instead of measuring it"
     )

@@ -13,6 +13,7 @@ import numpy as np
 from retina.algorithms.sdk.frames import TrackedObject, family_of
 from retina.services.core.config import ConfigError, DetectorConfig, TrackerConfig
 from retina.services.worker import metrics
+from retina.services.worker.accelerate import accelerated
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,8 @@ class Detections:
 class Detector:
     """One model instance; detects on a batch of frames (one call, however many cameras)."""
 
-    def __init__(self, config: DetectorConfig):
+    def __init__(self, config: DetectorConfig, max_batch: int = 8):
+        """``max_batch``: the most frames one call gets (an exported engine takes 1 to this many)."""
         model_path = config.resolved_model()
         if problem := DetectorConfig.weights_problem(model_path):
             raise ConfigError([f"detector.model: {problem}"])
@@ -42,13 +44,24 @@ class Detector:
         os.environ.setdefault("YOLO_AUTOINSTALL", "False")
         from ultralytics import YOLO  # imported late: it is slow and only the worker needs it
 
-        self.config = config
-        self.model_path = model_path
-        self.model = YOLO(model_path, task="detect")
+        self.model_path, self.config = accelerated(config, max_batch)
+        self.model = YOLO(self.model_path, task="detect")
+        if self.model_path != model_path:  # an exported engine: load it now, the .pt if it fails
+            try:
+                blank = np.zeros((64, 64, 3), dtype=np.uint8)
+                self.model.predict(blank, device=self.config.device, imgsz=self.config.imgsz, verbose=False)
+            except Exception as exc:
+                log.warning(
+                    "engine %s failed to load (%s: %s); using %s at FP16",
+                    self.model_path, type(exc).__name__, exc, model_path,
+                    extra={"device": self.config.device},
+                )  # fmt: skip
+                self.model_path, self.config = model_path, self.config.model_copy(update={"half": True})
+                self.model = YOLO(model_path, task="detect")
         self.names: dict[int, str] = dict(self.model.names)
         self.families = {i: family_of(n) for i, n in self.names.items()}
         self.family_index = family_index(self.names)
-        log.info("detector loaded", extra={"model": model_path, "device": config.device})
+        log.info("detector loaded", extra={"model": self.model_path, "device": self.config.device})
 
     def detect(self, images: list[np.ndarray]) -> list[Detections]:
         """Run the detector once over a batch of BGR frames."""

@@ -28,6 +28,37 @@ from retina.services.worker.quality import QualityMonitor, QualityReport, Qualit
 
 log = logging.getLogger(__name__)
 
+_hwaccel_failed: set[str] = set()  # hardware decoders that failed to start on this node (warned once)
+
+
+def open_container(
+    url: str, options: dict[str, str], timeout: tuple[float, float], hwaccel: str, camera_id: str = ""
+) -> av.container.InputContainer:
+    """Open ``url``; decode on the ``hwaccel`` device ('cuda': NVDEC) where FFmpeg and the node offer
+    it, else in software. A source that opens in software after the hardware open failed proves the
+    device at fault: that is warned once and the device is not tried again."""
+    if hwaccel == "none" or hwaccel in _hwaccel_failed:
+        return av.open(url, options=options, timeout=timeout)
+    from av.codec.hwaccel import HWAccel, hwdevices_available
+
+    if hwaccel in hwdevices_available():
+        try:
+            return av.open(url, options=options, timeout=timeout, hwaccel=HWAccel(device_type=hwaccel))
+        except Exception as exc:  # no device, no driver, no permission, or the source itself
+            reason = f"{type(exc).__name__}: {exc}"
+    else:
+        reason = "this FFmpeg build has no such device type"
+    container = av.open(url, options=options, timeout=timeout)  # raises when the source is at fault
+    _hwaccel_failed.add(hwaccel)
+    log.warning(
+        "ingest.hwaccel %r is unavailable on this node (%s); decoding in software",
+        hwaccel,
+        reason,
+        extra={"camera_id": camera_id},
+    )
+    return container
+
+
 LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 # A live stream whose timestamps drift this far from the wall clock is re-based onto it.
 MAX_LIVE_DRIFT_SECONDS = 5.0
@@ -304,9 +335,8 @@ class CameraSource:
         if not self.live and not Path(url).exists():
             raise FileNotFoundError(f"no such file: {url}")
         options = {"rtsp_transport": "tcp"} if url.lower().startswith(("rtsp://", "rtsps://")) else {}
-        return av.open(
-            url, options=options, timeout=(self.ingest.open_timeout_seconds, self.ingest.stall_seconds)
-        )
+        timeout = (self.ingest.open_timeout_seconds, self.ingest.stall_seconds)
+        return open_container(url, options, timeout, self.ingest.hwaccel, self.camera.id)
 
     def _session(self) -> str:
         """One connection: returns 'eof', 'failed' (never delivered a frame) or 'ok_then_failed'.

@@ -28,6 +28,7 @@ from retina.services.worker.quality import QualityMonitor, QualityReport, Refere
 log = logging.getLogger(__name__)
 
 DECODE_MEGAPIXEL_FPS_PER_CORE = 300.0  # PyAV decodes 720p at about 700 fps per core here
+BATCH_GAIN = 0.9  # calibrate_batch takes a larger batch when its time per frame is at most this share
 
 
 def resolve_devices(config: RetinaConfig) -> list[str]:
@@ -70,6 +71,21 @@ def calibrate(detector: Detector, batch: int, seconds: float) -> float:
     return done / (time.perf_counter() - started)
 
 
+def calibrate_batch(detector: Detector, max_batch: int, seconds: float) -> int:
+    """The batch size for this device: each of 1, 2, 4, ... up to ``max_batch`` is timed (``seconds`` in
+    all); a larger size is chosen only when its time per frame is at most ``BATCH_GAIN`` of the size
+    chosen so far (a larger batch adds latency, so it must pay)."""
+    sizes = [1]
+    while sizes[-1] * 2 <= max_batch:
+        sizes.append(sizes[-1] * 2)
+    cost = {size: 1 / calibrate(detector, size, seconds / len(sizes)) for size in sizes}
+    best = 1
+    for size in sizes[1:]:
+        if cost[size] <= cost[best] * BATCH_GAIN:
+            best = size
+    return best
+
+
 @dataclass
 class Lane:
     device_id: str
@@ -94,7 +110,7 @@ class DeviceLanes:
         self.model_key = model_key(config.detector)
         self.lanes: dict[str, Lane] = {}
         for device_id in resolve_devices(config):
-            detector = Detector(detector_config_for(config.detector, device_id))
+            detector = Detector(detector_config_for(config.detector, device_id), config.worker.max_batch)
             analyzer = Analyzer(
                 detector,
                 config.tracker,
@@ -123,14 +139,24 @@ class DeviceLanes:
         return configured or DECODE_MEGAPIXEL_FPS_PER_CORE * (os.cpu_count() or 1)
 
     def calibrate(self) -> None:
-        """Measure each lane's detector throughput (reported to the scheduler as its capacity)."""
+        """Measure each lane's detector throughput (reported to the scheduler as its capacity) and, with
+        ``worker.calibrate_batch``, its batch size first."""
+        worker = self.config.worker
         for lane in self.lanes.values():
-            lane.capacity_fps = self.config.worker.capacity_fps or calibrate(
-                lane.detector, self.config.worker.max_batch, self.config.worker.calibration_seconds
+            if worker.calibrate_batch:
+                lane.analyzer.max_batch = calibrate_batch(
+                    lane.detector, worker.max_batch, worker.calibration_seconds
+                )
+            lane.capacity_fps = worker.capacity_fps or calibrate(
+                lane.detector, lane.analyzer.max_batch, worker.calibration_seconds
             )
             log.info(
                 "device calibrated",
-                extra={"device_id": lane.device_id, "capacity_fps": round(lane.capacity_fps, 1)},
+                extra={
+                    "device_id": lane.device_id,
+                    "capacity_fps": round(lane.capacity_fps, 1),
+                    "max_batch": lane.analyzer.max_batch,
+                },
             )
 
     def start(self, stop: threading.Event) -> None:
