@@ -156,7 +156,8 @@ class ExposedTrash(DwellRule):
         self._short: np.ndarray | None = None
         self._unknown: np.ndarray | None = None  # never seen uncovered yet: learnt when first seen
         self._init: list[tuple[np.ndarray, np.ndarray]] = []  # (grey, covered) of the first frames
-        self._seen_at_start: list[np.ndarray] = []  # the first frames, NaN where covered (see _ghosts)
+        # (low, high) grey levels each of the first frames allows per pixel (see _forget_ghosts)
+        self._seen_at_start: list[tuple[np.ndarray, np.ndarray]] = []
         self._seen_until = 0.0
         self._init_started: float | None = None
         self._zone_masks: dict[str, np.ndarray] = {}
@@ -281,7 +282,8 @@ class ExposedTrash(DwellRule):
             median[nan] = np.nanmedian(np.where(covered, np.nan, stack)[:, nan], axis=0)
         self._long, self._short = median.astype(np.float32), median.astype(np.float32)
         self._unknown = always
-        self._seen_at_start = [np.where(c, np.nan, g).astype(np.float32) for g, c in self._init]
+        samples = self._init
+        self._seen_at_start = [self._allowed(np.where(c, np.nan, g).astype(np.float32)) for g, c in samples]
         self._seen_until = now + self.params.background_seconds
         self._init = []
         log.info(
@@ -302,9 +304,8 @@ class ExposedTrash(DwellRule):
         assert self._long is not None and self._short is not None
         shown = np.zeros(static.shape, bool)
         current = self._short * gain
-        for seen in self._seen_at_start:
-            known = ~np.isnan(seen)
-            shown |= known & ~self._differs(current, np.where(known, seen, current))
+        for low, high in self._seen_at_start:
+            shown |= (current >= low) & (current <= high)
         ghost = static & shown
         if ghost.any():
             self._long[ghost] = self._short[ghost]
@@ -314,10 +315,22 @@ class ExposedTrash(DwellRule):
         """Pixels of ``current`` darker or brighter by ``difference_threshold`` than the background
         anywhere within :data:`SHIFT_TOLERANCE` px: an edge shifted a little (a door or branch
         swaying, the camera shaking) is not a change, an object on the ground is."""
+        low, high = self._allowed(background)
+        return (current < low) | (current > high)
+
+    def _allowed(self, background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The (lowest, highest) grey level per pixel that is no change from ``background`` (see
+        :meth:`_differs`); a NaN pixel of ``background`` (not seen) allows nothing and is ignored
+        by its neighbours."""
         kernel = np.ones((2 * SHIFT_TOLERANCE + 1, 2 * SHIFT_TOLERANCE + 1), np.uint8)
         threshold = self.params.difference_threshold
-        darker = current < cv2.erode(background, kernel) - threshold
-        return darker | (current > cv2.dilate(background, kernel) + threshold)
+        unseen = np.isnan(background)
+        if not unseen.any():
+            return cv2.erode(background, kernel) - threshold, cv2.dilate(background, kernel) + threshold
+        low = cv2.erode(np.where(unseen, np.inf, background).astype(np.float32), kernel) - threshold
+        high = cv2.dilate(np.where(unseen, -np.inf, background).astype(np.float32), kernel) + threshold
+        low[unseen], high[unseen] = np.inf, -np.inf
+        return low, high
 
     def _gain(self, picture: np.ndarray) -> float:
         """The factor matching ``picture``'s brightness in the zones to the long-term background's."""
@@ -367,8 +380,8 @@ class ExposedTrash(DwellRule):
             x1, y1, x2, y2 = (round(v * scale) for v in box)
             region = (slice(max(y1 - 2, 0), y2 + 3), slice(max(x1 - 2, 0), x2 + 3))
             self._long[region] = ref[region]
-            for seen in self._seen_at_start:  # there from the start: not a ghost to forget
-                seen[region] = np.nan
+            for low, high in self._seen_at_start:  # there from the start: not a ghost to forget
+                low[region], high[region] = np.inf, -np.inf
             self._from_reference.append(box)
         if self._from_reference:
             log.info(
