@@ -8,7 +8,10 @@ frame; cars waiting at the lights and the parked row open more). Three phases on
 each registering its cameras in the registry (the others are disabled):
 
 - ``baseline``: 1 camera on a looping file, the cluster otherwise idle;
-- ``load``: ``--cameras`` cameras, ``--rtsp`` of them on a real RTSP server, the rest looping files;
+- ``load``: ``--cameras`` cameras, ``--rtsp`` of them on a real RTSP server, the rest looping files
+  (``--still`` of those on the clip's mostly still street, :mod:`still_street`: the realistic mix of
+  city cameras). They are registered at once, so every camera's first stays open together: the first
+  ``--settle-seconds`` are reported apart (``load start``), the ``--seconds`` after them are the load;
 - ``burst``: ``--burst-cameras`` fresh cameras on the same file, registered at once. Each opens
   about 4 incidents in one frame (the kerb car and the parked row at the top stand from the first
   frame), and the cameras start within a second of each other: 5 cameras make a burst of about 20
@@ -50,6 +53,7 @@ import grpc
 import nats
 from faults import FaultBench, poll  # benchmarks/ is the script's folder
 from nats.js.api import DeliverPolicy
+from still_street import cached_still_street
 
 from retina.services.cli.clients import import_cameras
 from retina.services.core import bus, service_auth
@@ -150,10 +154,21 @@ class LatencyBench(FaultBench):
     """The fault suite's live cluster, with the cameras of the phase being measured registered."""
 
     def __init__(
-        self, work: Path, video: Path, model: Path, workers: int, cameras: int, rtsp: int, burst: int
+        self,
+        work: Path,
+        video: Path,
+        model: Path,
+        workers: int,
+        cameras: int,
+        rtsp: int,
+        burst: int,
+        still_video: Path | None = None,
+        still: int = 0,
     ):
         super().__init__(work, video, model, files=cameras - rtsp, rtsp=rtsp, workers=workers)
         self.active: list[str] = self.file_cameras[:1]
+        self.still_video = still_video  # the clip's mostly still street, watched by the last ``still`` files
+        self.still_cameras = set(self.file_cameras[len(self.file_cameras) - still :]) if still else set()
         self.burst_cameras = [f"burst-{i}" for i in range(burst)]
         # Every camera placed: the scheduler's budget is not what is measured here.
         self.capacity_fps = ANALYSIS_FPS * max(cameras, burst) + 10
@@ -161,6 +176,12 @@ class LatencyBench(FaultBench):
     @property
     def all_cameras(self) -> list[str]:
         return self.active
+
+    def camera(self, camera_id: str) -> dict:
+        entry = super().camera(camera_id)
+        if camera_id in self.still_cameras and self.still_video is not None:
+            entry["url"] = str(self.still_video)
+        return entry
 
     def config(self) -> dict:
         config = super().config()
@@ -232,21 +253,40 @@ def main() -> None:
     parser.add_argument("--cameras", type=int, default=30, help="cameras of the load phase")
     parser.add_argument("--rtsp", type=int, default=1, help="of them on the RTSP server")
     parser.add_argument(
+        "--still",
+        type=int,
+        default=0,
+        help="of the load's file cameras, this many watch --video's mostly still street"
+        " (benchmarks/still_street.py)",
+    )
+    parser.add_argument(
         "--burst-cameras", type=int, default=5, help="cameras of the burst phase (about 4 incidents each)"
     )
     parser.add_argument("--baseline-seconds", type=float, default=30)
-    parser.add_argument("--seconds", type=float, default=60, help="measured time of the load phase")
+    parser.add_argument(
+        "--seconds", type=float, default=60, help="measured time of the load phase, after its start"
+    )
+    parser.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=10,
+        help="the load phase's start: from its cameras' registration (all at once) until its"
+        " measured time begins; reported on a row of its own",
+    )
     parser.add_argument("--burst-seconds", type=float, default=15)
     parser.add_argument("--json", action="store_true", help="also print one JSON object at the end")
     parser.add_argument(
-        "--smoke", action="store_true", help="tiny run for the test suite: 2 cameras (1 RTSP), burst of 2"
+        "--smoke", action="store_true", help="tiny run for the tests: 3 cameras (1 RTSP, 1 still), burst of 2"
     )
     args = parser.parse_args()
     if args.smoke:
-        args.cameras, args.rtsp, args.burst_cameras = 2, 1, 2
-        args.baseline_seconds, args.seconds, args.burst_seconds = 6, 10, 7
+        args.cameras, args.rtsp, args.still, args.burst_cameras = 3, 1, 1, 2
+        args.baseline_seconds, args.seconds, args.burst_seconds, args.settle_seconds = 6, 10, 7, 0
+    files = args.cameras - args.rtsp
     if not 0 <= args.rtsp <= args.cameras or args.cameras < 1 or args.burst_cameras < 1:
         parser.error("need 1 <= --cameras, 0 <= --rtsp <= --cameras and 1 <= --burst-cameras")
+    if not 0 <= args.still < files:
+        parser.error("--still: 0 up to the file cameras less one (the baseline watches the real clip)")
 
     work = Path(tempfile.mkdtemp(prefix="retina-latency-"))
     bench = LatencyBench(
@@ -257,6 +297,8 @@ def main() -> None:
         args.cameras,
         args.rtsp,
         args.burst_cameras,
+        cached_still_street(args.video.resolve(), 60 if not args.smoke else 8) if args.still else None,
+        args.still,
     )
     load = bench.file_cameras + bench.rtsp_cameras
     phases = [
@@ -280,6 +322,10 @@ def main() -> None:
             since = time.time()
             if name != "baseline":  # the baseline camera is analysed already (bench.start waited)
                 bench.register(cameras)
+            if name == "load":  # every camera's first stays open at once: the start, apart
+                time.sleep(args.settle_seconds)
+                windows["load start"] = (set(cameras), since, time.time())
+                since = time.time()
             time.sleep(seconds)
             windows[name] = (set(cameras), since, time.time())
         time.sleep(LATE_GRACE_SECONDS)  # events of the last frames reach the stream
@@ -294,12 +340,15 @@ def main() -> None:
     burst = busiest_second(samples.get("burst", []))
     rows = {
         "baseline": summary(samples.get("baseline", [])),
+        "load start": summary(samples.get("load start", [])),
         "load": summary(samples.get("load", [])),
         "burst": summary(burst),
     }
+    still = f", {args.still} on a still street" if args.still else ""
     labels = {
         "baseline": "baseline: 1 camera",
-        "load": f"load: {args.cameras} cameras ({args.rtsp} RTSP)",
+        "load start": f"load start: {args.cameras} cameras registered, first {args.settle_seconds:g} s",
+        "load": f"load: {args.cameras} cameras ({args.rtsp} RTSP{still}), next {args.seconds:g} s",
         "burst": f"burst: {args.burst_cameras} cameras, {len(burst)} opening within 1 s",
     }
     report = {
@@ -331,7 +380,7 @@ def main() -> None:
         ]
         print(f"{key} p99 / 1 s target: stream {ratios[0]}, store {ratios[1]}")
     in_outbox = bench.in_outbox()
-    measured = {"baseline": samples.get("baseline", []), "load": samples.get("load", []), "burst": burst}
+    measured = {name: samples.get(name, []) for name in ("baseline", "load start", "load")} | {"burst": burst}
     for key, phase in measured.items():  # where the time goes: before the outbox, or publishing
         lags = [(in_outbox[s.incident_id] - s.frame_at) * 1000 for s in phase if s.incident_id in in_outbox]
         if lags:

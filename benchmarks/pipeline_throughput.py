@@ -38,16 +38,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
+
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "0")
 os.environ.setdefault("YOLO_VERBOSE", "False")
+
+from still_street import cached_still_street  # benchmarks/ is the script's folder
 
 from retina.algorithms.sdk import IncidentEvent, Snapshot
 from retina.services.core.config import parse_config
 from retina.services.core.outbox import Outbox
 from retina.services.worker import pipeline
 from retina.services.worker.detector import Detector
-from retina.services.worker.ingest import CameraHealth
+from retina.services.worker.ingest import CameraHealth, skips_nonref_frames
 from retina.services.worker.pipeline import Analyzer
 from retina.services.worker.sinks import OutboxSink
 
@@ -226,7 +230,6 @@ def burst_throughput(common: tuple, device: str, burst: int, every: float, path:
 
 def baseline_throughput(video: Path, model: Path, seconds: float) -> float:
     """Video-seconds per wall-second of one ``model.track(stream=True)`` loop over every frame."""
-    import av
     from ultralytics import YOLO
 
     with av.open(str(video)) as container:
@@ -247,12 +250,18 @@ def baseline_throughput(video: Path, model: Path, seconds: float) -> float:
     return frames / video_fps / wall
 
 
-def parse_mix(spec: str, videos: Path) -> list[tuple[Path, int]]:
-    """``intersection.mp4:4,sidewalk_shopfront.mp4:20`` → [(videos/intersection.mp4, 4), ...]."""
+def parse_mix(spec: str, videos: Path, still_seconds: float) -> list[tuple[Path, int]]:
+    """``intersection.mp4:4,still:sidewalk_shopfront.mp4:20`` → [(videos/intersection.mp4, 4), ...].
+    ``still:`` is the clip's mostly still street (:func:`still_street.cached_still_street`,
+    ``still_seconds`` long)."""
     mix = []
     for part in spec.split(","):
-        name, _, count = part.partition(":")
-        mix.append((videos / name, int(count or 1)))
+        still = part.startswith("still:")
+        name, _, count = part.removeprefix("still:").partition(":")
+        video = videos / name
+        if still:
+            video = cached_still_street(video, still_seconds)
+        mix.append((video, int(count or 1)))
     return mix
 
 
@@ -296,12 +305,32 @@ def naive_mix(mix: list[tuple[Path, int]], model: Path, seconds: float) -> tuple
     return cameras / wall, cameras / cpu * (os.cpu_count() or 1)
 
 
+def decode_ms(mix: list[tuple[Path, int]], seconds: float, analysis_fps: float) -> float:
+    """CPU milliseconds to decode one camera-second of the mix, as a worker decodes it (FFmpeg's
+    threads, non-reference frames skipped where the worker skips them), converting nothing: the
+    part of the work that decoding every frame costs whatever samples them."""
+    ingest = parse_config({"cameras": []}).config.ingest
+    total = 0.0
+    for video, count in mix:
+        with av.open(str(video)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            if skips_nonref_frames(ingest, analysis_fps, stream):
+                stream.codec_context.skip_frame = "NONREF"
+            rate = float(stream.average_rate or 25)
+            started, frames = time.process_time(), 0
+            for _ in container.decode(stream):
+                frames += 1
+                if frames >= seconds * rate:
+                    break
+            total += count * (time.process_time() - started) / (frames / rate)
+    return total / sum(count for _, count in mix) * 1000
+
+
 def detector_ms(model: Path, video: Path, calls: int) -> tuple[float, str]:
     """Median milliseconds of one detector call on a frame of ``video``, and the input it ran at
     (Ultralytics letterboxes a .pt model's frame to the nearest stride multiple, a fixed-shape
     ONNX model's to its square)."""
-    import av
-
     with av.open(str(video)) as container:
         image = next(container.decode(video=0)).to_ndarray(format="bgr24")
     detector = Detector(parse_config({"detector": {"model": str(model)}}).config.detector)
@@ -326,7 +355,7 @@ def detector_ms(model: Path, video: Path, calls: int) -> tuple[float, str]:
 
 def report_mix(args: argparse.Namespace) -> None:
     """The camera-mix table: naive loop, retina without and with the motion gate, per model."""
-    mix = parse_mix(args.mix, args.videos)
+    mix = parse_mix(args.mix, args.videos, args.still_seconds)
     total = sum(count for _, count in mix)
     print(f"mix: {total} cameras @ {args.analysis_fps:g} fps, {args.seconds:g} video-s each, looping: ")
     print("  " + ", ".join(f"{count} x {video.name}" for video, count in mix))
@@ -342,6 +371,7 @@ def report_mix(args: argparse.Namespace) -> None:
         f"{'model':28} {'pipeline':32} {'cameras in real time':>20} {'by CPU time x cores':>20}"
         f" {'detector skipped':>16}"
     )
+    decoding = decode_ms(mix, args.seconds, args.analysis_fps)
     for model in [args.model, *args.also_model]:
         naive, naive_cpu = naive_mix(mix, model, args.baseline_seconds)
         off = mix_throughput(mix, model, args.analysis_fps, args.seconds, gate=False)
@@ -357,6 +387,12 @@ def report_mix(args: argparse.Namespace) -> None:
         print(f"ratio gate on / naive ({model.name}): {ratios[0]:.1f}x; by CPU time {ratios[1]:.1f}x")
         ratios = (on.cameras_realtime / off.cameras_realtime, on.cameras_per_cores / off.cameras_per_cores)
         print(f"ratio gate on / gate off ({model.name}): {ratios[0]:.2f}x; by CPU time {ratios[1]:.2f}x")
+        naive_ms = 1000 * (os.cpu_count() or 1) / naive_cpu  # CPU ms per camera-second
+        print(
+            f"decoding every frame ({model.name}): {decoding:.1f} CPU-ms per camera-second, the naive loop"
+            f" {naive_ms:.0f}: a pipeline that decodes every frame is at most {naive_ms / decoding:.1f}x"
+            " the naive loop"
+        )
         shares = ", ".join(f"{clip} {share:.0%}" for clip, share in on.skipped.items() if clip != "all")
         print(f"frames the gate skipped by clip ({model.name}): {shares}")
 
@@ -378,8 +414,10 @@ def main() -> None:
     parser.add_argument(
         "--mix",
         help="instead of the burst tables: a camera mix from --videos, e.g."
-        " sidewalk_shopfront.mp4:20,intersection.mp4:4 (naive loop, gate off, gate on)",
+        " still:sidewalk_shopfront.mp4:20,intersection.mp4:4 (naive loop, gate off, gate on); still:"
+        " the clip's mostly still street (benchmarks/still_street.py)",
     )
+    parser.add_argument("--still-seconds", type=float, default=60.0, help="--mix: length of still: clips")
     parser.add_argument("--videos", type=Path, default=Path("../shared/videos"), help="folder of --mix clips")
     parser.add_argument("--also-model", type=Path, action="append", default=[], help="more --mix models")
     parser.add_argument(
@@ -391,6 +429,7 @@ def main() -> None:
         parser.error("--video is required (or --mix)")
     if args.smoke:
         args.cameras, args.seconds, args.repeat, args.baseline_seconds = 2, 2.0, 1, 1.0
+        args.still_seconds = 4.0
     logging.basicConfig(level=logging.ERROR)
     processor = platform.processor() or "cpu"
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {processor}; device {args.device}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,8 @@ from retina.services.core.outbox import Outbox
 from retina.services.worker import metrics
 from retina.services.worker.publisher import OutboxPublisher
 from tests.conftest import NatsServer
+
+WHOLE = [[0, 0], [1, 0], [1, 1], [0, 1]]
 
 
 def event(msg_id: str, kind: str, seen_ago: float) -> tuple[str, str, str, bytes]:
@@ -89,3 +92,60 @@ def test_a_live_stream_is_never_stamped_after_its_frames_arrived(monkeypatch):
     files.to_epoch(0.0)
     now[0] = 900.0  # a file keeps its own timeline (it is paced by the clock instead)
     assert files.to_epoch(1.0) == pytest.approx(1002.5)
+
+
+def test_a_busy_worker_analyses_a_live_cameras_newest_frame_not_a_stale_one(monkeypatch):
+    """The detector stalls for 3 analysis intervals; the next frame analysed is the newest the
+    camera sampled by then (the older ones were dropped), so the alert is not late by a queue."""
+    from retina.services.core.config import parse_config
+    from retina.services.worker.detector import Detector
+    from retina.services.worker.pipeline import Analyzer, CameraPipeline
+    from tests.conftest import MODEL, footage
+
+    camera = {"id": "cam-fresh", "url": str(footage("intersection.mp4")), "loop": True, "analysis_fps": 2}
+    camera["algorithms"] = [{"name": "illegal_parking", "zones": [{"name": "all", "polygon": WHOLE}]}]
+    config = parse_config({"detector": {"model": str(MODEL)}, "cameras": [camera]}).config
+    detector = Detector(config.detector)
+    real_detect = detector.detect
+    newest_at_stall_end: list[float] = []
+    analysed: list[float] = []
+
+    def stalling_detect(images):
+        if len(analysed) == 2 and not newest_at_stall_end:  # a busy moment, once
+            time.sleep(1.5)
+            newest_at_stall_end.append(analyzer.latest_frame("cam-fresh")[1].timestamp)
+        return real_detect(images)
+
+    real_analyse = CameraPipeline.analyse
+
+    def recording_analyse(self, frame, *args, **named):
+        analysed.append(frame.timestamp)
+        return real_analyse(self, frame, *args, **named)
+
+    detector.detect = stalling_detect
+    monkeypatch.setattr(CameraPipeline, "analyse", recording_analyse)
+    analyzer = Analyzer(
+        detector,
+        config.tracker,
+        config.ingest,
+        on_events=lambda *_: None,
+        on_status=lambda *_: None,
+        realtime=True,  # as the worker runs: files paced to the wall clock, like cameras
+        retry_files=False,
+    )
+    stop = threading.Event()
+    loop = threading.Thread(target=analyzer.run, args=(stop,))
+    loop.start()
+    try:
+        analyzer.assign(config.cameras[0])
+        deadline = time.monotonic() + 30
+        while len(analysed) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        analyzer.release_all("released")
+        stop.set()
+        loop.join(10)
+    assert newest_at_stall_end and len(analysed) >= 4, analysed
+    # frame 2 went into the stall; frame 3 is the newest sampled when it ended, not one 0.5-1 s older
+    assert analysed[3] >= newest_at_stall_end[0], (analysed, newest_at_stall_end)
+    assert analysed[3] - analysed[2] >= 1.0  # frames sampled during the stall were dropped

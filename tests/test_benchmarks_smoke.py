@@ -83,16 +83,26 @@ def test_pipeline_throughput():
 
 def test_pipeline_throughput_camera_mix():
     needs_shared(VIDEOS / "intersection.mp4", MODEL)
-    mix = "intersection.mp4:2"  # the kerb cameras: illegal_parking and the gate on the kerb zone
+    # a kerb camera (illegal_parking and the gate on the kerb zone) and the clip's still street
+    mix = "intersection.mp4:1,still:intersection.mp4:1"
     out = run_benchmark("pipeline_throughput", "--mix", mix, "--videos", str(VIDEOS), "--model", str(MODEL))
-    assert "2 x intersection.mp4" in out, out
+    assert "1 x intersection.mp4, 1 x intersection-still-4s.mp4" in out, out
     assert re.search(r"^yolov8n_coco_int8\.onnx +640x480 -> 640x640 +\d+\.\d$", out, re.MULTILINE), out
     for row in ("naive model.track, every frame", "retina, motion gate off", "retina, motion gate on"):
         assert re.search(rf"^yolov8n_coco_int8\.onnx +{row} +\d+\.\d\d +\d+\.\d\d +(-|\d+%)$", out, re.M), out
     for ratio in ("gate on / naive", "gate on / gate off"):
         found = re.search(rf"ratio {ratio} \(yolov8n_coco_int8\.onnx\): {RATIO}; by CPU time {RATIO}", out)
         assert found and float(found.group(1)) > 0 and float(found.group(2)) > 0, out
-    assert re.search(r"skipped by clip .*: intersection\.mp4 \d+%$", out, re.MULTILINE), out
+    decoding = r"decoding every frame \(yolov8n_coco_int8\.onnx\): (\d+\.\d) CPU-ms per camera-second,"
+    decoding += rf" the naive loop (\d+): a pipeline that decodes every frame is at most {RATIO} the naive"
+    decoding += " loop$"
+    found = re.search(decoding, out, re.MULTILINE)
+    assert found, out
+    decode_ms, naive_ms, bound = float(found.group(1)), int(found.group(2)), float(found.group(3))
+    assert 0 < decode_ms < naive_ms and bound == pytest.approx(naive_ms / decode_ms, rel=0.05), out
+    assert re.search(
+        r"skipped by clip .*: intersection\.mp4 \d+%, intersection-still-4s\.mp4 \d+%$", out, re.M
+    ), out
 
 
 @pytest.mark.slow
@@ -160,9 +170,13 @@ def test_alert_latency():
     needs_shared(video, small)
     out = run_benchmark("alert_latency", "--video", str(video), "--model", str(small))
     figures = r" \| ".join([r"(-?\d+)"] * 6)  # stream and store p50/p99/max ms
+    # --smoke measures the load from its cameras' registration: its start row is empty
+    assert re.search(r"^\| load start: 3 cameras registered, first 0 s \| 0 \|( - \|){6} 0 \|$", out, re.M), (
+        out
+    )
     for phase in (
         "baseline: 1 camera",
-        r"load: 2 cameras \(1 RTSP\)",
+        r"load: 3 cameras \(1 RTSP, 1 on a still street\), next 10 s",
         r"burst: 2 cameras, \d+ opening within 1 s",
     ):
         row = re.search(rf"^\| {phase} \| (\d+) \| {figures} \| (\d+) \|$", out, re.MULTILINE)

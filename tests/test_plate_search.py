@@ -443,6 +443,24 @@ def test_live_events_carry_the_plate_only_to_those_who_see_originals(front: Fron
     assert event["id"] == "inc-plate" and "plate" not in event
 
 
+def test_live_events_carry_an_unredacted_thumbnail_only_to_those_who_see_originals():
+    from retina.services.gateway.accounts import User
+    from retina.services.gateway.auth import Principal
+    from retina.services.gateway.events import visible_event
+
+    def caller(department: str) -> Principal:
+        return Principal(User("u", department, frozenset({"dispatcher"}), False, "local", 0.0), "token")
+
+    snapshot = {"path": "cam-a/inc-1/s.jpg", "object": "o", "width": 640, "height": 480}
+    message = {"id": "inc-1", "department": "urban", "plate": {"text": "浙B2V9L7"}}
+    data = json.dumps(message | {"snapshot": snapshot | {"thumbnail_jpeg_base64": "/9j/AAAA"}}).encode()
+    shown = visible_event(caller("urban"), data, originals=True)
+    assert shown["snapshot"]["thumbnail_jpeg_base64"] == "/9j/AAAA" and shown["plate"]["text"] == "浙B2V9L7"
+    redacted = visible_event(caller("urban"), data, originals=False)
+    assert redacted["snapshot"] == snapshot | {"thumbnail_jpeg_base64": ""} and "plate" not in redacted
+    assert visible_event(caller("parks"), data, originals=True) is None  # another department's incident
+
+
 @settings(max_examples=80, deadline=None)
 @given(plate=st.text(max_size=40), exact_only=st.booleans(), k=st.integers(0, 200))
 def test_any_plate_query_gets_an_answer_or_invalid_argument(

@@ -95,7 +95,7 @@ class EventSource:
                 await js.subscribe(subjects, stream=stream, cb=deliver, ordered_consumer=True, config=config)
             )
         cursor = list(after)
-        plates = sees_originals(request, caller)  # a licence plate is for those who see originals
+        originals = sees_originals(request, caller)  # plates and unredacted pictures are for them
         CLIENTS.inc()
         try:
             yield f"retry: 2000\nid: {cursor[0]}:{cursor[1]}\n: connected as {caller.name}\n\n"
@@ -110,7 +110,7 @@ class EventSource:
                     continue
                 quiet_since = time.monotonic()
                 cursor[index] = msg.metadata.sequence.stream
-                event = visible_event(caller, msg.data, plates)
+                event = visible_event(caller, msg.data, originals)
                 if event is not None:
                     name = STREAMS[index][2]
                     yield f"id: {cursor[0]}:{cursor[1]}\nevent: {name}\ndata: {json.dumps(event)}\n\n"
@@ -121,9 +121,10 @@ class EventSource:
                     await subscription.unsubscribe()
 
 
-def visible_event(caller: Principal, data: bytes, plates: bool = False) -> dict[str, Any] | None:
-    """The event as JSON if the caller's department may see it (None otherwise, or if malformed);
-    without ``plates``, an incident's licence plate left out."""
+def visible_event(caller: Principal, data: bytes, originals: bool = False) -> dict[str, Any] | None:
+    """The event as JSON if the caller's department may see it (None otherwise, or if malformed).
+    Without ``originals`` (a caller whose evidence is redacted) an incident's licence plate is left
+    out and its unredacted thumbnail emptied: the snapshot, redacted, is one request away."""
     try:
         event = json.loads(data)
     except ValueError:
@@ -131,8 +132,10 @@ def visible_event(caller: Principal, data: bytes, plates: bool = False) -> dict[
     if not isinstance(event, dict):
         return None
     visible_to = event.get("visible_to") or [event.get("department")]
-    if not plates:
+    if not originals:
         event.pop("plate", None)
+        if isinstance(event.get("snapshot"), dict):  # kept valid against the schema: empty, not gone
+            event["snapshot"]["thumbnail_jpeg_base64"] = ""
     return event if caller.may_see(visible_to) else None
 
 

@@ -356,7 +356,10 @@ class Analyzer:
             )
         pipeline = CameraPipeline(camera, self.tracker_config, self.detector, track_features, track_plates)
         pipeline.quality = monitor
-        buffer = FrameBuffer(camera.id, capacity=2, drop_oldest=self.realtime, ready=self._ready)
+        # Live: only the newest sampled frame waits, so a busy worker analyses the freshest picture and
+        # an alert is never late by a queue of stale frames. Flat out over a file: two, decoder blocked.
+        capacity = 1 if self.realtime else 2
+        buffer = FrameBuffer(camera.id, capacity=capacity, drop_oldest=self.realtime, ready=self._ready)
         source = CameraSource(
             camera,
             self.ingest_config,
