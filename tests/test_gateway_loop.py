@@ -204,9 +204,18 @@ def test_ops_get_their_cameras_current_frame_for_the_zone_editor(loop: Loop):
         first = frames[0]
         assert first.headers["content-type"] == "image/jpeg"
         assert decoded(first.content).shape[:2] == (480, 640)
+        assert first.headers["x-retina-redacted"].startswith("heads=")  # ops see the scene, redacted
         time.sleep(1.5)
         later = ops.get("/api/v1/cameras/lot/frame")
         assert later.status_code == 200 and later.content != first.content  # the latest frame, each time
+    store = AccountStore(loop.cluster.gateway_data_dir / "gateway.sqlite")
+    store.add_user("admin-um", "urban-management", ["admin"], "a long test password")
+    loop.tokens["admin-um"] = store.create_token("admin-um", 1)[0]
+    store.close()
+    with loop.client("admin-um") as admin:
+        original = admin.get("/api/v1/cameras/lot/frame")
+        assert original.status_code == 200 and "x-retina-redacted" not in original.headers
+        assert decoded(original.content).shape[:2] == (480, 640)
     assert loop.dispatcher.get("/api/v1/cameras/lot/frame").status_code == 403  # not ops
     with loop.client("ops-traffic") as outsider, loop.client(None) as anonymous:
         refused = outsider.get("/api/v1/cameras/lot/frame")  # urban-management's, not shared
@@ -219,7 +228,9 @@ def test_ops_get_their_cameras_current_frame_for_the_zone_editor(loop: Loop):
     store = AccountStore(loop.cluster.gateway_data_dir / "gateway.sqlite")
     viewed = [e for e in store.audit_entries(action="media.view") if e.details.get("kind") == "frame"]
     store.close()
-    assert [(e.actor, e.target) for e in viewed] == [("ops-um", "lot"), ("ops-um", "lot")]
+    seen = sorted((e.actor, e.target, e.details["original"]) for e in viewed)
+    assert seen == [("admin-um", "lot", True), ("ops-um", "lot", False), ("ops-um", "lot", False)]
+    assert all("heads" in e.details["redacted"] for e in viewed if not e.details["original"])
 
 
 @dataclass

@@ -24,6 +24,7 @@ from retina.services.core.config import CameraConfig
 from retina.services.core.convert import camera_to_proto
 from retina.services.gateway.auth import Principal, fetch_or_not_found, not_found, principal, require
 from retina.services.gateway.jsonify import to_json
+from retina.services.gateway.media import redacted_response, sees_originals
 from retina.services.gateway.verifier import capture
 from retina.v1 import common_pb2, registry_pb2
 
@@ -147,7 +148,14 @@ async def frame(request: Request, caller: Operator, camera_id: CameraId) -> Resp
     jpeg, why_not = await capture(request.app.state.backends, camera_id, "")
     if not jpeg:
         raise HTTPException(503, f"no frame of camera {camera_id!r} now: {why_not}")
-    request.app.state.accounts.audit(caller.name, caller.department, "media.view", camera_id, kind="frame")
+    if not sees_originals(request, caller):  # ops see the scene, not the passer-by (as evidence)
+        path = f"{camera_id}/frame.jpg"
+        return await redacted_response(
+            request, caller, jpeg, path, "frame", camera_id, cache=False, of=f"camera {camera_id}"
+        )
+    request.app.state.accounts.audit(
+        caller.name, caller.department, "media.view", camera_id, kind="frame", original=True
+    )
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})
 
 

@@ -117,15 +117,37 @@ async def redacted_media(
     async for chunk in call:
         data += chunk.data
     image = content_type.startswith("image/")
+    return await redacted_response(
+        request, caller, bytes(data), path, kind, incident_id, clip=not image, of=f"incident {incident_id}"
+    )
+
+
+async def redacted_response(
+    request: Request,
+    caller: Principal,
+    data: bytes,
+    path: str,
+    kind: str,
+    target: str,
+    *,
+    clip: bool = False,
+    cache: bool = True,
+    of: str,
+) -> Response:
+    """``data`` (a JPEG, or an MP4 ``clip``) with heads, faces and plates blurred, its view audited
+    on ``target`` as not original; 422 naming ``kind`` ``of`` what when it cannot be redacted.
+    ``cache`` False: a live frame, redacted each time and never kept."""
     blurrer = await asyncio.to_thread(redactor, request)  # the first call loads the detectors
-    redact = blurrer.redact if image else blurrer.redact_clip
     try:
-        result = await asyncio.to_thread(redact, path, bytes(data))
+        if clip:
+            result = await asyncio.to_thread(blurrer.redact_clip, path, data)
+        else:
+            result = await asyncio.to_thread(blurrer.redact, path, data, cache)
     except ValueError as exc:
-        raise HTTPException(422, f"{kind} of incident {incident_id} cannot be redacted: {exc}") from None
+        raise HTTPException(422, f"{kind} of {of} cannot be redacted: {exc}") from None
     request.app.state.accounts.audit(
-        caller.name, caller.department, "media.view", incident_id,
+        caller.name, caller.department, "media.view", target,
         kind=kind, file=path.rsplit("/", 1)[-1], original=False, redacted=blurrer.summary(result),
     )  # fmt: skip
     headers = {"Cache-Control": "private, no-store", **blurrer.headers(result)}
-    return Response(result.data, media_type="image/jpeg" if image else "video/mp4", headers=headers)
+    return Response(result.data, media_type="video/mp4" if clip else "image/jpeg", headers=headers)

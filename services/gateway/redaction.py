@@ -237,11 +237,12 @@ class Redactor:
         key = hashlib.sha256(f"{self.fingerprint}\0{stored_path}".encode()).hexdigest()
         return self.cache_dir / key[:2] / f"{key}.jpg"
 
-    def redact(self, stored_path: str, data: bytes) -> Redacted:
+    def redact(self, stored_path: str, data: bytes, cache: bool = True) -> Redacted:
         """The image ``data`` (stored at ``stored_path``) with heads, faces and plates blurred; from the
-        cache when it was made before. ValueError when it is not a decodable image."""
-        cached = self.cache_path(stored_path)
-        if (result := self._cached(cached)) is not None:
+        cache when it was made before (``cache`` False: a live frame, redacted each time and never
+        kept). ValueError when it is not a decodable image."""
+        cached = self.cache_path(stored_path) if cache else None
+        if cached is not None and (result := self._cached(cached)) is not None:
             return result
         started = time.perf_counter()
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
@@ -252,7 +253,8 @@ class Redactor:
         if not ok:
             raise ValueError(f"{stored_path}: could not encode the redacted image")
         result = Redacted(encoded.tobytes(), heads, faces, plates)
-        self._store(cached, result)
+        if cached is not None:
+            self._store(cached, result)
         self._done("image", stored_path, result, started)
         return result
 
