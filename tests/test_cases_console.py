@@ -115,3 +115,18 @@ def test_a_supervisor_assesses_the_department_and_drills_down_to_its_cases(city:
     tab.screenshot("assessment")
     page.select_option("#me select", "zh-CN")
     tab.assert_clean()
+
+
+def test_an_admin_sees_every_departments_figures_without_a_case_list_it_may_not_read(city: City, browser):
+    tab = login(city, browser, "city-admin", "#/admin")
+    page = tab.page
+    tab.go("#/assessment")
+    page.wait_for_selector("#assessment-rows tr[data-key]")
+    assert page.locator("#assessment-rows tr[data-key]").count() >= 2  # every department's row
+    assert page.locator("#assessment-rows tr[data-key] button").count() == 0  # nothing to drill into
+    assert page.locator("#assessment-no-drill").count() == 1
+    page.locator("#assessment-rows tr[data-key]").first.click()
+    page.wait_for_selector("#assessment-ai table")
+    assert page.locator("#assessment-cases tr").count() == 0
+    tab.screenshot("assessment-admin")
+    tab.assert_clean()  # no refused request, no console error

@@ -23,6 +23,7 @@ addMessages({
     "assess.ai.incidents": "事件数", "assess.ai.reviewed": "已复核", "assess.ai.confirmed": "确认",
     "assess.ai.false_alarms": "误报", "assess.ai.precision": "准确率",
     "assess.note": "按期结案率 = 按期结案数 /（应结案数 − 缓办数）；返工 = 核查未通过（事件被重新打开）或结案后复发。",
+    "assess.noDrill": "案卷清单仅对调度员和监督员开放：此处只显示统计。",
   },
   en: {
     "assess.title": "Assessment", "assess.by": "Group by",
@@ -37,6 +38,7 @@ addMessages({
     "assess.ai.incidents": "Incidents", "assess.ai.reviewed": "Reviewed", "assess.ai.confirmed": "Confirmed",
     "assess.ai.false_alarms": "False alarms", "assess.ai.precision": "Precision",
     "assess.note": "On-time rate = closed on time / (due − postponed); rework = failed verification (an incident reopened) or a recurrence after closing.",
+    "assess.noDrill": "Case lists are for dispatchers and supervisors: only the figures are shown here.",
   },
 });
 
@@ -67,7 +69,9 @@ function table(headings, rows) {
     el("table", {}, el("thead", {}, el("tr", {}, headings.map((h) => el("th", {}, h)))), el("tbody", {}, rows)));
 }
 
-export function render(view) {
+export function render(view, { session }) {
+  // Rows list their cases only for roles that may read cases (the server refuses the others).
+  const readsCases = ["dispatcher", "supervisor"].some((role) => session.roles.includes(role));
   const status = statusLine();
   const bySelect = el("select", { name: "by" }, BY.map((b) => el("option", { value: b }, t(`assess.by.${b}`))));
   const monthAgo = new Date(Date.now() - 30 * 86400 * 1000);
@@ -109,8 +113,12 @@ export function render(view) {
       if (!answer.rows.length) figures.append(el("p", { class: "muted" }, t("assess.empty")));
       else figures.append(table(
         ["key", "cases", "closed", "due", "postponed", "on_time", ...RATES].map((c) => t(`assess.col.${c}`)),
-        answer.rows.map((row) => el("tr", { class: "clickable", "data-key": row.key, onclick: () => showCases(by, row) },
-          el("td", {}, el("button", { type: "button", class: "link" }, row.key || t("assess.unassigned"))),
+        answer.rows.map((row) => el("tr", readsCases
+            ? { class: "clickable", "data-key": row.key, onclick: () => showCases(by, row) }
+            : { "data-key": row.key },
+          el("td", {}, readsCases
+            ? el("button", { type: "button", class: "link" }, row.key || t("assess.unassigned"))
+            : row.key || t("assess.unassigned")),
           [row.cases, row.closed, row.due, row.postponed, row.closed_on_time].map((n) => el("td", {}, String(n))),
           RATES.map((rate) => el("td", {}, percent(row[rate])))))));
       const ai = await api("GET", "/assessment/ai", { query: period() });
@@ -133,6 +141,8 @@ export function render(view) {
     el("label", {}, t("assess.until"), until), el("label", {}, t("assess.digits"), digits),
     el("button", { type: "submit", class: "primary" }, t("common.apply")));
   view.append(el("div", { class: "queue-head" }, el("h1", {}, t("assess.title"))), form, status,
-    el("p", { class: "muted small" }, t("assess.note")), figures, drill, accuracy);
+    el("p", { class: "muted small" }, t("assess.note")),
+    readsCases ? null : el("p", { class: "muted small", id: "assessment-no-drill" }, t("assess.noDrill")),
+    figures, drill, accuracy);
   load();
 }
