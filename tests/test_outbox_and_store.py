@@ -79,3 +79,35 @@ def test_dispatcher_closes_out(tmp_path: Path, store_database: str):
     )  # fmt: skip
     with pytest.raises(UnknownIncidentError):
         store.dispatch("nope", "close", "x", reason="resolved")
+
+
+def test_a_restarted_worker_resumes_nothing_its_own_outbox_already_ended(tmp_path: Path):
+    """kill -9 of a worker between an incident's end and its publishing: the scheduler, from the
+    store, still hands the incident back as open; the worker's outbox, reopened, knows better."""
+    from retina.algorithms.sdk import HandedOverIncident
+    from retina.services.worker.service import resumable
+
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    for msg_id, kind in [("ended:new:0", "new"), ("ended:end:1", "end"), ("moved-on:update:3", "update"),
+                         ("plated:plate:0", "media"), ("ended-later:end:4", "end"),
+                         ("sent-end:new:0", "new"), ("sent-end:end:1", "end")]:  # fmt: skip
+        outbox.append(msg_id, kind, "retina.incidents.x", b"{}")
+    for item in outbox.peek():  # published and acknowledged just before the kill: ids still known
+        if item.msg_id.startswith("sent-end:"):
+            outbox.remove(item.seq)
+    outbox.close()
+    reopened = Outbox(tmp_path / "outbox.sqlite")  # as the restarted worker opens it
+
+    def incident(incident_id: str, revision: int) -> HandedOverIncident:
+        return HandedOverIncident(
+            incident_id, "illegal_parking", "kerb", revision, 0.0, 1.0, (0, 0, 1, 1), 0.9, 3
+        )
+
+    resume = [incident("ended", 0), incident("moved-on", 1), incident("plated", 0), incident("elsewhere", 2),
+              incident("ended-later", 5), incident("sent-end", 0)]  # fmt: skip
+    kept = {i.incident_id: i.revision for i in resumable(reopened, "cam-1", resume)}
+    # its end waits, or was sent moments ago: stays ended; a later update waits: continue after it;
+    # nothing known: as handed over; an end older than what was handed over: resumed as handed over
+    assert kept == {"moved-on": 3, "plated": 0, "elsewhere": 2, "ended-later": 5}
+    assert resumable(reopened, "cam-1", []) == []
+    reopened.close()

@@ -126,6 +126,15 @@ def incident_msg_id(incident_id: str, event: str, revision: int) -> str:
     return f"{incident_id}:{event}:{revision}"
 
 
+def parse_incident_msg_id(msg_id: str) -> tuple[str, str, int] | None:
+    """(incident id, event, revision) of an incident event's message id; None for any other id."""
+    incident_id, _, rest = msg_id.partition(":")
+    event, _, revision = rest.partition(":")
+    if not incident_id or event not in ("new", "update", "end") or not revision.isdigit():
+        return None
+    return incident_id, event, int(revision)
+
+
 class IncidentMessage(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 

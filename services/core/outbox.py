@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from retina.services.core.bus import DUPLICATE_WINDOW_SECONDS
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -30,6 +32,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     size INTEGER NOT NULL,
     created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sent (
+    msg_id TEXT PRIMARY KEY,
+    sent_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sent_by_time ON sent (sent_at);
 CREATE TABLE IF NOT EXISTS parked (
     seq INTEGER PRIMARY KEY,
     msg_id TEXT NOT NULL,
@@ -42,6 +49,10 @@ CREATE TABLE IF NOT EXISTS parked (
     parked_at REAL NOT NULL
 )
 """
+
+
+# How long the ids of acknowledged messages are kept: the JetStream duplicate window of the streams.
+SENT_RETENTION_SECONDS = DUPLICATE_WINDOW_SECONDS
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,7 @@ class Outbox:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
         self._bytes = self._db.execute("SELECT COALESCE(SUM(size), 0) FROM outbox").fetchone()[0]
+        self._removed = 0
 
     def append(
         self,
@@ -103,13 +115,33 @@ class Outbox:
             ).fetchall()
         return [OutboxItem(*row) for row in rows]
 
+    def recent_ids(self) -> list[str]:
+        """The ids of the messages waiting, and of those acknowledged in the last
+        ``SENT_RETENTION_SECONDS`` (what this process, or the one before a restart, sent lately)."""
+        since = time.time() - SENT_RETENTION_SECONDS
+        with self._lock:
+            sent = self._db.execute("SELECT msg_id FROM sent WHERE sent_at >= ?", (since,)).fetchall()
+            waiting = self._db.execute("SELECT msg_id FROM outbox ORDER BY seq").fetchall()
+        return [row[0] for row in sent + waiting]
+
     def remove(self, seq: int) -> None:
-        """Forget a message JetStream has acknowledged."""
+        """Forget a message JetStream has acknowledged (its id is kept a while: :meth:`recent_ids`)."""
+        now = time.time()
         with self._lock:
             row = self._db.execute("SELECT size FROM outbox WHERE seq = ?", (seq,)).fetchone()
-            if row:
-                self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
-                self._bytes -= row[0]
+            if not row:
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT OR REPLACE INTO sent (msg_id, sent_at) SELECT msg_id, ? FROM outbox WHERE seq = ?",
+                (now, seq),
+            )
+            self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+            self._removed += 1
+            if self._removed % 256 == 0:
+                self._db.execute("DELETE FROM sent WHERE sent_at < ?", (now - SENT_RETENTION_SECONDS,))
+            self._db.execute("COMMIT")
+            self._bytes -= row[0]
 
     def park(self, seq: int, reason: str) -> None:
         """Move a message the server keeps rejecting out of the queue, keeping it (and why) on disk."""

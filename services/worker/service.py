@@ -11,6 +11,7 @@ one; track features have an outbox of their own so they never crowd incidents ou
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import socket
@@ -22,6 +23,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+from retina.algorithms.sdk import HandedOverIncident
 from retina.services.core import bus, service_auth
 from retina.services.core.config import CameraConfig, ConfigError, RetinaConfig, validate_camera
 from retina.services.core.convert import (
@@ -31,7 +33,7 @@ from retina.services.core.convert import (
     open_incident_to_proto,
 )
 from retina.services.core.features import FeatureRecord, make_family_embedders
-from retina.services.core.incident import draw_zone, encode_jpeg
+from retina.services.core.incident import draw_zone, encode_jpeg, parse_incident_msg_id
 from retina.services.core.metrics import serve_metrics
 from retina.services.core.outbox import Outbox
 from retina.services.core.quality import effective_quality, quality_subject
@@ -337,6 +339,34 @@ class Worker:
         log.info("worker stopped", extra={"outbox_pending": pending})
 
 
+def resumable(outbox: Outbox, camera_id: str, resume: list[HandedOverIncident]) -> list[HandedOverIncident]:
+    """``resume`` as the worker's ``outbox`` corrects it. Events it accepted before a restart (still
+    waiting, or published moments ago) can be newer than what the scheduler passed on, which came
+    from the store, or from a worker that took the camera from the store meanwhile: an incident
+    whose end is there stays ended, one with a later revision there continues after it, so no
+    ended incident comes back and no revision is used twice."""
+    if not resume:
+        return resume
+    waiting: dict[str, tuple[int, str]] = {}  # incident id -> its latest waiting (revision, event)
+    for msg_id in outbox.recent_ids():
+        parsed = parse_incident_msg_id(msg_id)
+        if parsed is not None and parsed[2] >= waiting.get(parsed[0], (-1, ""))[0]:
+            waiting[parsed[0]] = (parsed[2], parsed[1])
+    kept = []
+    for incident in resume:
+        revision, event = waiting.get(incident.incident_id, (-1, ""))
+        if revision < incident.revision:
+            kept.append(incident)
+        elif event == "end":
+            log.info(
+                "incident not resumed: the worker's outbox holds its end",
+                extra={"camera_id": camera_id, "incident_id": incident.incident_id},
+            )
+        else:
+            kept.append(dataclasses.replace(incident, revision=revision))
+    return kept
+
+
 class _WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
     """``retina.v1.WorkerService``, registered with ``add_guarded`` (services.core.validation)."""
 
@@ -359,6 +389,7 @@ class _WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         reference = reference_from_proto(request.reference) if request.HasField("reference") else None
         resume = [open_incident_from_proto(m, f"resume[{i}]") for i, m in enumerate(request.resume)]
+        resume = await asyncio.to_thread(resumable, self.worker.outbox, camera.id, resume)
         try:
             health_ = await asyncio.to_thread(
                 self.worker.lanes.assign, camera, request.device_id, resume, reference
