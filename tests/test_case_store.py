@@ -345,3 +345,18 @@ def test_a_store_at_0004_gains_cases(tmp_path: Path, store_database: str):
         assert [c.incident_count for c in store.cases.list()] == [1]
     finally:
         store.close()
+
+
+def test_a_repeated_report_with_the_same_key_is_the_first_case_for_15_minutes(store: IncidentStore):
+    report = store.cases.report
+    first = report("05-05", "traffic", "user:app", description="盲道", request_key="k1", now=1_000_000.0)
+    again = report("05-05", "traffic", "user:app", description="盲道", request_key="k1", now=1_000_600.0)
+    assert again.id == first.id  # a retry ten minutes later
+    other_key = report("05-05", "traffic", "user:app", request_key="k2", now=1_000_600.0)
+    other_actor = report("05-05", "traffic", "user:city-app", request_key="k1", now=1_000_600.0)
+    later = report("05-05", "traffic", "user:app", request_key="k1", now=1_000_000.0 + 16 * 60)
+    unkeyed = [report("05-05", "traffic", "user:app", now=1_000_000.0) for _ in range(2)]
+    ids = {first.id, other_key.id, other_actor.id, later.id, *(c.id for c in unkeyed)}
+    assert len(ids) == 6  # another key, another reporter, past the window, no key: each its own case
+    history = store.cases.history(first.id)
+    assert [entry.action for entry in history].count("open") == 1  # the retry added nothing

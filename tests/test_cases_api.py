@@ -570,3 +570,25 @@ def test_an_external_system_posts_a_problem_and_it_becomes_a_routed_case(city: C
     assert case["history"][0]["details"]["description"] == "车辆占用盲道"
     bad = open311(city, "POST", "/requests.json", data={**form, "service_code": "99-99"})
     assert bad.status_code == 400 and bad.json()[0]["code"] == 400
+
+
+def test_an_external_systems_retry_is_the_same_case_not_a_second_one(city: City):
+    form = {"api_key": city.tokens["parks-both"], "service_code": "05-05", "lat": "30.6", "long": "114.2",
+            "description": "路灯不亮，重发测试"}  # fmt: skip
+
+    def post(data: dict, **headers: str) -> str:
+        answer = open311(city, "POST", "/requests.json", data=data, headers=headers)
+        assert answer.status_code == 200, answer.text
+        return answer.json()[0]["service_request_id"]
+
+    first = post(form)
+    assert post(form) == first  # the client timed out and sent it again
+    assert post({**form, "description": "另一处路灯不亮"}) != first  # another problem
+    keyed = post({**form, "description": "门口积水"}, **{"Idempotency-Key": "report-7"})
+    assert post({**form, "description": "门口积水（重发）"}, **{"Idempotency-Key": "report-7"}) == keyed
+    # the same form from another department's key is its own case: a retry never crosses departments
+    other = post({**form, "api_key": city.tokens["um-dispatcher"]})  # (05-05 is routed to traffic)
+    assert other != first
+    assert city.call("um-dispatcher", "GET", f"/api/v1/cases/{first}").status_code == 404
+    cases = [c["id"] for c in city.ok("parks-both", "GET", "/api/v1/cases", params={"limit": 1000})["cases"]]
+    assert cases.count(first) == 1 and other not in cases

@@ -12,7 +12,9 @@ and push problems in (https://wiki.open311.org/GeoReport_v2; JSON only: the ``.j
   department;
 * ``POST /open311/v2/requests.json`` (form-encoded: ``api_key``, ``service_code``, ``lat``/``long`` or
   ``address_string``, ``description``, ``media_url``) — opens a case (source ``open311``), routed like
-  any case; answers ``[{"service_request_id": …}]``.
+  any case; answers ``[{"service_request_id": …}]``. A retry is not a second case: the same key
+  posting the same form again (or with the same ``Idempotency-Key`` header) within 15 minutes gets
+  the first one's ``service_request_id``.
 
 ``api_key`` is a gateway API token (``retina tokens create``): the caller acts as its user — reading
 needs the dispatcher or supervisor role, posting the dispatcher role; a request id outside the
@@ -22,6 +24,7 @@ user's department answers 404 as an unknown one. Errors are GeoReport error arra
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -223,10 +226,14 @@ async def post_request(
             raise Open311Error(400, "service_code is required")
         if (lat is None or long is None) and not address_string:
             raise Open311Error(400, "give lat and long, or address_string")
+        # A client's retry (same key, or the same form without one) within 15 minutes is the same case.
+        sent = (service_code, lat, long, address_string, address_id, description, media_url)
+        key = request.headers.get("idempotency-key", "")[:256]
+        key = key or hashlib.sha256(repr(sent).encode()).hexdigest()
         report = incidents_pb2.ReportCaseRequest(
             category_code=service_code, department=caller.department, actor=f"user:{caller.name}",
             description=description, address=address_string, grid_code=address_id, source="open311",
-            media_url=media_url,
+            media_url=media_url, request_key=key,
         )  # fmt: skip
         if lat is not None and long is not None:
             report.lat, report.lon = lat, long

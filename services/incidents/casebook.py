@@ -220,6 +220,15 @@ class CaseHistoryItem:
     details: dict[str, Any]
 
 
+REPORT_REPEAT_SECONDS = 15 * 60  # a report repeated with the same key within this is the same case
+_REPORT_IDS = uuid.uuid5(uuid.NAMESPACE_URL, "retina:case-report")
+
+
+def _report_id(source: str, actor: str, request_key: str, window: int) -> str:
+    """The case id of a keyed report in its 15-minute window: the same for a repeat of it."""
+    return str(uuid.uuid5(_REPORT_IDS, f"{source}\0{actor}\0{request_key}\0{window}"))
+
+
 class CaseBook:
     """The cases of one incident store (same database, same writer lock)."""
 
@@ -450,12 +459,15 @@ class CaseBook:
         lon: float | None = None,
         source: str = "open311",
         media_url: str = "",
+        request_key: str = "",
         now: float | None = None,
     ) -> Any:
         """Open a case for a problem another city system reports (no camera saw it), and return it
         (a StoredCase). It is routed like any case (by ``grid_code`` if given, then by subcategory,
-        else to the reporter's department, which also sees it). Raises ValueError for a code the
-        category table lacks."""
+        else to the reporter's department, which also sees it). With a ``request_key``, the same
+        ``actor`` and ``source`` reporting with the same key within ``REPORT_REPEAT_SECONDS`` of the
+        first report get its case back instead of a new one (a client's retry). Raises ValueError
+        for a code the category table lacks."""
         category = self.config.category(code)
         if category is None:
             raise ValueError(f"{code!r} is not a code of the category table")
@@ -502,6 +514,14 @@ class CaseBook:
         if media_url:
             details["media_url"] = media_url
         with self._lock, write_transaction(self._engine) as connection:
+            if request_key:  # the id is the key's: a repeat within the window finds the first case
+                window = math.floor(now / REPORT_REPEAT_SECONDS)
+                ids = [_report_id(source, actor, request_key, w) for w in (window, window - 1)]
+                for known in ids:
+                    row = connection.execute(select(cases).where(cases.c.id == known)).first()
+                    if row is not None and row.opened_at >= now - REPORT_REPEAT_SECONDS:
+                        return self._view(row, now)
+                values["id"] = ids[0]
             connection.execute(insert(cases).values(**values))
             self._record(connection, values, "open", actor, description[:4096], now, details)
             row = connection.execute(select(cases).where(cases.c.id == values["id"])).one()

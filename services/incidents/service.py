@@ -503,6 +503,7 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
         check_text(request.grid_code, "grid_code", max_length=MAX_GRID_PREFIX_LENGTH)
         check_text(request.source, "source", max_length=MAX_ALGORITHM_LENGTH)
         check_text(request.media_url, "media_url", max_length=MAX_MEDIA_PATH_LENGTH)
+        check_text(request.request_key, "request_key", max_length=MAX_NOTE_LENGTH)
         lat = request.lat if request.HasField("lat") else None
         lon = request.lon if request.HasField("lon") else None
         if (lat is None) != (lon is None) or (
@@ -514,6 +515,7 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
                 self.store.cases.report, request.category_code, request.department, request.actor,
                 description=request.description, address=request.address, grid_code=request.grid_code,
                 lat=lat, lon=lon, source=request.source or "open311", media_url=request.media_url,
+                request_key=request.request_key,
             )  # fmt: skip
         except ValueError as exc:
             raise InvalidArgument("category_code", str(exc)) from None

@@ -473,7 +473,7 @@ class Assessment(_message.Message):
     def __init__(self, rows: _Optional[_Iterable[_Union[AssessmentRow, _Mapping]]] = ..., accuracy: _Optional[_Iterable[_Union[AccuracyRow, _Mapping]]] = ...) -> None: ...
 
 class ReportCaseRequest(_message.Message):
-    __slots__ = ("category_code", "department", "actor", "description", "address", "grid_code", "lat", "lon", "source", "media_url")
+    __slots__ = ("category_code", "department", "actor", "description", "address", "grid_code", "lat", "lon", "source", "media_url", "request_key")
     CATEGORY_CODE_FIELD_NUMBER: _ClassVar[int]
     DEPARTMENT_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
@@ -484,6 +484,7 @@ class ReportCaseRequest(_message.Message):
     LON_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     MEDIA_URL_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_KEY_FIELD_NUMBER: _ClassVar[int]
     category_code: str
     department: str
     actor: str
@@ -494,4 +495,5 @@ class ReportCaseRequest(_message.Message):
     lon: float
     source: str
     media_url: str
-    def __init__(self, category_code: _Optional[str] = ..., department: _Optional[str] = ..., actor: _Optional[str] = ..., description: _Optional[str] = ..., address: _Optional[str] = ..., grid_code: _Optional[str] = ..., lat: _Optional[float] = ..., lon: _Optional[float] = ..., source: _Optional[str] = ..., media_url: _Optional[str] = ...) -> None: ...
+    request_key: str
+    def __init__(self, category_code: _Optional[str] = ..., department: _Optional[str] = ..., actor: _Optional[str] = ..., description: _Optional[str] = ..., address: _Optional[str] = ..., grid_code: _Optional[str] = ..., lat: _Optional[float] = ..., lon: _Optional[float] = ..., source: _Optional[str] = ..., media_url: _Optional[str] = ..., request_key: _Optional[str] = ...) -> None: ...
