@@ -29,7 +29,7 @@ where the time goes: frame -> the worker's outbox (analysis, from the worker's `
 line) against the rest (publishing to JetStream, the store's consumer). Usage:
 
     python benchmarks/alert_latency.py --video ../shared/videos/intersection.mp4 \\
-        --model ../shared/models/yolo11n_coco_int8_320.onnx --cameras 30
+        --model ../shared/models/yolo11n_coco_int8_320.onnx --cameras 30 --still 20
 """
 
 from __future__ import annotations

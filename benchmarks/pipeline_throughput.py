@@ -20,6 +20,13 @@ Usage:
     python benchmarks/pipeline_throughput.py --video ../shared/videos/intersection.mp4 \
         --model ../shared/models/yolov8n_coco_int8.onnx [--smoke]
 
+``--mix`` replaces the burst tables with a camera mix (``still:<clip>`` is the clip's mostly still
+street, :mod:`still_street`): the naive loop, retina with the motion gate off and on, and the cost
+of decoding every frame, per model:
+
+    python benchmarks/pipeline_throughput.py --mix still:intersection.mp4:20,intersection.mp4:10 \
+        --videos ../shared/videos --model ../shared/models/yolo11n_coco_int8_320.onnx
+
 ``--smoke`` runs 2 cameras for 2 video-seconds each: it checks the benchmark works, its figures
 mean little.
 """
