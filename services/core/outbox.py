@@ -12,9 +12,11 @@ features (``feature``) are refused first (a later update or the end event carrie
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,34 +133,44 @@ class Outbox:
             row = self._db.execute("SELECT size FROM outbox WHERE seq = ?", (seq,)).fetchone()
             if not row:
                 return
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(
-                "INSERT OR REPLACE INTO sent (msg_id, sent_at) SELECT msg_id, ? FROM outbox WHERE seq = ?",
-                (now, seq),
-            )
-            self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
-            self._removed += 1
-            if self._removed % 256 == 0:
-                self._db.execute("DELETE FROM sent WHERE sent_at < ?", (now - SENT_RETENTION_SECONDS,))
-            self._db.execute("COMMIT")
+            with self._transaction():
+                self._db.execute(
+                    "INSERT OR REPLACE INTO sent (msg_id, sent_at)"
+                    " SELECT msg_id, ? FROM outbox WHERE seq = ?",
+                    (now, seq),
+                )
+                self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+                self._removed += 1
+                if self._removed % 256 == 0:
+                    self._db.execute("DELETE FROM sent WHERE sent_at < ?", (now - SENT_RETENTION_SECONDS,))
             self._bytes -= row[0]
 
     def park(self, seq: int, reason: str) -> None:
         """Move a message the server keeps rejecting out of the queue, keeping it (and why) on disk."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(
-                "INSERT OR REPLACE INTO parked"
-                " (seq, msg_id, kind, subject, payload, media_name, media, reason, parked_at)"
-                " SELECT seq, msg_id, kind, subject, payload, media_name, media, ?, ?"
-                " FROM outbox WHERE seq = ?",
-                (reason, time.time(), seq),
-            )
-            row = self._db.execute("SELECT size FROM outbox WHERE seq = ?", (seq,)).fetchone()
-            self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
-            self._db.execute("COMMIT")
+            with self._transaction():
+                self._db.execute(
+                    "INSERT OR REPLACE INTO parked"
+                    " (seq, msg_id, kind, subject, payload, media_name, media, reason, parked_at)"
+                    " SELECT seq, msg_id, kind, subject, payload, media_name, media, ?, ?"
+                    " FROM outbox WHERE seq = ?",
+                    (reason, time.time(), seq),
+                )
+                row = self._db.execute("SELECT size FROM outbox WHERE seq = ?", (seq,)).fetchone()
+                self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
             if row:
                 self._bytes -= row[0]
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction (under ``_lock``): committed, or rolled back on any error."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def parked(self) -> list[tuple[str, str]]:
         """Parked messages: (msg_id, reason)."""
