@@ -285,7 +285,7 @@ def main() -> None:
     files = args.cameras - args.rtsp
     if not 0 <= args.rtsp <= args.cameras or args.cameras < 1 or args.burst_cameras < 1:
         parser.error("need 1 <= --cameras, 0 <= --rtsp <= --cameras and 1 <= --burst-cameras")
-    if not 0 <= args.still < files:
+    if args.still and not 0 < args.still < files:
         parser.error("--still: 0 up to the file cameras less one (the baseline watches the real clip)")
 
     work = Path(tempfile.mkdtemp(prefix="retina-latency-"))

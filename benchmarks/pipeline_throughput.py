@@ -315,7 +315,8 @@ def naive_mix(mix: list[tuple[Path, int]], model: Path, seconds: float) -> tuple
 def decode_ms(mix: list[tuple[Path, int]], seconds: float, analysis_fps: float) -> float:
     """CPU milliseconds to decode one camera-second of the mix, as a worker decodes it (FFmpeg's
     threads, non-reference frames skipped where the worker skips them), converting nothing: the
-    part of the work that decoding every frame costs whatever samples them."""
+    part of the work that decoding every frame costs whatever samples them. Video time is read from
+    the frames' timestamps, so skipped frames still count as the video they cover."""
     ingest = parse_config({"cameras": []}).config.ingest
     total = 0.0
     for video, count in mix:
@@ -324,13 +325,17 @@ def decode_ms(mix: list[tuple[Path, int]], seconds: float, analysis_fps: float) 
             stream.thread_type = "AUTO"
             if skips_nonref_frames(ingest, analysis_fps, stream):
                 stream.codec_context.skip_frame = "NONREF"
-            rate = float(stream.average_rate or 25)
-            started, frames = time.process_time(), 0
-            for _ in container.decode(stream):
-                frames += 1
-                if frames >= seconds * rate:
+            interval = 1.0 / float(stream.average_rate or 25)
+            started, first, last = time.process_time(), None, None
+            for frame in container.decode(stream):
+                if frame.time is None:
+                    continue
+                first = frame.time if first is None else first
+                last = frame.time
+                if last - first >= seconds:
                     break
-            total += count * (time.process_time() - started) / (frames / rate)
+            cpu = time.process_time() - started
+        total += count * cpu / ((last - first) + interval if first is not None else interval)
     return total / sum(count for _, count in mix) * 1000
 
 

@@ -87,7 +87,7 @@ def test_a_restarted_worker_resumes_nothing_its_own_outbox_already_ended(tmp_pat
     from retina.algorithms.sdk import HandedOverIncident
     from retina.services.worker.service import resumable
 
-    outbox = Outbox(tmp_path / "outbox.sqlite")
+    outbox = Outbox(tmp_path / "outbox.sqlite", remember_sent=True)  # as the worker's incident outbox
     for msg_id, kind in [("ended:new:0", "new"), ("ended:end:1", "end"), ("moved-on:update:3", "update"),
                          ("plated:plate:0", "media"), ("ended-later:end:4", "end"),
                          ("sent-end:new:0", "new"), ("sent-end:end:1", "end")]:  # fmt: skip
@@ -96,7 +96,7 @@ def test_a_restarted_worker_resumes_nothing_its_own_outbox_already_ended(tmp_pat
         if item.msg_id.startswith("sent-end:"):
             outbox.remove(item.seq)
     outbox.close()
-    reopened = Outbox(tmp_path / "outbox.sqlite")  # as the restarted worker opens it
+    reopened = Outbox(tmp_path / "outbox.sqlite", remember_sent=True)  # as the restarted worker opens it
 
     def incident(incident_id: str, revision: int) -> HandedOverIncident:
         return HandedOverIncident(

@@ -71,7 +71,7 @@ class OutboxItem:
 class Outbox:
     """Thread-safe, bounded, durable FIFO of messages waiting for a JetStream acknowledgement."""
 
-    def __init__(self, path: str | Path, max_bytes: int = 512 * 1024 * 1024):
+    def __init__(self, path: str | Path, max_bytes: int = 512 * 1024 * 1024, remember_sent: bool = False):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
@@ -82,6 +82,7 @@ class Outbox:
         self._db.executescript(_SCHEMA)
         self._bytes = self._db.execute("SELECT COALESCE(SUM(size), 0) FROM outbox").fetchone()[0]
         self._removed = 0
+        self.remember_sent = remember_sent  # keep acknowledged ids a while (:meth:`recent_ids`)
 
     def append(
         self,
@@ -118,8 +119,9 @@ class Outbox:
         return [OutboxItem(*row) for row in rows]
 
     def recent_ids(self) -> list[str]:
-        """The ids of the messages waiting, and of those acknowledged in the last
-        ``SENT_RETENTION_SECONDS`` (what this process, or the one before a restart, sent lately)."""
+        """The ids of the messages waiting, and (with ``remember_sent``) of those acknowledged in the
+        last ``SENT_RETENTION_SECONDS``: what this process, or the one before a restart, sent lately.
+        A consumer that lags JetStream by more than that has not seen ids this no longer lists."""
         since = time.time() - SENT_RETENTION_SECONDS
         with self._lock:
             sent = self._db.execute("SELECT msg_id FROM sent WHERE sent_at >= ?", (since,)).fetchall()
@@ -127,18 +129,20 @@ class Outbox:
         return [row[0] for row in sent + waiting]
 
     def remove(self, seq: int) -> None:
-        """Forget a message JetStream has acknowledged (its id is kept a while: :meth:`recent_ids`)."""
+        """Forget a message JetStream has acknowledged (with ``remember_sent``, its id is kept a while:
+        :meth:`recent_ids`)."""
         now = time.time()
         with self._lock:
             row = self._db.execute("SELECT size FROM outbox WHERE seq = ?", (seq,)).fetchone()
             if not row:
                 return
             with self._transaction():
-                self._db.execute(
-                    "INSERT OR REPLACE INTO sent (msg_id, sent_at)"
-                    " SELECT msg_id, ? FROM outbox WHERE seq = ?",
-                    (now, seq),
-                )
+                if self.remember_sent:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO sent (msg_id, sent_at)"
+                        " SELECT msg_id, ? FROM outbox WHERE seq = ?",
+                        (now, seq),
+                    )
                 self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
                 self._removed += 1
                 if self._removed % 256 == 0:
@@ -167,10 +171,11 @@ class Outbox:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # SQLite may have rolled back already (disk full, I/O error)
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
 
     def parked(self) -> list[tuple[str, str]]:
         """Parked messages: (msg_id, reason)."""

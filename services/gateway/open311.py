@@ -13,8 +13,7 @@ and push problems in (https://wiki.open311.org/GeoReport_v2; JSON only: the ``.j
 * ``POST /open311/v2/requests.json`` (form-encoded: ``api_key``, ``service_code``, ``lat``/``long`` or
   ``address_string``, ``description``, ``media_url``) — opens a case (source ``open311``), routed like
   any case; answers ``[{"service_request_id": …}]``. A retry is not a second case: the same key
-  posting the same form again (or with the same ``Idempotency-Key`` header) within 15 minutes gets
-  the first one's ``service_request_id``.
+  posting the same form again within 15 minutes gets the first one's ``service_request_id``.
 
 ``api_key`` is a gateway API token (``retina tokens create``): the caller acts as its user — reading
 needs the dispatcher or supervisor role, posting the dispatcher role; a request id outside the
@@ -226,10 +225,9 @@ async def post_request(
             raise Open311Error(400, "service_code is required")
         if (lat is None or long is None) and not address_string:
             raise Open311Error(400, "give lat and long, or address_string")
-        # A client's retry (same key, or the same form without one) within 15 minutes is the same case.
+        # A client's retry (the same key posting the same form) within 15 minutes is the same case.
         sent = (service_code, lat, long, address_string, address_id, description, media_url)
-        key = request.headers.get("idempotency-key", "")[:256]
-        key = key or hashlib.sha256(repr(sent).encode()).hexdigest()
+        key = hashlib.sha256(repr(sent).encode()).hexdigest()
         report = incidents_pb2.ReportCaseRequest(
             category_code=service_code, department=caller.department, actor=f"user:{caller.name}",
             description=description, address=address_string, grid_code=address_id, source="open311",

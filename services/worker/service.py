@@ -129,7 +129,7 @@ class Worker:
         self.config = config
         self.worker_id = worker_id or socket.gethostname()
         self.data_dir = data_dir
-        self.outbox = Outbox(data_dir / f"outbox-{self.worker_id}.sqlite")
+        self.outbox = Outbox(data_dir / f"outbox-{self.worker_id}.sqlite", remember_sent=True)  # resumable
         self.incidents = OutboxPublisher(self.outbox, "incidents")
         self.features: FeatureExtractor | None = None
         self.feature_publisher: OutboxPublisher | None = None
@@ -343,8 +343,9 @@ def resumable(outbox: Outbox, camera_id: str, resume: list[HandedOverIncident]) 
     """``resume`` as the worker's ``outbox`` corrects it. Events it accepted before a restart (still
     waiting, or published moments ago) can be newer than what the scheduler passed on, which came
     from the store, or from a worker that took the camera from the store meanwhile: an incident
-    whose end is there stays ended, one with a later revision there continues after it, so no
-    ended incident comes back and no revision is used twice."""
+    whose end is there stays ended, one with a later revision there continues after it (only the
+    revision is taken; its box and times are the store's), so no ended incident comes back and no
+    revision is used twice. Acknowledged ids are kept for 15 minutes (``Outbox.recent_ids``)."""
     if not resume:
         return resume
     waiting: dict[str, tuple[int, str]] = {}  # incident id -> its latest waiting (revision, event)
